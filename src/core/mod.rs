@@ -1,0 +1,11 @@
+//! The Kubernetes-free, HTTP-free core: the desired-state model, the product rules, and the planner.
+//! Nothing here performs IO; everything is a value that tests can build and compare.
+
+pub mod diff;
+pub mod model;
+pub mod operation;
+pub mod plan;
+pub mod policy;
+pub mod resolved;
+pub mod settings;
+pub mod validate;

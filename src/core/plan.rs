@@ -1,0 +1,571 @@
+//! The planner: desired state + observed state → a `Plan`. Pure: no IO, so every decision is a value
+//! tests can assert on. The CLI's `plan`/`apply` and the controller all run this one function.
+//!
+//! For each object it compares a *view* (the fields entente manages, in canonical form) of what the
+//! manifests ask for with the same view of what the directory holds. The view last applied is kept in
+//! the ownership record, which tells an edit of the manifests (apply it) from drift in the directory
+//! (correct it, or only report it when the tenant's drift policy says so).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use super::diff::{FieldChange, diff};
+use super::model::*;
+use super::operation::{GuestPatch, InvitationRequest, Operation};
+use super::policy::{Home, Refusal, TenantPolicy, check_invitation, email_domain};
+use super::resolved::{ResolvedAccess, ResolvedCollaboration};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Delete managed objects that are no longer in the manifests (honouring `deletionPolicy`).
+    pub prune: bool,
+}
+
+/// What a directory holds for each desired tenant, by tenant id: `Ok(None)` when the tenant does
+/// not exist there yet, `Err` with the reason when it could not be read.
+pub type Observed = BTreeMap<String, Result<Option<TenantSnapshot>, String>>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+    Unchanged,
+    /// The object already exists in the directory; entente records ownership, nothing else changes.
+    Adopt,
+    /// Removed from the manifests with `deletionPolicy: Retain`: left in place, ownership dropped.
+    Retain,
+    /// A rule refuses it (an invitation the tenant's settings do not allow); nothing is written.
+    Refused,
+    /// The directory differs from the manifests by a change made outside entente, and the tenant's
+    /// drift policy is `report`: shown, not corrected.
+    Drift,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+            Action::Unchanged => "unchanged",
+            Action::Adopt => "adopt",
+            Action::Retain => "retain",
+            Action::Refused => "refused",
+            Action::Drift => "drift",
+        }
+    }
+    /// Whether applying this change writes to the directory.
+    pub fn writes(self) -> bool {
+        matches!(self, Action::Create | Action::Update | Action::Delete | Action::Adopt | Action::Retain)
+    }
+}
+
+/// What the plan does to one object.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    pub object: ObjectRef,
+    pub tenant_id: String,
+    pub action: Action,
+    /// The difference was made outside entente (drift), not by editing the manifests.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub drift: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diff: Vec<FieldChange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<Refusal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The writes, in order. Empty unless `action.writes()`.
+    #[serde(skip)]
+    pub ops: Vec<Operation>,
+}
+
+/// An object that could not be planned, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlanError {
+    pub object: ObjectRef,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Plan {
+    pub changes: Vec<Change>,
+    pub errors: Vec<PlanError>,
+    /// Things worth knowing that are not changes (e.g. pruning skipped).
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub delete: usize,
+    pub unchanged: usize,
+    pub adopt: usize,
+    pub retain: usize,
+    pub refused: usize,
+    pub drift: usize,
+    pub errors: usize,
+}
+
+impl Plan {
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary { errors: self.errors.len(), ..Default::default() };
+        for c in &self.changes {
+            *match c.action {
+                Action::Create => &mut s.create,
+                Action::Update => &mut s.update,
+                Action::Delete => &mut s.delete,
+                Action::Unchanged => &mut s.unchanged,
+                Action::Adopt => &mut s.adopt,
+                Action::Retain => &mut s.retain,
+                Action::Refused => &mut s.refused,
+                Action::Drift => &mut s.drift,
+            } += 1;
+        }
+        s
+    }
+    /// Whether applying the plan would write anything.
+    pub fn has_writes(&self) -> bool {
+        self.changes.iter().any(|c| c.action.writes())
+    }
+}
+
+/// Builds the plan. Objects of tenants that could not be read become errors; with any error, no
+/// deletion is computed (a partial view must never delete).
+pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -> Plan {
+    let mut out = Plan::default();
+    let policies = desired_policies(desired, observed);
+    let mut prunable = Vec::new();
+
+    for tenant in &desired.tenants {
+        let snapshot = match observed.get(&tenant.identity.tenant_id) {
+            Some(Ok(Some(s))) => s.clone(),
+            Some(Ok(None)) => {
+                out.changes.push(create_tenant(tenant));
+                empty_snapshot(tenant)
+            }
+            Some(Err(e)) => {
+                tenant_unreadable(tenant, e, &mut out);
+                continue;
+            }
+            None => {
+                tenant_unreadable(tenant, "the directory was not read for this tenant", &mut out);
+                continue;
+            }
+        };
+        let ctx = TenantContext::new(tenant, &snapshot);
+        if observed.get(&tenant.identity.tenant_id).is_some_and(|o| matches!(o, Ok(Some(_)))) {
+            out.changes.push(ctx.tenant_change());
+        }
+        for p in &tenant.partners {
+            out.changes.push(ctx.partner_change(p));
+        }
+        for inv in &tenant.invitations {
+            out.changes.push(ctx.invitation_change(inv, &policies));
+        }
+        prunable.push((tenant, snapshot));
+    }
+
+    let orphans: Vec<(String, ManagedRecord, &TenantSnapshot)> = prunable
+        .iter()
+        .flat_map(|(tenant, snapshot)| {
+            let wanted = desired_keys(tenant);
+            snapshot
+                .managed
+                .iter()
+                .filter(move |r| r.kind != Kind::Tenant && !wanted.contains(&(r.kind, r.key.clone())))
+                .map(move |r| (tenant.identity.tenant_id.clone(), r.clone(), snapshot))
+        })
+        .collect();
+    if !orphans.is_empty() {
+        if !options.prune {
+            out.notes.push(format!(
+                "{} managed object(s) are no longer in the manifests and are kept; `--prune` would delete them: {}",
+                orphans.len(),
+                orphans.iter().map(|(_, r, _)| r.object.to_string()).collect::<Vec<_>>().join(", ")
+            ));
+        } else if !out.errors.is_empty() {
+            out.notes.push(format!(
+                "pruning skipped: {} object(s) failed to plan, and a partial view never deletes",
+                out.errors.len()
+            ));
+        } else {
+            out.changes.extend(orphans.iter().map(|(tid, r, s)| prune_change(tid, r, s)));
+        }
+    }
+    out
+}
+
+fn tenant_unreadable(tenant: &DesiredTenant, why: &str, out: &mut Plan) {
+    let message = format!("cannot read tenant {} from the directory: {why}", tenant.identity.tenant_id);
+    let objects = std::iter::once(&tenant.object)
+        .chain(tenant.partners.iter().map(|p| &p.object))
+        .chain(tenant.invitations.iter().map(|i| &i.object));
+    out.errors.extend(objects.map(|o| PlanError { object: o.clone(), message: message.clone() }));
+}
+
+fn desired_keys(tenant: &DesiredTenant) -> BTreeSet<(Kind, String)> {
+    let partners = tenant.partners.iter().map(|p| (Kind::CrossTenantAccessPolicy, p.partner_tenant_id.clone()));
+    let invitations = tenant.invitations.iter().map(|i| (Kind::GuestInvitation, i.key()));
+    partners.chain(invitations).collect()
+}
+
+/// What every desired tenant's settings will be once the plan is applied: used to predict refusals.
+fn desired_policies(desired: &DesiredState, observed: &Observed) -> Vec<TenantPolicy> {
+    desired
+        .tenants
+        .iter()
+        .map(|t| {
+            let mut partners: BTreeMap<String, _> = match observed.get(&t.identity.tenant_id) {
+                Some(Ok(Some(s))) => s.partners.iter().map(|p| (p.tenant_id.clone(), p.settings.clone())).collect(),
+                _ => BTreeMap::new(),
+            };
+            partners.extend(t.partners.iter().map(|p| (p.partner_tenant_id.clone(), p.settings.clone())));
+            TenantPolicy {
+                identity: t.identity.clone(),
+                collaboration: t.external_collaboration.clone(),
+                default_access: t.default_access.clone(),
+                partners,
+            }
+        })
+        .collect()
+}
+
+fn empty_snapshot(tenant: &DesiredTenant) -> TenantSnapshot {
+    TenantSnapshot {
+        identity: tenant.identity.clone(),
+        external_collaboration: ResolvedCollaboration::default(),
+        default_access: ResolvedAccess::system_default(),
+        groups: vec![],
+        partners: vec![],
+        guests: vec![],
+        managed: vec![],
+    }
+}
+
+fn create_tenant(tenant: &DesiredTenant) -> Change {
+    let view = tenant_view(&tenant.external_collaboration, &tenant.default_access, tenant.groups.iter().cloned().collect());
+    let mut ops = vec![
+        Operation::CreateTenant { identity: tenant.identity.clone() },
+        Operation::ConfigureTenant {
+            external_collaboration: tenant.external_collaboration.clone(),
+            default_access: tenant.default_access.clone(),
+        },
+    ];
+    if !tenant.groups.is_empty() {
+        ops.push(Operation::EnsureGroups { display_names: tenant.groups.iter().cloned().collect() });
+    }
+    ops.push(record_op(Kind::Tenant, &tenant.identity.tenant_id, &tenant.object, None, DeletionPolicy::Retain, &view));
+    let defaults = tenant_view(&ResolvedCollaboration::default(), &ResolvedAccess::system_default(), vec![]);
+    Change {
+        object: tenant.object.clone(),
+        tenant_id: tenant.identity.tenant_id.clone(),
+        action: Action::Create,
+        drift: false,
+        diff: diff(&defaults, &view),
+        refusal: None,
+        note: None,
+        ops,
+    }
+}
+
+fn record_op(kind: Kind, key: &str, object: &ObjectRef, external_id: Option<String>, deletion_policy: DeletionPolicy, view: &Value) -> Operation {
+    Operation::Record {
+        record: ManagedRecord {
+            kind,
+            key: key.to_string(),
+            object: object.clone(),
+            external_id,
+            deletion_policy,
+            applied: view.to_string(),
+        },
+    }
+}
+
+fn tenant_view(collab: &ResolvedCollaboration, access: &ResolvedAccess, groups: Vec<String>) -> Value {
+    json!({ "externalCollaboration": collab, "crossTenantAccessDefault": access, "groups": groups })
+}
+
+fn partner_view(default: &ResolvedAccess, p: &PartnerConfiguration, deletion_policy: Option<DeletionPolicy>) -> Value {
+    let effective = default.overlay(&p.settings);
+    let mut view: Map<String, Value> = match serde_json::to_value(&effective) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    let sync = p.identity_synchronization.as_ref().is_some_and(|s| s.user_sync_inbound.is_sync_allowed);
+    view.insert("identitySynchronization".into(), json!({ "userSyncInbound": { "isSyncAllowed": sync } }));
+    if let Some(dp) = deletion_policy {
+        view.insert("deletionPolicy".into(), json!(dp));
+    }
+    Value::Object(view)
+}
+
+/// Shared lookups for the objects of one tenant.
+struct TenantContext<'a> {
+    tenant: &'a DesiredTenant,
+    snapshot: &'a TenantSnapshot,
+    records: HashMap<(Kind, &'a str), &'a ManagedRecord>,
+    group_names: HashMap<&'a str, &'a str>,
+    guests_by_id: HashMap<&'a str, &'a GuestUser>,
+    guests_by_mail: HashMap<String, &'a GuestUser>,
+}
+
+impl<'a> TenantContext<'a> {
+    fn new(tenant: &'a DesiredTenant, snapshot: &'a TenantSnapshot) -> Self {
+        Self {
+            tenant,
+            snapshot,
+            records: snapshot.managed.iter().map(|r| ((r.kind, r.key.as_str()), r)).collect(),
+            group_names: snapshot.groups.iter().map(|g| (g.id.as_str(), g.display_name.as_str())).collect(),
+            guests_by_id: snapshot.guests.iter().map(|g| (g.id.as_str(), g)).collect(),
+            guests_by_mail: snapshot.guests.iter().map(|g| (g.mail.to_ascii_lowercase(), g)).collect(),
+        }
+    }
+
+    fn change(&self, object: &ObjectRef, action: Action, diff: Vec<FieldChange>, ops: Vec<Operation>) -> Change {
+        Change {
+            object: object.clone(),
+            tenant_id: self.tenant.identity.tenant_id.clone(),
+            action,
+            drift: false,
+            diff,
+            refusal: None,
+            note: None,
+            ops,
+        }
+    }
+
+    /// Update, drift or unchanged for an object that exists, given its views and ownership record.
+    fn compare(
+        &self,
+        object: &ObjectRef,
+        record: Option<&ManagedRecord>,
+        desired: &Value,
+        observed: &Value,
+        mut diff_out: Vec<FieldChange>,
+        write_ops: impl FnOnce() -> Vec<Operation>,
+        record_op: Operation,
+    ) -> Change {
+        diff_out.extend(diff(observed, desired));
+        let Some(record) = record else {
+            // Exists, not ours yet: adopt it (and bring it in line when it differs).
+            let action = if diff_out.is_empty() { Action::Adopt } else { Action::Update };
+            let mut ops = if diff_out.is_empty() { vec![] } else { write_ops() };
+            ops.push(record_op);
+            let mut c = self.change(object, action, diff_out, ops);
+            c.note = Some("exists in the directory and is not managed yet: entente adopts it".into());
+            return c;
+        };
+        if record.object != *object {
+            diff_out.push(FieldChange { path: "managedBy".into(), from: Some(json!(record.object.to_string())), to: Some(json!(object.to_string())) });
+        }
+        if diff_out.is_empty() {
+            return self.change(object, Action::Unchanged, vec![], vec![]);
+        }
+        let drift = record.applied == desired.to_string() && record.object == *object;
+        if drift && self.tenant.drift_policy == DriftPolicy::Report {
+            let mut c = self.change(object, Action::Drift, diff_out, vec![]);
+            c.drift = true;
+            c.note = Some("changed outside entente; the tenant's driftPolicy is report, so it is not corrected".into());
+            return c;
+        }
+        let content_differs = observed != desired;
+        let mut ops = if content_differs { write_ops() } else { vec![] };
+        ops.push(record_op);
+        let mut c = self.change(object, Action::Update, diff_out, ops);
+        c.drift = drift;
+        c
+    }
+
+    fn tenant_change(&self) -> Change {
+        let t = self.tenant;
+        let present: BTreeSet<&str> = self.snapshot.groups.iter().map(|g| g.display_name.as_str()).collect();
+        let missing: Vec<String> = t.groups.iter().filter(|g| !present.contains(g.as_str())).cloned().collect();
+        let desired = tenant_view(&t.external_collaboration, &t.default_access, t.groups.iter().cloned().collect());
+        let observed = tenant_view(
+            &self.snapshot.external_collaboration,
+            &self.snapshot.default_access,
+            t.groups.iter().filter(|g| present.contains(g.as_str())).cloned().collect(),
+        );
+        let settings_differ = self.snapshot.external_collaboration != t.external_collaboration || self.snapshot.default_access != t.default_access;
+        let record_op = record_op(Kind::Tenant, &t.identity.tenant_id, &t.object, None, DeletionPolicy::Retain, &desired);
+        self.compare(
+            &t.object,
+            self.records.get(&(Kind::Tenant, t.identity.tenant_id.as_str())).copied(),
+            &desired,
+            &observed,
+            vec![],
+            || {
+                let mut ops = Vec::new();
+                if settings_differ {
+                    ops.push(Operation::ConfigureTenant {
+                        external_collaboration: t.external_collaboration.clone(),
+                        default_access: t.default_access.clone(),
+                    });
+                }
+                if !missing.is_empty() {
+                    ops.push(Operation::EnsureGroups { display_names: missing.clone() });
+                }
+                ops
+            },
+            record_op,
+        )
+    }
+
+    fn partner_change(&self, p: &DesiredPartner) -> Change {
+        let desired_config = PartnerConfiguration {
+            tenant_id: p.partner_tenant_id.clone(),
+            settings: p.settings.clone(),
+            identity_synchronization: p.identity_synchronization.clone(),
+            is_in_multi_tenant_organization: false,
+        };
+        let default = &self.tenant.default_access;
+        let desired = partner_view(default, &desired_config, Some(p.deletion_policy));
+        let record_op = record_op(Kind::CrossTenantAccessPolicy, &p.partner_tenant_id, &p.object, None, p.deletion_policy, &desired);
+        let put = || vec![Operation::PutPartner { partner: desired_config.clone() }];
+        let existing = self.snapshot.partners.iter().find(|o| o.tenant_id.eq_ignore_ascii_case(&p.partner_tenant_id));
+        let Some(existing) = existing else {
+            let diff = diff(&partner_view(default, &PartnerConfiguration::default(), None), &desired);
+            let mut ops = put();
+            ops.push(record_op);
+            return self.change(&p.object, Action::Create, diff, ops);
+        };
+        let record = self.records.get(&(Kind::CrossTenantAccessPolicy, p.partner_tenant_id.as_str())).copied();
+        let observed = partner_view(default, existing, record.map(|r| r.deletion_policy).or(record.is_none().then_some(p.deletion_policy)));
+        self.compare(&p.object, record, &desired, &observed, vec![], put, record_op)
+    }
+
+    fn group_name(&self, id: &str) -> Option<&str> {
+        self.group_names.get(id).copied()
+    }
+
+    fn invitation_view(&self, inv: &DesiredInvitation, display_name: Option<&str>, user_type: UserType, groups: Vec<&str>, dp: Option<DeletionPolicy>) -> Value {
+        let mut v = json!({ "userType": user_type.as_str(), "groups": groups });
+        if inv.display_name.is_some() {
+            v["displayName"] = json!(display_name);
+        }
+        if let Some(dp) = dp {
+            v["deletionPolicy"] = json!(dp);
+        }
+        v
+    }
+
+    fn invitation_change(&self, inv: &DesiredInvitation, policies: &[TenantPolicy]) -> Change {
+        let key = inv.key();
+        let record = self.records.get(&(Kind::GuestInvitation, key.as_str())).copied();
+        let existing = record
+            .and_then(|r| r.external_id.as_deref())
+            .and_then(|id| self.guests_by_id.get(id).copied())
+            .or_else(|| self.guests_by_mail.get(&key).copied());
+        let desired_groups: Vec<&str> = inv.groups.iter().map(String::as_str).collect();
+        let desired = self.invitation_view(inv, inv.display_name.as_deref(), inv.user_type, desired_groups, Some(inv.deletion_policy));
+
+        let Some(guest) = existing else {
+            let mut c = self.change(&inv.object, Action::Create, vec![], vec![]);
+            if let Some(refusal) = predict_refusal(self.tenant, &inv.email, policies) {
+                c.action = Action::Refused;
+                c.refusal = Some(refusal);
+                return c;
+            }
+            c.diff = diff(&json!({}), &desired);
+            c.ops = vec![
+                Operation::Invite {
+                    invitation: InvitationRequest {
+                        invited_user_email_address: inv.email.clone(),
+                        invited_user_display_name: inv.display_name.clone(),
+                        invite_redirect_url: inv.redirect_url.clone(),
+                        invited_user_type: inv.user_type,
+                        send_invitation_message: inv.send_invitation_message,
+                        invited_user_message_info: inv.message_info.clone(),
+                        groups: inv.groups.iter().cloned().collect(),
+                    },
+                },
+                record_op(Kind::GuestInvitation, &key, &inv.object, None, inv.deletion_policy, &desired),
+            ];
+            if record.is_some() {
+                c.drift = true;
+                c.note = Some("the guest was deleted outside entente; it is invited again".into());
+            }
+            return c;
+        };
+
+        // Only memberships in groups the tenant declares are entente's to change.
+        let managed_groups = &self.tenant.groups;
+        let observed_groups: Vec<&str> =
+            guest.group_ids.iter().filter_map(|id| self.group_name(id)).filter(|n| managed_groups.contains(*n)).collect();
+        let observed_dp = record.map(|r| r.deletion_policy).or(record.is_none().then_some(inv.deletion_policy));
+        let observed = self.invitation_view(inv, guest.display_name.as_deref(), guest.user_type, observed_groups.clone(), observed_dp);
+        let patch = GuestPatch {
+            display_name: inv.display_name.clone().filter(|d| guest.display_name.as_deref() != Some(d)),
+            user_type: (guest.user_type != inv.user_type).then_some(inv.user_type),
+            add_to_groups: inv.groups.iter().filter(|g| !observed_groups.contains(&g.as_str())).cloned().collect(),
+            remove_from_groups: observed_groups.iter().filter(|g| !inv.groups.contains(**g)).map(|g| g.to_string()).collect(),
+        };
+        let record_op = record_op(Kind::GuestInvitation, &key, &inv.object, Some(guest.id.clone()), inv.deletion_policy, &desired);
+        let user_id = guest.id.clone();
+        let mut change = self.compare(
+            &inv.object,
+            record,
+            &desired,
+            &observed,
+            vec![],
+            || if patch.is_empty() { vec![] } else { vec![Operation::UpdateGuest { user_id, patch }] },
+            record_op,
+        );
+        if change.action == Action::Adopt {
+            change.note = Some(format!("{} already has user {} in this tenant: adopted, not invited again", inv.email, guest.id));
+        }
+        change
+    }
+}
+
+/// Which refusal, if any, the tenant's desired settings give an invitation (R3–R5, R9). The home tenant
+/// is known when the address's domain belongs to one of the desired tenants.
+fn predict_refusal(tenant: &DesiredTenant, email: &str, policies: &[TenantPolicy]) -> Option<Refusal> {
+    let resource = policies.iter().find(|p| p.identity.tenant_id == tenant.identity.tenant_id)?;
+    let domain = email_domain(email);
+    let home_policy = policies.iter().find(|p| p.identity.tenant_id != tenant.identity.tenant_id && p.identity.owns_domain(domain));
+    let home = home_policy.map(|policy| Home { policy, principal_ids: None });
+    check_invitation(resource, email, home.as_ref()).err()
+}
+
+fn prune_change(tenant_id: &str, r: &ManagedRecord, snapshot: &TenantSnapshot) -> Change {
+    let forget = Operation::Forget { kind: r.kind, key: r.key.clone() };
+    let base = |action, ops, note: String| Change {
+        object: r.object.clone(),
+        tenant_id: tenant_id.to_string(),
+        action,
+        drift: false,
+        diff: vec![],
+        refusal: None,
+        note: Some(note),
+        ops,
+    };
+    if r.deletion_policy == DeletionPolicy::Retain {
+        return base(Action::Retain, vec![forget], "deletionPolicy is Retain: left in the directory, no longer managed".into());
+    }
+    let delete = match r.kind {
+        Kind::GuestInvitation => r
+            .external_id
+            .as_deref()
+            .and_then(|id| snapshot.guests.iter().find(|g| g.id == id))
+            .or_else(|| snapshot.guests.iter().find(|g| g.mail.eq_ignore_ascii_case(&r.key)))
+            .map(|g| (Operation::DeleteGuest { user_id: g.id.clone() }, format!("deletes guest {} ({})", g.mail, g.id))),
+        Kind::CrossTenantAccessPolicy => snapshot
+            .partners
+            .iter()
+            .find(|p| p.tenant_id.eq_ignore_ascii_case(&r.key))
+            .map(|p| (Operation::DeletePartner { partner_tenant_id: p.tenant_id.clone() }, format!("deletes the partner configuration for {}", p.tenant_id))),
+        Kind::Tenant => None,
+    };
+    match delete {
+        Some((op, note)) => base(Action::Delete, vec![op, forget], note),
+        None => base(Action::Delete, vec![forget], "already gone from the directory; drops the ownership record".into()),
+    }
+}

@@ -1,0 +1,112 @@
+//! Checks on the values people write in manifests. Each returns a sentence saying what is wrong,
+//! which the manifest loader prefixes with the file, the object and the field.
+
+/// A GUID in the 8-4-4-4-12 hex form Graph uses for tenant and object ids.
+pub fn guid(value: &str) -> Result<(), String> {
+    let parts: Vec<&str> = value.split('-').collect();
+    let lens = [8, 4, 4, 4, 12];
+    let ok = parts.len() == 5 && parts.iter().zip(lens).all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()));
+    if ok { Ok(()) } else { Err(format!("{value:?} is not a GUID (expected 8-4-4-4-12 hexadecimal digits)")) }
+}
+
+/// A DNS domain name such as `fabrikam.com`: at least two labels of letters, digits and inner hyphens.
+pub fn domain(value: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("{value:?} is not a valid domain: {why}"));
+    if value.is_empty() {
+        return bad("it is empty");
+    }
+    if value.len() > 253 {
+        return bad("it is longer than 253 characters");
+    }
+    let labels: Vec<&str> = value.split('.').collect();
+    if labels.len() < 2 {
+        return bad("it needs at least two labels, like fabrikam.com");
+    }
+    for label in labels {
+        if label.is_empty() || label.len() > 63 {
+            return bad("each label must have 1 to 63 characters");
+        }
+        if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return bad("only letters, digits, hyphens and dots are allowed");
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return bad("a label cannot start or end with a hyphen");
+        }
+    }
+    Ok(())
+}
+
+/// An invitable email address, with the characters Graph rejects in the user name (graph-contract 1.1).
+pub fn email(value: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("{value:?} is not a valid email address: {why}"));
+    let Some((local, dom)) = value.rsplit_once('@') else { return bad("it has no @") };
+    if local.is_empty() {
+        return bad("the part before @ is empty");
+    }
+    if local.len() > 64 {
+        return bad("the part before @ is longer than 64 characters");
+    }
+    const FORBIDDEN: &str = "~!#$%^&*()+=[]{}\\/|;:\"<>?,@ ";
+    if let Some(c) = local.chars().find(|c| FORBIDDEN.contains(*c) || c.is_control()) {
+        return bad(&format!("the character {c:?} is not allowed before @"));
+    }
+    if local.starts_with(['.', '-']) || local.ends_with(['.', '-']) {
+        return bad("a period or hyphen cannot start or end the part before @");
+    }
+    domain(dom).or_else(|e| bad(&e))
+}
+
+/// An absolute http(s) URL, such as an invitation's redirect URL.
+pub fn http_url(value: &str) -> Result<(), String> {
+    let rest = value.strip_prefix("https://").or_else(|| value.strip_prefix("http://"));
+    match rest {
+        Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace) => Ok(()),
+        _ => Err(format!("{value:?} is not an absolute http(s) URL")),
+    }
+}
+
+/// A Kubernetes object name (RFC 1123 subdomain).
+pub fn object_name(value: &str) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value.len() <= 253
+        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && value.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && value.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok { Ok(()) } else { Err(format!("{value:?} is not a valid object name (lowercase letters, digits, '-' and '.')")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guids() {
+        assert!(guid("3f2504e0-4f89-41d3-9a0c-0305e82c3301").is_ok());
+        assert!(guid("3F2504E0-4F89-41D3-9A0C-0305E82C3301").is_ok());
+        for bad in ["", "not-a-guid", "3f2504e0-4f89-41d3-9a0c-0305e82c330", "3f2504e0a4f89-41d3-9a0c-0305e82c3301", "zf2504e0-4f89-41d3-9a0c-0305e82c3301"] {
+            assert!(guid(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn emails() {
+        for ok in ["alice@fabrikam.com", "a.b-c_d@sub.example.org", "x@a.io"] {
+            assert!(email(ok).is_ok(), "{ok}");
+        }
+        for bad in ["alice", "@fabrikam.com", "alice@", "al!ce@fabrikam.com", ".alice@fabrikam.com", "alice-@fabrikam.com", "alice@localhost", "alice@fab_rikam.com"] {
+            assert!(email(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn domains_and_urls() {
+        assert!(domain("fabrikam.com").is_ok());
+        assert!(domain("-fabrikam.com").is_err());
+        assert!(domain("fabrikam").is_err());
+        assert!(http_url("https://myapps.microsoft.com").is_ok());
+        assert!(http_url("ftp://x").is_err());
+        assert!(http_url("https://").is_err());
+        assert!(object_name("contoso").is_ok());
+        assert!(object_name("Contoso").is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! The embedded local directory (SQLite). Placeholder until implemented.

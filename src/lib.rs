@@ -1,0 +1,7 @@
+//! entente: B2B identity across directory tenants, as code.
+//!
+//! Layers (see docs/architecture.md): `core` (pure model, rules, planner) ← `api` (CRD types) and
+//! `manifest` (YAML → desired state) ← `directory` (backends) ← `engine` (observe/plan/apply) ← `cli`.
+
+pub mod core;
+pub mod directory;
