@@ -15,11 +15,11 @@ pub struct FieldChange {
     pub to: Option<Value>,
 }
 
-/// Flattens objects into dotted paths; arrays and scalars are leaves.
+/// Flattens objects into dotted paths; arrays and scalars are leaves, empty objects and nulls vanish.
 pub fn flatten(value: &Value) -> BTreeMap<String, Value> {
     fn walk(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
         match v {
-            Value::Object(map) if !map.is_empty() => {
+            Value::Object(map) => {
                 for (k, child) in map {
                     let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
                     walk(&path, child, out);
