@@ -3,5 +3,9 @@
 //! Layers (see docs/architecture.md): `core` (pure model, rules, planner) ← `api` (CRD types) and
 //! `manifest` (YAML → desired state) ← `directory` (backends) ← `engine` (observe/plan/apply) ← `cli`.
 
+pub mod api;
+pub mod cli;
 pub mod core;
 pub mod directory;
+pub mod engine;
+pub mod manifest;

@@ -15,7 +15,7 @@ pub struct FieldChange {
     pub to: Option<Value>,
 }
 
-/// Flattens objects into dotted paths; arrays and scalars are leaves, empty objects and nulls vanish.
+/// Flattens objects into dotted paths; arrays and scalars are leaves; empty objects, empty arrays and nulls vanish.
 pub fn flatten(value: &Value) -> BTreeMap<String, Value> {
     fn walk(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
         match v {
@@ -26,6 +26,7 @@ pub fn flatten(value: &Value) -> BTreeMap<String, Value> {
                 }
             }
             Value::Null => {}
+            Value::Array(a) if a.is_empty() => {}
             other => {
                 out.insert(prefix.to_string(), other.clone());
             }

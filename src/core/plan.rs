@@ -136,12 +136,15 @@ impl Plan {
     }
 }
 
-/// Builds the plan. Objects of tenants that could not be read become errors; with any error, no
-/// deletion is computed (a partial view must never delete).
+/// Builds the plan. Changes come in dependency order across all tenants: tenants, then partner
+/// configurations, then invitations (whose rules depend on both), then deletions.
+/// Objects of tenants that could not be read become errors; with any error, no deletion is computed
+/// (a partial view must never delete).
 pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -> Plan {
     let mut out = Plan::default();
     let policies = desired_policies(desired, observed);
     let mut prunable = Vec::new();
+    let (mut partner_changes, mut invitation_changes) = (Vec::new(), Vec::new());
 
     for tenant in &desired.tenants {
         let snapshot = match observed.get(&tenant.identity.tenant_id) {
@@ -163,14 +166,12 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
         if observed.get(&tenant.identity.tenant_id).is_some_and(|o| matches!(o, Ok(Some(_)))) {
             out.changes.push(ctx.tenant_change());
         }
-        for p in &tenant.partners {
-            out.changes.push(ctx.partner_change(p));
-        }
-        for inv in &tenant.invitations {
-            out.changes.push(ctx.invitation_change(inv, &policies));
-        }
+        partner_changes.extend(tenant.partners.iter().map(|p| ctx.partner_change(p)));
+        invitation_changes.extend(tenant.invitations.iter().map(|inv| ctx.invitation_change(inv, &policies)));
         prunable.push((tenant, snapshot));
     }
+    out.changes.extend(partner_changes);
+    out.changes.extend(invitation_changes);
 
     let orphans: Vec<(String, ManagedRecord, &TenantSnapshot)> = prunable
         .iter()
@@ -200,6 +201,11 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
         }
     }
     out
+}
+
+/// The diff shown for a new object: what it sets, without bookkeeping fields.
+fn creation_diff(from: &Value, to: &Value) -> Vec<FieldChange> {
+    diff(from, to).into_iter().filter(|d| d.path != "deletionPolicy").collect()
 }
 
 fn tenant_unreadable(tenant: &DesiredTenant, why: &str, out: &mut Plan) {
@@ -431,7 +437,7 @@ impl<'a> TenantContext<'a> {
         let put = || vec![Operation::PutPartner { partner: desired_config.clone() }];
         let existing = self.snapshot.partners.iter().find(|o| o.tenant_id.eq_ignore_ascii_case(&p.partner_tenant_id));
         let Some(existing) = existing else {
-            let diff = diff(&partner_view(default, &PartnerConfiguration::default(), None), &desired);
+            let diff = creation_diff(&partner_view(default, &PartnerConfiguration::default(), None), &desired);
             let mut ops = put();
             ops.push(record_op);
             return self.change(&p.object, Action::Create, diff, ops);
@@ -473,7 +479,7 @@ impl<'a> TenantContext<'a> {
                 c.refusal = Some(refusal);
                 return c;
             }
-            c.diff = diff(&json!({}), &desired);
+            c.diff = creation_diff(&json!({}), &desired);
             c.ops = vec![
                 Operation::Invite {
                     invitation: InvitationRequest {
@@ -569,3 +575,7 @@ fn prune_change(tenant_id: &str, r: &ManagedRecord, snapshot: &TenantSnapshot) -
         None => base(Action::Delete, vec![forget], "already gone from the directory; drops the ownership record".into()),
     }
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

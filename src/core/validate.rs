@@ -75,6 +75,33 @@ pub fn object_name(value: &str) -> Result<(), String> {
     if ok { Ok(()) } else { Err(format!("{value:?} is not a valid object name (lowercase letters, digits, '-' and '.')")) }
 }
 
+/// A duration such as `30s`, `10m`, `1h30m` (units s, m, h, d), at least one second.
+pub fn duration(value: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{value:?} is not a duration like 30s, 10m or 1h30m");
+    let mut total = 0u64;
+    let mut digits = String::new();
+    for c in value.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        total = total.saturating_add(n.saturating_mul(unit));
+        digits.clear();
+    }
+    if !digits.is_empty() || total == 0 {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(total))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +135,7 @@ mod tests {
         assert!(http_url("https://").is_err());
         assert!(object_name("contoso").is_ok());
         assert!(object_name("Contoso").is_err());
+        assert_eq!(duration("1h30m").unwrap().as_secs(), 5400);
+        assert!(duration("10").is_err() && duration("0s").is_err() && duration("5x").is_err());
     }
 }

@@ -1,0 +1,29 @@
+//! The Kubernetes API of entente: group `entente.dev`, version `v1alpha1`, namespaced kinds.
+//! The spec types reuse the core's Graph-shaped settings, so manifests read like Graph's documentation.
+
+pub mod common;
+pub mod cross_tenant_access_policy;
+pub mod guest_invitation;
+pub mod tenant;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+pub use common::{API_VERSION, TenantRef};
+pub use cross_tenant_access_policy::{CrossTenantAccessPolicy, CrossTenantAccessPolicySpec};
+pub use guest_invitation::{GuestInvitation, GuestInvitationSpec};
+pub use tenant::{Tenant, TenantSpec};
+
+/// Every CRD entente defines.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![Tenant::crd(), CrossTenantAccessPolicy::crd(), GuestInvitation::crd()]
+}
+
+/// All CRDs as one multi-document YAML stream, as committed under `crds/`.
+pub fn crds_yaml() -> String {
+    crds()
+        .iter()
+        .map(|crd| serde_saphyr::to_string(crd).expect("a CRD always serializes"))
+        .collect::<Vec<_>>()
+        .join("---\n")
+}

@@ -1,0 +1,139 @@
+//! The `Tenant` kind: one directory tenant, its external collaboration settings and its default
+//! cross-tenant access configuration.
+
+use k8s_openapi::api::core::v1::SecretKeySelector;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::CommonStatus;
+use crate::core::model::{Cloud, DriftPolicy};
+use crate::core::settings::{CrossTenantAccessSettings, ExternalCollaborationSettings};
+
+/// A directory tenant managed by entente.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "entente.dev",
+    version = "v1alpha1",
+    kind = "Tenant",
+    namespaced,
+    status = "TenantStatus",
+    shortname = "tnt",
+    category = "entente",
+    printcolumn = r#"{"name":"Tenant ID","type":"string","jsonPath":".spec.tenantId"}"#,
+    printcolumn = r#"{"name":"Domain","type":"string","jsonPath":".spec.initialDomain"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TenantSpec {
+    /// The directory tenant id (a GUID).
+    pub tenant_id: String,
+    /// The tenant's initial domain, e.g. `contoso.onmicrosoft.com`.
+    pub initial_domain: String,
+    /// A readable name. Defaults to the object name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The Microsoft cloud the tenant lives in: `global` (default), `usGovernment` or `china`.
+    #[serde(default)]
+    pub cloud: Cloud,
+    /// Verified domains besides the initial domain (e.g. `contoso.com`): they identify the tenant's users.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verified_domains: Vec<String>,
+    /// Which directory holds the tenant: the embedded local directory (default) or Microsoft Graph.
+    #[serde(default)]
+    pub backend: Backend,
+    /// External collaboration settings: who may invite, guest access level, self-service join, domain list.
+    #[serde(default)]
+    pub external_collaboration: ExternalCollaborationSettings,
+    /// The default cross-tenant access configuration. Absent settings take the system defaults (R1).
+    #[serde(default)]
+    pub cross_tenant_access_default: CrossTenantAccessSettings,
+    /// Security groups entente makes sure exist; invitations may add guests to them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupSpec>,
+    /// How often and how strictly entente keeps the tenant converged.
+    #[serde(default)]
+    pub reconcile: ReconcileOptions,
+}
+
+/// Which directory backend holds a tenant.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Backend {
+    /// `local` (the embedded directory, default) or `graph` (Microsoft Graph).
+    #[serde(default, rename = "type")]
+    pub kind: BackendKind,
+    /// Connection settings, required when `type` is `graph`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<GraphBackend>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum BackendKind {
+    /// The embedded local directory (SQLite).
+    #[default]
+    Local,
+    /// Microsoft Graph v1.0.
+    Graph,
+}
+
+/// How entente signs in to Microsoft Graph for this tenant.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GraphBackend {
+    /// Application (client) id of the app registration entente signs in as.
+    pub client_id: String,
+    /// The client secret, from a Secret in the Tenant's namespace (controller). The CLI reads the secret from
+    /// the environment or a file instead, never from a manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_ref: Option<SecretKeySelector>,
+    /// Path of a federated token file (workload identity federation, like `AZURE_FEDERATED_TOKEN_FILE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federated_token_file: Option<String>,
+    /// Authority host. Default `https://login.microsoftonline.com`; set it for national clouds or the emulator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority_host: Option<String>,
+    /// Graph endpoint. Default `https://graph.microsoft.com`; set it for national clouds or the emulator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_endpoint: Option<String>,
+}
+
+/// A security group entente keeps in the tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupSpec {
+    /// The group's display name, unique within the tenant.
+    pub display_name: String,
+}
+
+/// Reconcile options.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReconcileOptions {
+    /// How often the controller re-reads the tenant to find drift, e.g. `10m`, `1h`. Default `10m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// `correct` (default): undo changes made outside entente. `report`: only show them.
+    #[serde(default)]
+    pub drift_policy: DriftPolicy,
+}
+
+/// Observed state of a `Tenant`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantStatus {
+    #[serde(flatten)]
+    pub common: CommonStatus,
+    /// How many objects of each kind entente manages in this tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_objects: Option<ManagedCounts>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedCounts {
+    pub cross_tenant_access_policies: u32,
+    pub guest_invitations: u32,
+}

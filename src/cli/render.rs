@@ -1,0 +1,172 @@
+//! Human-readable plan and apply output (`flux diff` style: one `Kind/namespace/name action` line per
+//! object, the field diff under it) and the JSON form for machines.
+
+use std::io::{self, Write};
+
+use serde_json::{Value, json};
+
+use crate::core::diff::FieldChange;
+use crate::core::operation::Outcome;
+use crate::core::plan::{Action, Change, Plan, Summary};
+use crate::engine::{ApplyReport, ChangeResult};
+
+fn value(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
+    }
+}
+
+fn write_diff(out: &mut dyn Write, diff: &[FieldChange]) -> io::Result<()> {
+    for d in diff {
+        match (&d.from, &d.to) {
+            (None, Some(to)) => writeln!(out, "    + {}: {}", d.path, value(to))?,
+            (Some(from), None) => writeln!(out, "    - {}: {}", d.path, value(from))?,
+            (Some(from), Some(to)) => writeln!(out, "    ~ {}: {} → {}", d.path, value(from), value(to))?,
+            (None, None) => {}
+        }
+    }
+    Ok(())
+}
+
+fn headline(c: &Change) -> String {
+    let mut s = format!("{} {}", c.object, c.action.as_str());
+    if c.drift && c.action != Action::Drift {
+        s.push_str(" (drift)");
+    }
+    s
+}
+
+fn write_change(out: &mut dyn Write, c: &Change) -> io::Result<()> {
+    writeln!(out, "{}", headline(c))?;
+    if let Some(r) = &c.refusal {
+        writeln!(out, "    ! {r}")?;
+    }
+    write_diff(out, &c.diff)?;
+    if let Some(n) = &c.note {
+        writeln!(out, "    # {n}")?;
+    }
+    Ok(())
+}
+
+pub fn summary_line(s: &Summary) -> String {
+    let mut parts = vec![
+        format!("{} to create", s.create),
+        format!("{} to update", s.update),
+        format!("{} to delete", s.delete),
+    ];
+    for (n, label) in [(s.adopt, "to adopt"), (s.retain, "to release (Retain)")] {
+        if n > 0 {
+            parts.push(format!("{n} {label}"));
+        }
+    }
+    parts.push(format!("{} unchanged", s.unchanged));
+    for (n, label) in [(s.refused, "refused"), (s.drift, "drifted (reported only)"), (s.errors, "failed to plan")] {
+        if n > 0 {
+            parts.push(format!("{n} {label}"));
+        }
+    }
+    parts.join(", ")
+}
+
+pub fn write_plan(out: &mut dyn Write, plan: &Plan) -> io::Result<()> {
+    for c in &plan.changes {
+        write_change(out, c)?;
+    }
+    for e in &plan.errors {
+        writeln!(out, "{} error\n    ! {}", e.object, e.message)?;
+    }
+    for n in &plan.notes {
+        writeln!(out, "note: {n}")?;
+    }
+    let s = plan.summary();
+    if plan.has_writes() {
+        writeln!(out, "\nPlan: {}.", summary_line(&s))
+    } else {
+        writeln!(out, "\nNo changes: {}.", summary_line(&s))
+    }
+}
+
+fn past(action: Action) -> &'static str {
+    match action {
+        Action::Create => "created",
+        Action::Update => "updated",
+        Action::Delete => "deleted",
+        Action::Adopt => "adopted",
+        Action::Retain => "released (kept in the directory)",
+        Action::Unchanged => "unchanged",
+        Action::Refused => "refused",
+        Action::Drift => "drift reported",
+    }
+}
+
+pub fn write_apply(out: &mut dyn Write, plan: &Plan, report: &ApplyReport) -> io::Result<()> {
+    let (mut done, mut refused, mut failed) = (0, 0, 0);
+    for (c, r) in plan.changes.iter().zip(&report.results) {
+        match r {
+            ChangeResult::Nothing => match c.action {
+                Action::Refused | Action::Drift => {
+                    if c.action == Action::Refused {
+                        refused += 1;
+                    }
+                    write_change(out, c)?;
+                }
+                _ => {}
+            },
+            ChangeResult::Applied { outcomes, .. } => {
+                done += 1;
+                writeln!(out, "{} {}", c.object, past(c.action))?;
+                write_diff(out, &c.diff)?;
+                for o in outcomes {
+                    if let Outcome::Invited(i) = o {
+                        writeln!(out, "    invited: user {} ({}), {}", i.user_id, i.user_principal_name, i.status)?;
+                        writeln!(out, "    redeem URL: {}", i.invite_redeem_url)?;
+                    }
+                }
+            }
+            ChangeResult::Refused { refusal } => {
+                refused += 1;
+                writeln!(out, "{} refused\n    ! {refusal}", c.object)?;
+            }
+            ChangeResult::Failed { message, .. } => {
+                failed += 1;
+                writeln!(out, "{} failed\n    ! {message}", c.object)?;
+            }
+            ChangeResult::Skipped { reason } => {
+                failed += 1;
+                writeln!(out, "{} skipped\n    ! {reason}", c.object)?;
+            }
+        }
+    }
+    for e in &plan.errors {
+        writeln!(out, "{} error\n    ! {}", e.object, e.message)?;
+    }
+    for n in &plan.notes {
+        writeln!(out, "note: {n}")?;
+    }
+    let unchanged = plan.summary().unchanged;
+    let tail = format!(
+        "{} write(s); {done} changed, {unchanged} unchanged, {refused} refused, {failed} failed{}",
+        report.writes,
+        if plan.errors.is_empty() { String::new() } else { format!(", {} failed to plan", plan.errors.len()) }
+    );
+    if done == 0 && failed == 0 {
+        writeln!(out, "\nNo changes: {tail}.")
+    } else {
+        writeln!(out, "\nApply complete: {tail}.")
+    }
+}
+
+pub fn plan_json(plan: &Plan) -> Value {
+    json!({ "changes": plan.changes, "errors": plan.errors, "notes": plan.notes, "summary": plan.summary(), "hasChanges": plan.has_writes() })
+}
+
+pub fn apply_json(plan: &Plan, report: &ApplyReport) -> Value {
+    let results: Vec<Value> = plan
+        .changes
+        .iter()
+        .zip(&report.results)
+        .map(|(c, r)| json!({ "object": c.object, "action": c.action, "result": r }))
+        .collect();
+    json!({ "plan": plan_json(plan), "results": results, "writes": report.writes })
+}

@@ -1,0 +1,109 @@
+//! Observe → plan → apply: the one flow the CLI and the controller share.
+//!
+//! `observe` reads each tenant of the desired state from its directory in bulk (tenants concurrently),
+//! the pure `core::plan::plan` decides, and `apply` executes each change's operations in plan order.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+
+use crate::core::model::{DesiredState, Kind};
+use crate::core::operation::Outcome;
+use crate::core::plan::{Change, Observed, Plan, PlanOptions, plan};
+use crate::core::policy::Refusal;
+use crate::directory::{Directory, DirectoryError};
+
+/// Which directory holds each tenant (by tenant id), or why none can be used.
+pub type Routes = BTreeMap<String, Result<Arc<dyn Directory>, String>>;
+
+/// How many tenants are read at once.
+const READ_CONCURRENCY: usize = 8;
+
+/// Reads every desired tenant from its directory.
+pub async fn observe(desired: &DesiredState, routes: &Routes) -> Observed {
+    let reads = desired.tenants.iter().map(|t| {
+        let id = t.identity.tenant_id.clone();
+        let route = routes.get(&id).cloned();
+        async move {
+            let result = match route {
+                Some(Ok(dir)) => dir.snapshot(&id).await.map_err(|e| e.to_string()),
+                Some(Err(why)) => Err(why),
+                None => Err("no directory is configured for this tenant".to_string()),
+            };
+            (id, result)
+        }
+    });
+    stream::iter(reads).buffer_unordered(READ_CONCURRENCY).collect::<Vec<_>>().await.into_iter().collect()
+}
+
+/// Observes and plans in one step.
+pub async fn plan_against(desired: &DesiredState, routes: &Routes, options: PlanOptions) -> Plan {
+    plan(desired, &observe(desired, routes).await, options)
+}
+
+/// What happened to one change of the plan.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "camelCase")]
+pub enum ChangeResult {
+    /// Nothing to write (unchanged, refused by the planner, drift only reported).
+    Nothing,
+    Applied { writes: usize, outcomes: Vec<Outcome> },
+    /// The directory refused it by a rule; nothing was written.
+    Refused { refusal: Refusal },
+    Failed { category: String, message: String },
+    /// Not attempted because an earlier change it depends on failed.
+    Skipped { reason: String },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ApplyReport {
+    /// One result per change of the plan, in the same order.
+    pub results: Vec<ChangeResult>,
+    pub writes: usize,
+}
+
+impl ApplyReport {
+    pub fn failed(&self) -> usize {
+        self.results.iter().filter(|r| matches!(r, ChangeResult::Failed { .. } | ChangeResult::Skipped { .. })).count()
+    }
+}
+
+/// Executes the plan's changes in order. When a tenant's own change fails, the tenant's other changes
+/// are skipped: they were planned against settings that are not in place.
+pub async fn apply(plan: &Plan, routes: &Routes) -> ApplyReport {
+    let mut report = ApplyReport::default();
+    let mut failed_tenants: HashSet<String> = HashSet::new();
+    for change in &plan.changes {
+        let result = apply_change(change, routes, &failed_tenants).await;
+        match &result {
+            ChangeResult::Applied { writes, .. } => report.writes += writes,
+            ChangeResult::Failed { .. } | ChangeResult::Skipped { .. } if change.object.kind == Kind::Tenant => {
+                failed_tenants.insert(change.tenant_id.clone());
+            }
+            _ => {}
+        }
+        report.results.push(result);
+    }
+    report
+}
+
+async fn apply_change(change: &Change, routes: &Routes, failed_tenants: &HashSet<String>) -> ChangeResult {
+    if change.ops.is_empty() {
+        return ChangeResult::Nothing;
+    }
+    if failed_tenants.contains(&change.tenant_id) {
+        return ChangeResult::Skipped { reason: format!("the Tenant change for {} failed", change.tenant_id) };
+    }
+    let dir = match routes.get(&change.tenant_id) {
+        Some(Ok(d)) => d,
+        Some(Err(why)) => return ChangeResult::Failed { category: "NoDirectory".into(), message: why.clone() },
+        None => return ChangeResult::Failed { category: "NoDirectory".into(), message: "no directory for this tenant".into() },
+    };
+    match dir.apply(&change.tenant_id, &change.ops).await {
+        Ok(outcomes) => ChangeResult::Applied { writes: change.ops.len(), outcomes },
+        Err(DirectoryError::Refused(refusal)) => ChangeResult::Refused { refusal },
+        Err(e) => ChangeResult::Failed { category: e.category().to_string(), message: e.to_string() },
+    }
+}

@@ -1,0 +1,407 @@
+//! Typed manifests → validated desired state. Every problem is collected (not just the first), each
+//! naming the file, the object and the field.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::documents::Document;
+use super::error::ManifestError;
+use crate::api::guest_invitation::DEFAULT_REDIRECT_URL;
+use crate::api::tenant::{Backend, BackendKind};
+use crate::api::{API_VERSION, CrossTenantAccessPolicy, GuestInvitation, Tenant, TenantRef};
+use crate::core::model::*;
+use crate::core::resolved::{ResolvedAccess, ResolvedCollaboration};
+use crate::core::settings::*;
+use crate::core::validate;
+
+/// The manifests, validated: the desired state and, per tenant id, which backend holds the tenant.
+#[derive(Clone, Debug, Default)]
+pub struct Manifests {
+    pub desired: DesiredState,
+    pub backends: BTreeMap<String, Backend>,
+}
+
+enum Typed {
+    Tenant(Box<Tenant>),
+    Policy(Box<CrossTenantAccessPolicy>),
+    Invitation(Box<GuestInvitation>),
+}
+
+/// Collects errors for one document and object.
+struct Ctx<'a> {
+    doc: &'a Document,
+    object: Option<String>,
+    errors: &'a mut Vec<ManifestError>,
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, field: &str, message: impl Into<String>) {
+        let e = self.doc.error(self.object.clone(), Some(field), message);
+        self.errors.push(e);
+    }
+    fn check(&mut self, field: &str, result: Result<(), String>) {
+        if let Err(m) = result {
+            self.err(field, m);
+        }
+    }
+}
+
+const TOP_LEVEL: [&str; 5] = ["apiVersion", "kind", "metadata", "spec", "status"];
+const KINDS: &str = "Tenant, CrossTenantAccessPolicy, GuestInvitation";
+
+/// Turns documents into the desired state, or every error found.
+pub fn convert(docs: &[Document]) -> Result<Manifests, Vec<ManifestError>> {
+    let mut errors = Vec::new();
+    let mut typed = Vec::new();
+    for doc in docs {
+        if let Some(t) = type_document(doc, &mut errors) {
+            typed.push((doc, t));
+        }
+    }
+    let manifests = build(&typed, &mut errors);
+    if errors.is_empty() { Ok(manifests) } else { Err(errors) }
+}
+
+fn type_document(doc: &Document, errors: &mut Vec<ManifestError>) -> Option<Typed> {
+    let mut ctx = Ctx { doc, object: None, errors };
+    let Value::Object(map) = &doc.value else {
+        ctx.err("", "a manifest must be a mapping with apiVersion, kind, metadata and spec");
+        return None;
+    };
+    let kind = map.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let name = map.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str);
+    let namespace = map.get("metadata").and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or("default");
+    ctx.object = Some(format!("{}/{namespace}/{}", if kind.is_empty() { "?" } else { kind }, name.unwrap_or("?")));
+    let mut ok = true;
+    match map.get("apiVersion").and_then(Value::as_str) {
+        Some(API_VERSION) => {}
+        Some(other) => {
+            ctx.err("apiVersion", format!("unsupported apiVersion {other:?}; expected {API_VERSION:?}"));
+            ok = false;
+        }
+        None => {
+            ctx.err("apiVersion", format!("missing; expected {API_VERSION:?}"));
+            ok = false;
+        }
+    }
+    if Kind::parse(kind).is_none() {
+        let m = if kind.is_empty() { format!("missing; expected one of {KINDS}") } else { format!("unknown kind {kind:?}; expected one of {KINDS}") };
+        ctx.err("kind", m);
+        ok = false;
+    }
+    for key in map.keys().filter(|k| !TOP_LEVEL.contains(&k.as_str())) {
+        ctx.err(key, format!("unknown field {key:?}; expected one of {}", TOP_LEVEL.join(", ")));
+        ok = false;
+    }
+    match name {
+        None => {
+            ctx.err("metadata.name", "missing");
+            ok = false;
+        }
+        Some(n) => ctx.check("metadata.name", validate::object_name(n)),
+    }
+    if !ok {
+        return None;
+    }
+    let typed = match Kind::parse(kind)? {
+        Kind::Tenant => deserialize::<Tenant>(&mut ctx).map(|t| Typed::Tenant(Box::new(t))),
+        Kind::CrossTenantAccessPolicy => deserialize::<CrossTenantAccessPolicy>(&mut ctx).map(|p| Typed::Policy(Box::new(p))),
+        Kind::GuestInvitation => deserialize::<GuestInvitation>(&mut ctx).map(|i| Typed::Invitation(Box::new(i))),
+    };
+    typed
+}
+
+fn deserialize<T: DeserializeOwned>(ctx: &mut Ctx<'_>) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(ctx.doc.value.clone()) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            ctx.err(&path, e.inner().to_string());
+            None
+        }
+    }
+}
+
+fn meta(m: &kube::api::ObjectMeta) -> (String, String) {
+    (m.namespace.clone().unwrap_or_else(|| "default".into()), m.name.clone().unwrap_or_default())
+}
+
+fn build(typed: &[(&Document, Typed)], errors: &mut Vec<ManifestError>) -> Manifests {
+    let mut out = Manifests::default();
+    let mut seen: HashMap<ObjectRef, (std::path::PathBuf, usize)> = HashMap::new();
+    let mut tenant_index: HashMap<(String, String), usize> = HashMap::new();
+    let mut tenant_ids: HashMap<String, String> = HashMap::new();
+    let mut domains: HashMap<String, String> = HashMap::new();
+
+
+    // Tenants first: other kinds refer to them.
+    for (doc, t) in typed {
+        let Typed::Tenant(t) = t else { continue };
+        let (ns, name) = meta(&t.metadata);
+        let object = ObjectRef::new(Kind::Tenant, &ns, &name);
+        if duplicate(&mut seen, &object, doc, errors) {
+            continue;
+        }
+        let mut ctx = Ctx { doc, object: Some(object.to_string()), errors };
+        if let Some(tenant) = tenant(&mut ctx, object.clone(), t, &mut tenant_ids, &mut domains) {
+            tenant_index.insert((ns, name), out.desired.tenants.len());
+            out.backends.insert(tenant.identity.tenant_id.clone(), t.spec.backend.clone());
+            out.desired.tenants.push(tenant);
+        }
+    }
+
+    let mut partner_keys: HashMap<(String, String), String> = HashMap::new();
+    let mut invitation_keys: HashMap<(String, String), String> = HashMap::new();
+    for (doc, t) in typed {
+        match t {
+            Typed::Tenant(_) => {}
+            Typed::Policy(p) => {
+                let (ns, name) = meta(&p.metadata);
+                let object = ObjectRef::new(Kind::CrossTenantAccessPolicy, &ns, &name);
+                if duplicate(&mut seen, &object, doc, errors) {
+                    continue;
+                }
+                let mut ctx = Ctx { doc, object: Some(object.to_string()), errors };
+                let Some(ti) = resolve_ref(&mut ctx, &p.spec.tenant_ref, &ns, &tenant_index) else { continue };
+                let tenant = &mut out.desired.tenants[ti];
+                if let Some(partner) = policy(&mut ctx, object.clone(), p, tenant) {
+                    let key = (tenant.identity.tenant_id.clone(), partner.partner_tenant_id.clone());
+                    if let Some(other) = partner_keys.get(&key) {
+                        ctx.err("spec.partnerTenantId", format!("{other} already configures partner {} for this tenant", key.1));
+                        continue;
+                    }
+                    partner_keys.insert(key, object.to_string());
+                    tenant.partners.push(partner);
+                }
+            }
+            Typed::Invitation(i) => {
+                let (ns, name) = meta(&i.metadata);
+                let object = ObjectRef::new(Kind::GuestInvitation, &ns, &name);
+                if duplicate(&mut seen, &object, doc, errors) {
+                    continue;
+                }
+                let mut ctx = Ctx { doc, object: Some(object.to_string()), errors };
+                let Some(ti) = resolve_ref(&mut ctx, &i.spec.tenant_ref, &ns, &tenant_index) else { continue };
+                let tenant = &mut out.desired.tenants[ti];
+                if let Some(inv) = invitation(&mut ctx, object.clone(), i, tenant) {
+                    let key = (tenant.identity.tenant_id.clone(), inv.key());
+                    if let Some(other) = invitation_keys.get(&key) {
+                        ctx.err("spec.invitedUserEmailAddress", format!("{other} already invites {} into this tenant", inv.email));
+                        continue;
+                    }
+                    invitation_keys.insert(key, object.to_string());
+                    tenant.invitations.push(inv);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Records `object` as seen; when it was already, reports the duplicate and returns true.
+fn duplicate(seen: &mut HashMap<ObjectRef, (std::path::PathBuf, usize)>, object: &ObjectRef, doc: &Document, errors: &mut Vec<ManifestError>) -> bool {
+    if let Some((file, line)) = seen.get(object) {
+        errors.push(doc.error(Some(object.to_string()), Some("metadata.name"), format!("duplicate object: also defined at {}:{line}", file.display())));
+        return true;
+    }
+    seen.insert(object.clone(), (doc.file.clone(), doc.line));
+    false
+}
+
+fn resolve_ref(ctx: &mut Ctx<'_>, r: &TenantRef, own_ns: &str, index: &HashMap<(String, String), usize>) -> Option<usize> {
+    if r.name.is_empty() {
+        ctx.err("spec.tenantRef.name", "missing: name the Tenant this object belongs to");
+        return None;
+    }
+    let ns = r.namespace.clone().unwrap_or_else(|| own_ns.to_string());
+    let found = index.get(&(ns.clone(), r.name.clone())).copied();
+    if found.is_none() {
+        let mut known: Vec<String> = index.keys().map(|(n, t)| format!("{n}/{t}")).collect();
+        known.sort();
+        let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+        ctx.err("spec.tenantRef.name", format!("no Tenant {:?} in namespace {ns:?} (Tenants in the manifests: {known})", r.name));
+    }
+    found
+}
+
+fn tenant(
+    ctx: &mut Ctx<'_>,
+    object: ObjectRef,
+    t: &Tenant,
+    ids: &mut HashMap<String, String>,
+    domains: &mut HashMap<String, String>,
+) -> Option<DesiredTenant> {
+    let s = &t.spec;
+    let before = ctx.errors.len();
+    ctx.check("spec.tenantId", validate::guid(&s.tenant_id));
+    ctx.check("spec.initialDomain", validate::domain(&s.initial_domain));
+    let tenant_id = s.tenant_id.to_ascii_lowercase();
+    if let Some(other) = ids.insert(tenant_id.clone(), object.to_string()) {
+        ctx.err("spec.tenantId", format!("tenant id {tenant_id} is already used by {other}"));
+    }
+    let mut verified = BTreeSet::new();
+    for (i, d) in s.verified_domains.iter().enumerate() {
+        ctx.check(&format!("spec.verifiedDomains[{i}]"), validate::domain(d));
+        verified.insert(d.to_ascii_lowercase());
+    }
+    for d in std::iter::once(&s.initial_domain.to_ascii_lowercase()).chain(verified.iter()) {
+        if let Some(other) = domains.insert(d.clone(), object.to_string()).filter(|o| *o != object.to_string()) {
+            ctx.err("spec.verifiedDomains", format!("domain {d} also belongs to {other}"));
+        }
+    }
+    match (&s.backend.kind, &s.backend.graph) {
+        (BackendKind::Graph, None) => ctx.err("spec.backend.graph", "required when spec.backend.type is graph"),
+        (BackendKind::Local, Some(_)) => ctx.err("spec.backend.graph", "only allowed when spec.backend.type is graph"),
+        (BackendKind::Graph, Some(g)) if g.client_id.is_empty() => ctx.err("spec.backend.graph.clientId", "missing"),
+        _ => {}
+    }
+    let ec = &s.external_collaboration;
+    if let Some(role) = &ec.guest_user_role_id
+        && !GUEST_ROLE_IDS.contains(&role.to_ascii_lowercase().as_str())
+    {
+        ctx.err(
+            "spec.externalCollaboration.guestUserRoleId",
+            format!("{role:?} is not a guest role id; use one of {} (R8)", GUEST_ROLE_IDS.join(", ")),
+        );
+    }
+    if let Some(list) = &ec.domain_list {
+        for (i, d) in list.domains.iter().enumerate() {
+            ctx.check(&format!("spec.externalCollaboration.domainList.domains[{i}]"), validate::domain(d));
+        }
+    }
+    check_access(ctx, "spec.crossTenantAccessDefault", &s.cross_tenant_access_default);
+    if let Some(c) = &s.cross_tenant_access_default.automatic_user_consent_settings
+        && (c.inbound_allowed == Some(true) || c.outbound_allowed == Some(true))
+    {
+        ctx.err(
+            "spec.crossTenantAccessDefault.automaticUserConsentSettings",
+            "Graph keeps automatic user consent false and read-only on the default configuration; set it on a CrossTenantAccessPolicy per partner",
+        );
+    }
+    let mut groups = BTreeSet::new();
+    for (i, g) in s.groups.iter().enumerate() {
+        if g.display_name.trim().is_empty() {
+            ctx.err(&format!("spec.groups[{i}].displayName"), "must not be empty");
+        } else if !groups.insert(g.display_name.clone()) {
+            ctx.err(&format!("spec.groups[{i}].displayName"), format!("group {:?} is listed twice", g.display_name));
+        }
+    }
+    if let Some(iv) = &s.reconcile.interval {
+        ctx.check("spec.reconcile.interval", validate::duration(iv).map(|_| ()));
+    }
+    if ctx.errors.len() > before {
+        return None;
+    }
+    Some(DesiredTenant {
+        identity: TenantIdentity {
+            tenant_id,
+            initial_domain: s.initial_domain.to_ascii_lowercase(),
+            display_name: s.display_name.clone().unwrap_or_else(|| object.name.clone()),
+            cloud: s.cloud,
+            verified_domains: verified,
+        },
+        object,
+        drift_policy: s.reconcile.drift_policy,
+        external_collaboration: ResolvedCollaboration::resolve(ec),
+        default_access: ResolvedAccess::system_default().overlay(&s.cross_tenant_access_default),
+        groups,
+        partners: vec![],
+        invitations: vec![],
+    })
+}
+
+/// Target lists: users and groups take `AllUsers` or object ids; applications take keywords or ids.
+fn check_access(ctx: &mut Ctx<'_>, prefix: &str, s: &CrossTenantAccessSettings) {
+    let settings = [
+        ("b2bCollaborationInbound", &s.b2b_collaboration_inbound),
+        ("b2bCollaborationOutbound", &s.b2b_collaboration_outbound),
+        ("b2bDirectConnectInbound", &s.b2b_direct_connect_inbound),
+        ("b2bDirectConnectOutbound", &s.b2b_direct_connect_outbound),
+        ("tenantRestrictions", &s.tenant_restrictions),
+    ];
+    for (name, setting) in settings {
+        let Some(b) = setting else { continue };
+        for (part, config, users) in [("usersAndGroups", &b.users_and_groups, true), ("applications", &b.applications, false)] {
+            let Some(c) = config else { continue };
+            let path = format!("{prefix}.{name}.{part}.targets");
+            if c.targets.is_empty() {
+                ctx.err(&path, "needs at least one target (e.g. AllUsers or AllApplications)");
+            }
+            for (i, t) in c.targets.iter().enumerate() {
+                let p = format!("{path}[{i}]");
+                let keyword_ok = if users { t.target.eq_ignore_ascii_case(ALL_USERS) } else { APPLICATION_KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(&t.target)) };
+                let type_ok = if users { matches!(t.target_type, TargetType::User | TargetType::Group) } else { t.target_type == TargetType::Application };
+                if !type_ok {
+                    ctx.err(&format!("{p}.targetType"), if users { "must be user or group here" } else { "must be application here" });
+                }
+                if !keyword_ok && validate::guid(&t.target).is_err() {
+                    let expected = if users { "AllUsers or a user/group object id".to_string() } else { format!("{} or an application id", APPLICATION_KEYWORDS.join(", ")) };
+                    ctx.err(&format!("{p}.target"), format!("{:?} is not {expected}", t.target));
+                }
+            }
+        }
+    }
+}
+
+fn policy(ctx: &mut Ctx<'_>, object: ObjectRef, p: &CrossTenantAccessPolicy, tenant: &DesiredTenant) -> Option<DesiredPartner> {
+    let before = ctx.errors.len();
+    ctx.check("spec.partnerTenantId", validate::guid(&p.spec.partner_tenant_id));
+    let partner = p.spec.partner_tenant_id.to_ascii_lowercase();
+    if partner == tenant.identity.tenant_id {
+        ctx.err("spec.partnerTenantId", "is the tenant's own id; a partner configuration is for another tenant");
+    }
+    let settings = p.spec.settings();
+    check_access(ctx, "spec", &settings);
+    if ctx.errors.len() > before {
+        return None;
+    }
+    Some(DesiredPartner {
+        object,
+        partner_tenant_id: partner,
+        settings,
+        identity_synchronization: p.spec.identity_synchronization.clone(),
+        deletion_policy: p.spec.deletion_policy,
+    })
+}
+
+fn invitation(ctx: &mut Ctx<'_>, object: ObjectRef, i: &GuestInvitation, tenant: &DesiredTenant) -> Option<DesiredInvitation> {
+    let s = &i.spec;
+    let before = ctx.errors.len();
+    ctx.check("spec.invitedUserEmailAddress", validate::email(&s.invited_user_email_address));
+    let redirect = s.invite_redirect_url.clone().unwrap_or_else(|| DEFAULT_REDIRECT_URL.to_string());
+    ctx.check("spec.inviteRedirectUrl", validate::http_url(&redirect));
+    if let Some(m) = &s.invited_user_message_info {
+        if m.cc_recipients.len() > 1 {
+            ctx.err("spec.invitedUserMessageInfo.ccRecipients", "Graph supports one additional recipient");
+        }
+        for (n, cc) in m.cc_recipients.iter().enumerate() {
+            ctx.check(&format!("spec.invitedUserMessageInfo.ccRecipients[{n}]"), validate::email(cc));
+        }
+    }
+    for (n, g) in s.groups.iter().enumerate() {
+        if !tenant.groups.contains(g) {
+            let declared: Vec<&str> = tenant.groups.iter().map(String::as_str).collect();
+            ctx.err(
+                &format!("spec.groups[{n}]"),
+                format!("group {g:?} is not declared in spec.groups of {} (declared: {})", tenant.object, if declared.is_empty() { "none".into() } else { declared.join(", ") }),
+            );
+        }
+    }
+    if ctx.errors.len() > before {
+        return None;
+    }
+    Some(DesiredInvitation {
+        object,
+        email: s.invited_user_email_address.clone(),
+        display_name: s.invited_user_display_name.clone(),
+        redirect_url: redirect,
+        user_type: s.invited_user_type,
+        send_invitation_message: s.send_invitation_message,
+        message_info: s.invited_user_message_info.clone(),
+        groups: s.groups.iter().cloned().collect(),
+        deletion_policy: s.deletion_policy,
+    })
+}

@@ -1,0 +1,114 @@
+//! Reading files and directories of multi-document YAML into JSON values, keeping where each came from.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::error::ManifestError;
+
+/// One YAML document of a file.
+#[derive(Clone, Debug)]
+pub struct Document {
+    pub file: PathBuf,
+    /// 1-based line where the document starts.
+    pub line: usize,
+    pub text: String,
+    pub value: Value,
+}
+
+impl Document {
+    /// Best-effort line of a field: the first line of the document that sets its last path segment.
+    pub fn line_of(&self, field: &str) -> usize {
+        let key = field.rsplit('.').next().unwrap_or(field);
+        let key = key.split('[').next().unwrap_or(key);
+        if key.is_empty() {
+            return self.line;
+        }
+        self.text
+            .lines()
+            .position(|l| {
+                let t = l.trim_start().trim_start_matches("- ");
+                t.starts_with(&format!("{key}:")) || t.starts_with(&format!("\"{key}\":"))
+            })
+            .map_or(self.line, |i| self.line + i)
+    }
+
+    pub fn error(&self, object: Option<String>, field: Option<&str>, message: impl Into<String>) -> ManifestError {
+        ManifestError {
+            file: self.file.clone(),
+            line: field.map_or(self.line, |f| self.line_of(f)),
+            object,
+            field: field.map(str::to_string),
+            message: message.into(),
+        }
+    }
+}
+
+/// Expands the given paths: files as they are, directories recursively (`*.yaml`, `*.yml`), sorted.
+pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ManifestError> {
+    let mut out = Vec::new();
+    for p in paths {
+        collect(p, &mut out, true)?;
+    }
+    Ok(out)
+}
+
+fn collect(path: &Path, out: &mut Vec<PathBuf>, explicit: bool) -> Result<(), ManifestError> {
+    let io_err = |e: std::io::Error| ManifestError {
+        file: path.to_path_buf(),
+        line: 0,
+        object: None,
+        field: None,
+        message: format!("cannot read: {e}"),
+    };
+    let meta = std::fs::metadata(path).map_err(io_err)?;
+    if meta.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path).map_err(io_err)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        entries.sort();
+        for e in entries {
+            collect(&e, out, false)?;
+        }
+    } else if explicit || matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+        out.push(path.to_path_buf());
+    }
+    Ok(())
+}
+
+/// Splits a file into documents at `---` lines and parses each; empty documents are skipped.
+pub fn parse_file(file: &Path, text: &str) -> Result<Vec<Document>, ManifestError> {
+    let mut docs = Vec::new();
+    let mut start = 1;
+    let mut chunk = String::new();
+    let mut flush = |start: usize, chunk: &str| -> Result<(), ManifestError> {
+        if chunk.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+            return Ok(());
+        }
+        let value: Value = serde_saphyr::from_str(chunk).map_err(|e| {
+            let (line, msg) = match e.location() {
+                Some(loc) => (start + loc.line() as usize - 1, first_line(&e.to_string())),
+                None => (start, first_line(&e.to_string())),
+            };
+            ManifestError { file: file.to_path_buf(), line, object: None, field: None, message: format!("malformed YAML: {msg}") }
+        })?;
+        if !value.is_null() {
+            docs.push(Document { file: file.to_path_buf(), line: start, text: chunk.to_string(), value });
+        }
+        Ok(())
+    };
+    for (i, line) in text.lines().enumerate() {
+        if line == "---" || line.starts_with("--- ") {
+            flush(start, &chunk)?;
+            chunk.clear();
+            start = i + 2;
+        } else {
+            chunk.push_str(line);
+            chunk.push('\n');
+        }
+    }
+    flush(start, &chunk)?;
+    Ok(docs)
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or(s).to_string()
+}
