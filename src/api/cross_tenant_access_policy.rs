@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{CommonStatus, TenantRef};
 use crate::core::model::DeletionPolicy;
-use crate::core::settings::{AutomaticUserConsentSettings, B2bSetting, CrossTenantAccessSettings, IdentitySynchronization, InboundTrust};
+use crate::core::settings::{
+    AutomaticUserConsentSettings, B2bSetting, CrossTenantAccessSettings, IdentitySynchronization, InboundTrust,
+};
 
 /// A tenant's cross-tenant access settings for one partner tenant. Every setting is optional: an absent
 /// one inherits the tenant's default configuration (R2).

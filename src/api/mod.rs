@@ -21,9 +21,5 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
 
 /// All CRDs as one multi-document YAML stream, as committed under `crds/`.
 pub fn crds_yaml() -> String {
-    crds()
-        .iter()
-        .map(|crd| serde_saphyr::to_string(crd).expect("a CRD always serializes"))
-        .collect::<Vec<_>>()
-        .join("---\n")
+    crds().iter().map(|crd| serde_saphyr::to_string(crd).expect("a CRD always serializes")).collect::<Vec<_>>().join("---\n")
 }

@@ -132,7 +132,8 @@ fn routes(manifests: &Manifests, local_path: &Path) -> anyhow::Result<Routes> {
         let route = match backend.kind {
             BackendKind::Local => {
                 if local.is_none() {
-                    let dir = LocalDirectory::open(local_path).with_context(|| format!("opening directory {}", local_path.display()))?;
+                    let dir = LocalDirectory::open(local_path)
+                        .with_context(|| format!("opening directory {}", local_path.display()))?;
                     local = Some(Arc::new(dir));
                 }
                 Ok(local.clone().expect("opened above"))

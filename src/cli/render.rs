@@ -50,11 +50,7 @@ fn write_change(out: &mut dyn Write, c: &Change) -> io::Result<()> {
 }
 
 pub fn summary_line(s: &Summary) -> String {
-    let mut parts = vec![
-        format!("{} to create", s.create),
-        format!("{} to update", s.update),
-        format!("{} to delete", s.delete),
-    ];
+    let mut parts = vec![format!("{} to create", s.create), format!("{} to update", s.update), format!("{} to delete", s.delete)];
     for (n, label) in [(s.adopt, "to adopt"), (s.retain, "to release (Retain)")] {
         if n > 0 {
             parts.push(format!("{n} {label}"));
@@ -150,11 +146,7 @@ pub fn write_apply(out: &mut dyn Write, plan: &Plan, report: &ApplyReport) -> io
         report.writes,
         if plan.errors.is_empty() { String::new() } else { format!(", {} failed to plan", plan.errors.len()) }
     );
-    if done == 0 && failed == 0 {
-        writeln!(out, "\nNo changes: {tail}.")
-    } else {
-        writeln!(out, "\nApply complete: {tail}.")
-    }
+    if done == 0 && failed == 0 { writeln!(out, "\nNo changes: {tail}.") } else { writeln!(out, "\nApply complete: {tail}.") }
 }
 
 pub fn plan_json(plan: &Plan) -> Value {

@@ -10,23 +10,46 @@ use super::resolved::{ResolvedAccess, ResolvedCollaboration};
 #[serde(tag = "op", rename_all = "camelCase")]
 pub enum Operation {
     /// Create the tenant with R1 defaults (local directory only: a Graph tenant already exists).
-    CreateTenant { identity: TenantIdentity },
+    CreateTenant {
+        identity: TenantIdentity,
+    },
     /// Set the external collaboration settings and the default cross-tenant access configuration.
-    ConfigureTenant { external_collaboration: ResolvedCollaboration, default_access: ResolvedAccess },
+    ConfigureTenant {
+        external_collaboration: ResolvedCollaboration,
+        default_access: ResolvedAccess,
+    },
     /// Create the security groups that do not exist yet (by display name).
-    EnsureGroups { display_names: Vec<String> },
+    EnsureGroups {
+        display_names: Vec<String>,
+    },
     /// Create or replace a partner configuration (and its identity synchronization).
-    PutPartner { partner: PartnerConfiguration },
-    DeletePartner { partner_tenant_id: String },
+    PutPartner {
+        partner: PartnerConfiguration,
+    },
+    DeletePartner {
+        partner_tenant_id: String,
+    },
     /// Invite a guest. Inviting an address that already has a user returns that user (R6), never a duplicate.
-    Invite { invitation: InvitationRequest },
-    UpdateGuest { user_id: String, patch: GuestPatch },
-    DeleteGuest { user_id: String },
+    Invite {
+        invitation: InvitationRequest,
+    },
+    UpdateGuest {
+        user_id: String,
+        patch: GuestPatch,
+    },
+    DeleteGuest {
+        user_id: String,
+    },
     /// Write entente's ownership record. When `external_id` is empty and an `Invite` ran earlier in the
     /// same change, the backend fills in the invited user's id in the same step (never lose the id).
-    Record { record: ManagedRecord },
+    Record {
+        record: ManagedRecord,
+    },
     /// Drop entente's ownership record (the object itself stays).
-    Forget { kind: Kind, key: String },
+    Forget {
+        kind: Kind,
+        key: String,
+    },
 }
 
 impl Operation {

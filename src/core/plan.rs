@@ -281,7 +281,14 @@ fn create_tenant(tenant: &DesiredTenant) -> Change {
     }
 }
 
-fn record_op(kind: Kind, key: &str, object: &ObjectRef, external_id: Option<String>, deletion_policy: DeletionPolicy, view: &Value) -> Operation {
+fn record_op(
+    kind: Kind,
+    key: &str,
+    object: &ObjectRef,
+    external_id: Option<String>,
+    deletion_policy: DeletionPolicy,
+    view: &Value,
+) -> Operation {
     Operation::Record {
         record: ManagedRecord {
             kind,
@@ -354,11 +361,10 @@ impl<'a> TenantContext<'a> {
         record: Option<&ManagedRecord>,
         desired: &Value,
         observed: &Value,
-        mut diff_out: Vec<FieldChange>,
         write_ops: impl FnOnce() -> Vec<Operation>,
         record_op: Operation,
     ) -> Change {
-        diff_out.extend(diff(observed, desired));
+        let mut diff_out = diff(observed, desired);
         let Some(record) = record else {
             // Exists, not ours yet: adopt it (and bring it in line when it differs).
             let action = if diff_out.is_empty() { Action::Adopt } else { Action::Update };
@@ -369,12 +375,17 @@ impl<'a> TenantContext<'a> {
             return c;
         };
         if record.object != *object {
-            diff_out.push(FieldChange { path: "managedBy".into(), from: Some(json!(record.object.to_string())), to: Some(json!(object.to_string())) });
+            diff_out.push(FieldChange {
+                path: "managedBy".into(),
+                from: Some(json!(record.object.to_string())),
+                to: Some(json!(object.to_string())),
+            });
         }
         if diff_out.is_empty() {
             return self.change(object, Action::Unchanged, vec![], vec![]);
         }
-        let drift = record.applied == desired.to_string() && record.object == *object;
+        let manifest_unchanged = serde_json::from_str::<Value>(&record.applied).is_ok_and(|applied| applied == *desired);
+        let drift = manifest_unchanged && record.object == *object;
         if drift && self.tenant.drift_policy == DriftPolicy::Report {
             let mut c = self.change(object, Action::Drift, diff_out, vec![]);
             c.drift = true;
@@ -399,14 +410,14 @@ impl<'a> TenantContext<'a> {
             &self.snapshot.default_access,
             t.groups.iter().filter(|g| present.contains(g.as_str())).cloned().collect(),
         );
-        let settings_differ = self.snapshot.external_collaboration != t.external_collaboration || self.snapshot.default_access != t.default_access;
+        let settings_differ =
+            self.snapshot.external_collaboration != t.external_collaboration || self.snapshot.default_access != t.default_access;
         let record_op = record_op(Kind::Tenant, &t.identity.tenant_id, &t.object, None, DeletionPolicy::Retain, &desired);
         self.compare(
             &t.object,
             self.records.get(&(Kind::Tenant, t.identity.tenant_id.as_str())).copied(),
             &desired,
             &observed,
-            vec![],
             || {
                 let mut ops = Vec::new();
                 if settings_differ {
@@ -433,7 +444,8 @@ impl<'a> TenantContext<'a> {
         };
         let default = &self.tenant.default_access;
         let desired = partner_view(default, &desired_config, Some(p.deletion_policy));
-        let record_op = record_op(Kind::CrossTenantAccessPolicy, &p.partner_tenant_id, &p.object, None, p.deletion_policy, &desired);
+        let record_op =
+            record_op(Kind::CrossTenantAccessPolicy, &p.partner_tenant_id, &p.object, None, p.deletion_policy, &desired);
         let put = || vec![Operation::PutPartner { partner: desired_config.clone() }];
         let existing = self.snapshot.partners.iter().find(|o| o.tenant_id.eq_ignore_ascii_case(&p.partner_tenant_id));
         let Some(existing) = existing else {
@@ -443,15 +455,23 @@ impl<'a> TenantContext<'a> {
             return self.change(&p.object, Action::Create, diff, ops);
         };
         let record = self.records.get(&(Kind::CrossTenantAccessPolicy, p.partner_tenant_id.as_str())).copied();
-        let observed = partner_view(default, existing, record.map(|r| r.deletion_policy).or(record.is_none().then_some(p.deletion_policy)));
-        self.compare(&p.object, record, &desired, &observed, vec![], put, record_op)
+        let observed =
+            partner_view(default, existing, record.map(|r| r.deletion_policy).or(record.is_none().then_some(p.deletion_policy)));
+        self.compare(&p.object, record, &desired, &observed, put, record_op)
     }
 
     fn group_name(&self, id: &str) -> Option<&str> {
         self.group_names.get(id).copied()
     }
 
-    fn invitation_view(&self, inv: &DesiredInvitation, display_name: Option<&str>, user_type: UserType, groups: Vec<&str>, dp: Option<DeletionPolicy>) -> Value {
+    fn invitation_view(
+        &self,
+        inv: &DesiredInvitation,
+        display_name: Option<&str>,
+        user_type: UserType,
+        groups: Vec<&str>,
+        dp: Option<DeletionPolicy>,
+    ) -> Value {
         let mut v = json!({ "userType": user_type.as_str(), "groups": groups });
         if inv.display_name.is_some() {
             v["displayName"] = json!(display_name);
@@ -470,7 +490,8 @@ impl<'a> TenantContext<'a> {
             .and_then(|id| self.guests_by_id.get(id).copied())
             .or_else(|| self.guests_by_mail.get(&key).copied());
         let desired_groups: Vec<&str> = inv.groups.iter().map(String::as_str).collect();
-        let desired = self.invitation_view(inv, inv.display_name.as_deref(), inv.user_type, desired_groups, Some(inv.deletion_policy));
+        let desired =
+            self.invitation_view(inv, inv.display_name.as_deref(), inv.user_type, desired_groups, Some(inv.deletion_policy));
 
         let Some(guest) = existing else {
             let mut c = self.change(&inv.object, Action::Create, vec![], vec![]);
@@ -506,21 +527,22 @@ impl<'a> TenantContext<'a> {
         let observed_groups: Vec<&str> =
             guest.group_ids.iter().filter_map(|id| self.group_name(id)).filter(|n| managed_groups.contains(*n)).collect();
         let observed_dp = record.map(|r| r.deletion_policy).or(record.is_none().then_some(inv.deletion_policy));
-        let observed = self.invitation_view(inv, guest.display_name.as_deref(), guest.user_type, observed_groups.clone(), observed_dp);
+        let observed =
+            self.invitation_view(inv, guest.display_name.as_deref(), guest.user_type, observed_groups.clone(), observed_dp);
         let patch = GuestPatch {
             display_name: inv.display_name.clone().filter(|d| guest.display_name.as_deref() != Some(d)),
             user_type: (guest.user_type != inv.user_type).then_some(inv.user_type),
             add_to_groups: inv.groups.iter().filter(|g| !observed_groups.contains(&g.as_str())).cloned().collect(),
             remove_from_groups: observed_groups.iter().filter(|g| !inv.groups.contains(**g)).map(|g| g.to_string()).collect(),
         };
-        let record_op = record_op(Kind::GuestInvitation, &key, &inv.object, Some(guest.id.clone()), inv.deletion_policy, &desired);
+        let record_op =
+            record_op(Kind::GuestInvitation, &key, &inv.object, Some(guest.id.clone()), inv.deletion_policy, &desired);
         let user_id = guest.id.clone();
         let mut change = self.compare(
             &inv.object,
             record,
             &desired,
             &observed,
-            vec![],
             || if patch.is_empty() { vec![] } else { vec![Operation::UpdateGuest { user_id, patch }] },
             record_op,
         );
@@ -536,7 +558,8 @@ impl<'a> TenantContext<'a> {
 fn predict_refusal(tenant: &DesiredTenant, email: &str, policies: &[TenantPolicy]) -> Option<Refusal> {
     let resource = policies.iter().find(|p| p.identity.tenant_id == tenant.identity.tenant_id)?;
     let domain = email_domain(email);
-    let home_policy = policies.iter().find(|p| p.identity.tenant_id != tenant.identity.tenant_id && p.identity.owns_domain(domain));
+    let home_policy =
+        policies.iter().find(|p| p.identity.tenant_id != tenant.identity.tenant_id && p.identity.owns_domain(domain));
     let home = home_policy.map(|policy| Home { policy, principal_ids: None });
     check_invitation(resource, email, home.as_ref()).err()
 }
@@ -563,11 +586,12 @@ fn prune_change(tenant_id: &str, r: &ManagedRecord, snapshot: &TenantSnapshot) -
             .and_then(|id| snapshot.guests.iter().find(|g| g.id == id))
             .or_else(|| snapshot.guests.iter().find(|g| g.mail.eq_ignore_ascii_case(&r.key)))
             .map(|g| (Operation::DeleteGuest { user_id: g.id.clone() }, format!("deletes guest {} ({})", g.mail, g.id))),
-        Kind::CrossTenantAccessPolicy => snapshot
-            .partners
-            .iter()
-            .find(|p| p.tenant_id.eq_ignore_ascii_case(&r.key))
-            .map(|p| (Operation::DeletePartner { partner_tenant_id: p.tenant_id.clone() }, format!("deletes the partner configuration for {}", p.tenant_id))),
+        Kind::CrossTenantAccessPolicy => snapshot.partners.iter().find(|p| p.tenant_id.eq_ignore_ascii_case(&r.key)).map(|p| {
+            (
+                Operation::DeletePartner { partner_tenant_id: p.tenant_id.clone() },
+                format!("deletes the partner configuration for {}", p.tenant_id),
+            )
+        }),
         Kind::Tenant => None,
     };
     match delete {

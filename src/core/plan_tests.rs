@@ -145,7 +145,11 @@ fn a_new_tenant_is_created_with_its_objects_in_dependency_order() {
     let kinds: Vec<(Kind, Action)> = p.changes.iter().map(|c| (c.object.kind, c.action)).collect();
     assert_eq!(
         kinds,
-        [(Kind::Tenant, Action::Create), (Kind::CrossTenantAccessPolicy, Action::Create), (Kind::GuestInvitation, Action::Create)]
+        [
+            (Kind::Tenant, Action::Create),
+            (Kind::CrossTenantAccessPolicy, Action::Create),
+            (Kind::GuestInvitation, Action::Create)
+        ]
     );
     assert!(p.changes[1].diff.iter().all(|d| d.path != "deletionPolicy"), "bookkeeping is not shown on creates");
     let ops: Vec<&str> = p.changes[0].ops.iter().map(Operation::name).collect();
@@ -226,7 +230,9 @@ fn an_existing_guest_is_adopted_never_invited_twice() {
     let c = change(&p, "alice");
     assert_eq!(c.action, Action::Adopt);
     assert!(!c.ops.iter().any(|o| matches!(o, Operation::Invite { .. })));
-    assert!(matches!(&c.ops[..], [Operation::Record { record }] if record.external_id.as_deref() == Some(snapshot.guests[0].id.as_str())));
+    assert!(
+        matches!(&c.ops[..], [Operation::Record { record }] if record.external_id.as_deref() == Some(snapshot.guests[0].id.as_str()))
+    );
 }
 
 #[test]

@@ -171,14 +171,16 @@ fn check_collaboration_users(resource: &TenantPolicy, home: Option<&Home<'_>>) -
     let home_id = &home.policy.identity.tenant_id;
     let inbound = resource.effective_for(home_id).b2b_collaboration_inbound.users_and_groups;
     if judge(&inbound) && !inbound.admits(&ids) {
-        let source = resource.source(home_id, |p| p.b2b_collaboration_inbound.as_ref().is_some_and(|b| b.users_and_groups.is_some()));
+        let source =
+            resource.source(home_id, |p| p.b2b_collaboration_inbound.as_ref().is_some_and(|b| b.users_and_groups.is_some()));
         return Err(blocked(resource, "b2bCollaborationInbound.usersAndGroups", &inbound, &source, home.policy));
     }
     let resource_id = &resource.identity.tenant_id;
     let outbound = home.policy.effective_for(resource_id).b2b_collaboration_outbound.users_and_groups;
     if judge(&outbound) && !outbound.admits(&ids) {
-        let source =
-            home.policy.source(resource_id, |p| p.b2b_collaboration_outbound.as_ref().is_some_and(|b| b.users_and_groups.is_some()));
+        let source = home
+            .policy
+            .source(resource_id, |p| p.b2b_collaboration_outbound.as_ref().is_some_and(|b| b.users_and_groups.is_some()));
         return Err(blocked(home.policy, "b2bCollaborationOutbound.usersAndGroups", &outbound, &source, resource));
     }
     Ok(())
@@ -209,7 +211,12 @@ pub struct AccessDecision {
 }
 
 /// R9, R11, R12: B2B collaboration access of a user (`principal_ids`) of `home` to `app` in `resource`.
-pub fn b2b_collaboration_access(resource: &TenantPolicy, home: &TenantPolicy, principal_ids: &[&str], app: &str) -> AccessDecision {
+pub fn b2b_collaboration_access(
+    resource: &TenantPolicy,
+    home: &TenantPolicy,
+    principal_ids: &[&str],
+    app: &str,
+) -> AccessDecision {
     let r_eff = resource.effective_for(&home.identity.tenant_id);
     let h_eff = home.effective_for(&resource.identity.tenant_id);
     let mut reasons = Vec::new();
@@ -245,7 +252,10 @@ pub fn b2b_collaboration_access(resource: &TenantPolicy, home: &TenantPolicy, pr
 pub fn b2b_direct_connect_allowed(resource: &TenantPolicy, home: &TenantPolicy, principal_ids: &[&str], app: &str) -> bool {
     let r = resource.effective_for(&home.identity.tenant_id).b2b_direct_connect_inbound;
     let h = home.effective_for(&resource.identity.tenant_id).b2b_direct_connect_outbound;
-    r.users_and_groups.admits(principal_ids) && r.applications.admits(&[app]) && h.users_and_groups.admits(principal_ids) && h.applications.admits(&[app])
+    r.users_and_groups.admits(principal_ids)
+        && r.applications.admits(&[app])
+        && h.users_and_groups.admits(principal_ids)
+        && h.applications.admits(&[app])
 }
 
 #[cfg(test)]
@@ -313,7 +323,11 @@ mod tests {
         let err = check_invitation(&contoso, "a@example.org", None).unwrap_err();
         assert_eq!(err.reason, RefusalReason::InvitationsDisabled);
         assert!(err.message.contains("allowInvitesFrom"));
-        for allowed in [AllowInvitesFrom::AdminsAndGuestInviters, AllowInvitesFrom::AdminsGuestInvitersAndAllMembers, AllowInvitesFrom::Everyone] {
+        for allowed in [
+            AllowInvitesFrom::AdminsAndGuestInviters,
+            AllowInvitesFrom::AdminsGuestInvitersAndAllMembers,
+            AllowInvitesFrom::Everyone,
+        ] {
             contoso.collaboration.allow_invites_from = allowed;
             assert!(check_invitation(&contoso, "a@example.org", None).is_ok());
         }
@@ -326,7 +340,8 @@ mod tests {
             Some(ResolvedDomainList { mode: DomainListMode::AllowList, domains: BTreeSet::from(["fabrikam.com".to_string()]) });
         assert!(check_invitation(&contoso, "a@FABRIKAM.COM", None).is_ok());
         assert_eq!(check_invitation(&contoso, "a@other.org", None).unwrap_err().reason, RefusalReason::DomainBlocked);
-        contoso.collaboration.domain_list = Some(ResolvedDomainList { mode: DomainListMode::AllowList, domains: BTreeSet::new() });
+        contoso.collaboration.domain_list =
+            Some(ResolvedDomainList { mode: DomainListMode::AllowList, domains: BTreeSet::new() });
         let err = check_invitation(&contoso, "a@fabrikam.com", None).unwrap_err();
         assert!(err.message.contains("allow list is empty"), "{}", err.message);
     }
@@ -336,7 +351,8 @@ mod tests {
         let mut contoso = tenant("c", "contoso");
         contoso.partners.insert("f".into(), blocked_inbound());
         let fabrikam = tenant("f", "fabrikam");
-        let err = check_invitation(&contoso, "a@fabrikam.com", Some(&Home { policy: &fabrikam, principal_ids: Some(vec![]) })).unwrap_err();
+        let err = check_invitation(&contoso, "a@fabrikam.com", Some(&Home { policy: &fabrikam, principal_ids: Some(vec![]) }))
+            .unwrap_err();
         assert_eq!(err.reason, RefusalReason::CrossTenantAccessBlocked);
         assert!(err.message.contains("tenant contoso.onmicrosoft.com blocks"), "{}", err.message);
         assert!(err.message.contains("partner configuration for tenant f"), "{}", err.message);
@@ -352,7 +368,8 @@ mod tests {
             b2b_collaboration_outbound: blocked_inbound().b2b_collaboration_inbound,
             ..Default::default()
         });
-        let err = check_invitation(&contoso, "a@fabrikam.com", Some(&Home { policy: &fabrikam, principal_ids: Some(vec![]) })).unwrap_err();
+        let err = check_invitation(&contoso, "a@fabrikam.com", Some(&Home { policy: &fabrikam, principal_ids: Some(vec![]) }))
+            .unwrap_err();
         assert!(err.message.contains("tenant fabrikam.onmicrosoft.com blocks"), "{}", err.message);
         assert!(err.message.contains("default cross-tenant access configuration"), "{}", err.message);
     }
@@ -364,7 +381,10 @@ mod tests {
             "f".into(),
             CrossTenantAccessSettings {
                 b2b_collaboration_inbound: Some(B2bSetting {
-                    users_and_groups: Some(TargetConfiguration::new(AccessType::Allowed, vec![AccessTarget::new("g-sales", TargetType::Group)])),
+                    users_and_groups: Some(TargetConfiguration::new(
+                        AccessType::Allowed,
+                        vec![AccessTarget::new("g-sales", TargetType::Group)],
+                    )),
                     applications: None,
                 }),
                 ..Default::default()
@@ -406,7 +426,10 @@ mod tests {
             "f".into(),
             CrossTenantAccessSettings {
                 inbound_trust: Some(InboundTrust { is_mfa_accepted: Some(true), ..Default::default() }),
-                automatic_user_consent_settings: Some(AutomaticUserConsentSettings { inbound_allowed: Some(true), outbound_allowed: None }),
+                automatic_user_consent_settings: Some(AutomaticUserConsentSettings {
+                    inbound_allowed: Some(true),
+                    outbound_allowed: None,
+                }),
                 ..Default::default()
             },
         );
@@ -416,7 +439,10 @@ mod tests {
         fabrikam.partners.insert(
             "c".into(),
             CrossTenantAccessSettings {
-                automatic_user_consent_settings: Some(AutomaticUserConsentSettings { inbound_allowed: None, outbound_allowed: Some(true) }),
+                automatic_user_consent_settings: Some(AutomaticUserConsentSettings {
+                    inbound_allowed: None,
+                    outbound_allowed: Some(true),
+                }),
                 ..Default::default()
             },
         );

@@ -122,7 +122,10 @@ impl ResolvedB2b {
         }
     }
     pub fn to_setting(&self) -> B2bSetting {
-        B2bSetting { users_and_groups: Some(self.users_and_groups.to_config()), applications: Some(self.applications.to_config()) }
+        B2bSetting {
+            users_and_groups: Some(self.users_and_groups.to_config()),
+            applications: Some(self.applications.to_config()),
+        }
     }
 }
 
@@ -327,13 +330,23 @@ mod tests {
 
     #[test]
     fn order_case_and_duplicates_of_targets_do_not_matter() {
-        let a = Access::new(AccessType::Allowed, [AccessTarget::new("B", TargetType::Group), AccessTarget::new("a", TargetType::User)]);
+        let a = Access::new(
+            AccessType::Allowed,
+            [AccessTarget::new("B", TargetType::Group), AccessTarget::new("a", TargetType::User)],
+        );
         let b = Access::new(
             AccessType::Allowed,
-            [AccessTarget::new("A", TargetType::User), AccessTarget::new("b", TargetType::Group), AccessTarget::new("a", TargetType::User)],
+            [
+                AccessTarget::new("A", TargetType::User),
+                AccessTarget::new("b", TargetType::Group),
+                AccessTarget::new("a", TargetType::User),
+            ],
         );
         assert_eq!(a, b);
-        assert_eq!(Access::new(AccessType::Allowed, [AccessTarget::new("allusers", TargetType::User)]), Access::all_users(AccessType::Allowed));
+        assert_eq!(
+            Access::new(AccessType::Allowed, [AccessTarget::new("allusers", TargetType::User)]),
+            Access::all_users(AccessType::Allowed)
+        );
     }
 
     #[test]
@@ -364,6 +377,9 @@ mod tests {
             domain_list: Some(DomainList { mode: DomainListMode::AllowList, domains: vec![] }),
             ..Default::default()
         };
-        assert!(ResolvedCollaboration::resolve(&allow_none).domain_list.is_some(), "an empty allow list still refuses everything");
+        assert!(
+            ResolvedCollaboration::resolve(&allow_none).domain_list.is_some(),
+            "an empty allow list still refuses everything"
+        );
     }
 }

@@ -49,12 +49,22 @@ pub async fn plan_against(desired: &DesiredState, routes: &Routes, options: Plan
 pub enum ChangeResult {
     /// Nothing to write (unchanged, refused by the planner, drift only reported).
     Nothing,
-    Applied { writes: usize, outcomes: Vec<Outcome> },
+    Applied {
+        writes: usize,
+        outcomes: Vec<Outcome>,
+    },
     /// The directory refused it by a rule; nothing was written.
-    Refused { refusal: Refusal },
-    Failed { category: String, message: String },
+    Refused {
+        refusal: Refusal,
+    },
+    Failed {
+        category: String,
+        message: String,
+    },
     /// Not attempted because an earlier change it depends on failed.
-    Skipped { reason: String },
+    Skipped {
+        reason: String,
+    },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

@@ -87,7 +87,11 @@ fn type_document(doc: &Document, errors: &mut Vec<ManifestError>) -> Option<Type
         }
     }
     if Kind::parse(kind).is_none() {
-        let m = if kind.is_empty() { format!("missing; expected one of {KINDS}") } else { format!("unknown kind {kind:?}; expected one of {KINDS}") };
+        let m = if kind.is_empty() {
+            format!("missing; expected one of {KINDS}")
+        } else {
+            format!("unknown kind {kind:?}; expected one of {KINDS}")
+        };
         ctx.err("kind", m);
         ok = false;
     }
@@ -105,12 +109,11 @@ fn type_document(doc: &Document, errors: &mut Vec<ManifestError>) -> Option<Type
     if !ok {
         return None;
     }
-    let typed = match Kind::parse(kind)? {
+    match Kind::parse(kind)? {
         Kind::Tenant => deserialize::<Tenant>(&mut ctx).map(|t| Typed::Tenant(Box::new(t))),
         Kind::CrossTenantAccessPolicy => deserialize::<CrossTenantAccessPolicy>(&mut ctx).map(|p| Typed::Policy(Box::new(p))),
         Kind::GuestInvitation => deserialize::<GuestInvitation>(&mut ctx).map(|i| Typed::Invitation(Box::new(i))),
-    };
-    typed
+    }
 }
 
 fn deserialize<T: DeserializeOwned>(ctx: &mut Ctx<'_>) -> Option<T> {
@@ -135,7 +138,6 @@ fn build(typed: &[(&Document, Typed)], errors: &mut Vec<ManifestError>) -> Manif
     let mut tenant_index: HashMap<(String, String), usize> = HashMap::new();
     let mut tenant_ids: HashMap<String, String> = HashMap::new();
     let mut domains: HashMap<String, String> = HashMap::new();
-
 
     // Tenants first: other kinds refer to them.
     for (doc, t) in typed {
@@ -189,7 +191,10 @@ fn build(typed: &[(&Document, Typed)], errors: &mut Vec<ManifestError>) -> Manif
                 if let Some(inv) = invitation(&mut ctx, object.clone(), i, tenant) {
                     let key = (tenant.identity.tenant_id.clone(), inv.key());
                     if let Some(other) = invitation_keys.get(&key) {
-                        ctx.err("spec.invitedUserEmailAddress", format!("{other} already invites {} into this tenant", inv.email));
+                        ctx.err(
+                            "spec.invitedUserEmailAddress",
+                            format!("{other} already invites {} into this tenant", inv.email),
+                        );
                         continue;
                     }
                     invitation_keys.insert(key, object.to_string());
@@ -202,9 +207,18 @@ fn build(typed: &[(&Document, Typed)], errors: &mut Vec<ManifestError>) -> Manif
 }
 
 /// Records `object` as seen; when it was already, reports the duplicate and returns true.
-fn duplicate(seen: &mut HashMap<ObjectRef, (std::path::PathBuf, usize)>, object: &ObjectRef, doc: &Document, errors: &mut Vec<ManifestError>) -> bool {
+fn duplicate(
+    seen: &mut HashMap<ObjectRef, (std::path::PathBuf, usize)>,
+    object: &ObjectRef,
+    doc: &Document,
+    errors: &mut Vec<ManifestError>,
+) -> bool {
     if let Some((file, line)) = seen.get(object) {
-        errors.push(doc.error(Some(object.to_string()), Some("metadata.name"), format!("duplicate object: also defined at {}:{line}", file.display())));
+        errors.push(doc.error(
+            Some(object.to_string()),
+            Some("metadata.name"),
+            format!("duplicate object: also defined at {}:{line}", file.display()),
+        ));
         return true;
     }
     seen.insert(object.clone(), (doc.file.clone(), doc.line));
@@ -332,13 +346,28 @@ fn check_access(ctx: &mut Ctx<'_>, prefix: &str, s: &CrossTenantAccessSettings) 
             }
             for (i, t) in c.targets.iter().enumerate() {
                 let p = format!("{path}[{i}]");
-                let keyword_ok = if users { t.target.eq_ignore_ascii_case(ALL_USERS) } else { APPLICATION_KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(&t.target)) };
-                let type_ok = if users { matches!(t.target_type, TargetType::User | TargetType::Group) } else { t.target_type == TargetType::Application };
+                let keyword_ok = if users {
+                    t.target.eq_ignore_ascii_case(ALL_USERS)
+                } else {
+                    APPLICATION_KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(&t.target))
+                };
+                let type_ok = if users {
+                    matches!(t.target_type, TargetType::User | TargetType::Group)
+                } else {
+                    t.target_type == TargetType::Application
+                };
                 if !type_ok {
-                    ctx.err(&format!("{p}.targetType"), if users { "must be user or group here" } else { "must be application here" });
+                    ctx.err(
+                        &format!("{p}.targetType"),
+                        if users { "must be user or group here" } else { "must be application here" },
+                    );
                 }
                 if !keyword_ok && validate::guid(&t.target).is_err() {
-                    let expected = if users { "AllUsers or a user/group object id".to_string() } else { format!("{} or an application id", APPLICATION_KEYWORDS.join(", ")) };
+                    let expected = if users {
+                        "AllUsers or a user/group object id".to_string()
+                    } else {
+                        format!("{} or an application id", APPLICATION_KEYWORDS.join(", "))
+                    };
                     ctx.err(&format!("{p}.target"), format!("{:?} is not {expected}", t.target));
                 }
             }
@@ -386,7 +415,11 @@ fn invitation(ctx: &mut Ctx<'_>, object: ObjectRef, i: &GuestInvitation, tenant:
             let declared: Vec<&str> = tenant.groups.iter().map(String::as_str).collect();
             ctx.err(
                 &format!("spec.groups[{n}]"),
-                format!("group {g:?} is not declared in spec.groups of {} (declared: {})", tenant.object, if declared.is_empty() { "none".into() } else { declared.join(", ") }),
+                format!(
+                    "group {g:?} is not declared in spec.groups of {} (declared: {})",
+                    tenant.object,
+                    if declared.is_empty() { "none".into() } else { declared.join(", ") }
+                ),
             );
         }
     }

@@ -22,7 +22,9 @@ pub fn load(paths: &[PathBuf]) -> Result<Manifests, ManifestErrors> {
                 Ok(d) => docs.extend(d),
                 Err(e) => errors.push(e),
             },
-            Err(e) => errors.push(ManifestError { file, line: 0, object: None, field: None, message: format!("cannot read: {e}") }),
+            Err(e) => {
+                errors.push(ManifestError { file, line: 0, object: None, field: None, message: format!("cannot read: {e}") })
+            }
         }
     }
     match convert::convert(&docs) {
