@@ -5,15 +5,14 @@ mod render;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::api::tenant::BackendKind;
-use crate::core::plan::PlanOptions;
-use crate::directory::Directory;
+use crate::api::tenant::GraphBackend;
+use crate::core::plan::{PlanOptions, Prune};
 use crate::directory::local::LocalDirectory;
+use crate::engine::routes::{Backends, SecretSource};
 use crate::engine::{self, ChangeResult, Routes};
 use crate::manifest::{self, Manifests};
 
@@ -99,8 +98,8 @@ async fn plan_or_apply(args: RunArgs, apply: bool, out: &mut dyn Write, err: &mu
             return Ok(exit::ERROR);
         }
     };
-    let routes = routes(&manifests, &args.directory)?;
-    let options = PlanOptions { prune: args.prune };
+    let routes = routes(&manifests, &args.directory);
+    let options = PlanOptions { prune: if args.prune { Prune::All } else { Prune::Off } };
     let plan = engine::plan_against(&manifests.desired, &routes, options).await;
     if !apply {
         match args.output {
@@ -124,23 +123,30 @@ async fn plan_or_apply(args: RunArgs, apply: bool, out: &mut dyn Write, err: &mu
     Ok(if failed || !plan.errors.is_empty() { exit::ERROR } else { exit::OK })
 }
 
-/// Picks each tenant's directory. The local directory is opened once, lazily, only if a tenant uses it.
-fn routes(manifests: &Manifests, local_path: &Path) -> anyhow::Result<Routes> {
-    let mut local: Option<Arc<dyn Directory>> = None;
-    let mut routes = Routes::new();
-    for (tenant_id, backend) in &manifests.backends {
-        let route = match backend.kind {
-            BackendKind::Local => {
-                if local.is_none() {
-                    let dir = LocalDirectory::open(local_path)
-                        .with_context(|| format!("opening directory {}", local_path.display()))?;
-                    local = Some(Arc::new(dir));
-                }
-                Ok(local.clone().expect("opened above"))
-            }
-            BackendKind::Graph => Err("the graph backend is not implemented yet: use spec.backend.type local".to_string()),
-        };
-        routes.insert(tenant_id.clone(), route);
+/// CLI secrets: `ENTENTE_GRAPH_CLIENT_SECRET_<TENANT ID>` (dashes as underscores), else
+/// `ENTENTE_GRAPH_CLIENT_SECRET`, else the file named by `ENTENTE_GRAPH_CLIENT_SECRET_FILE`.
+struct EnvSecrets;
+
+impl SecretSource for EnvSecrets {
+    fn client_secret(&self, tenant_id: &str, graph: &GraphBackend) -> Result<Option<String>, String> {
+        let per_tenant = format!("ENTENTE_GRAPH_CLIENT_SECRET_{}", tenant_id.replace('-', "_").to_ascii_uppercase());
+        if let Some(v) = [per_tenant.as_str(), "ENTENTE_GRAPH_CLIENT_SECRET"].iter().find_map(|k| std::env::var(k).ok()) {
+            return Ok(Some(v));
+        }
+        if let Ok(file) = std::env::var("ENTENTE_GRAPH_CLIENT_SECRET_FILE") {
+            return std::fs::read_to_string(&file)
+                .map(|s| Some(s.trim().to_string()))
+                .map_err(|e| format!("cannot read {file}: {e}"));
+        }
+        if graph.federated_token_file.is_some() {
+            return Ok(None);
+        }
+        Err(format!("no client secret for tenant {tenant_id}: set {per_tenant} or ENTENTE_GRAPH_CLIENT_SECRET(_FILE)"))
     }
-    Ok(routes)
+}
+
+/// Picks each tenant's directory.
+fn routes(manifests: &Manifests, local_path: &Path) -> Routes {
+    let backends = Backends::new(local_path);
+    manifests.backends.iter().map(|(id, backend)| (id.clone(), backends.route(id, backend, &EnvSecrets))).collect()
 }

@@ -17,10 +17,21 @@ use super::operation::{GuestPatch, InvitationRequest, Operation};
 use super::policy::{Home, Refusal, TenantPolicy, check_invitation, email_domain};
 use super::resolved::{ResolvedAccess, ResolvedCollaboration};
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PlanOptions {
-    /// Delete managed objects that are no longer in the manifests (honouring `deletionPolicy`).
-    pub prune: bool,
+    pub prune: Prune,
+}
+
+/// Which managed objects that are absent from the desired state get deleted (honouring `deletionPolicy`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Prune {
+    /// None: they are listed in a note (the CLI without `--prune`).
+    #[default]
+    Off,
+    /// All of them (the CLI with `--prune`).
+    All,
+    /// Only these objects (the controller: objects being deleted, never "whatever a cache lacks").
+    Only(BTreeSet<ObjectRef>),
 }
 
 /// What a directory holds for each desired tenant, by tenant id: `Ok(None)` when the tenant does
@@ -184,8 +195,12 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
                 .map(move |r| (tenant.identity.tenant_id.clone(), r.clone(), snapshot))
         })
         .collect();
+    let orphans: Vec<_> = match &options.prune {
+        Prune::Only(set) => orphans.into_iter().filter(|(_, r, _)| set.contains(&r.object)).collect(),
+        _ => orphans,
+    };
     if !orphans.is_empty() {
-        if !options.prune {
+        if options.prune == Prune::Off {
             out.notes.push(format!(
                 "{} managed object(s) are no longer in the manifests and are kept; `--prune` would delete them: {}",
                 orphans.len(),

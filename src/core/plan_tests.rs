@@ -305,13 +305,20 @@ spec:
     assert!(!p.changes.iter().any(|c| c.action == Action::Delete));
     assert!(p.notes.iter().any(|n| n.contains("--prune")), "{:?}", p.notes);
 
-    let p = plan(&fewer, &observed_with(Some(snapshot.clone())), PlanOptions { prune: true });
+    let p = plan(&fewer, &observed_with(Some(snapshot.clone())), PlanOptions { prune: Prune::All });
     assert_eq!(change(&p, "alice").action, Action::Delete);
     assert!(matches!(change(&p, "alice").ops[0], Operation::DeleteGuest { .. }));
     assert!(matches!(change(&p, "fabrikam").ops[0], Operation::DeletePartner { .. }));
     let bob = change(&p, "bob");
     assert_eq!(bob.action, Action::Retain);
     assert!(matches!(&bob.ops[..], [Operation::Forget { .. }]));
+
+    // The controller deletes only the objects being deleted.
+    let only_alice = Prune::Only(BTreeSet::from([change(&p, "alice").object.clone()]));
+    let p = plan(&fewer, &observed_with(Some(snapshot.clone())), PlanOptions { prune: only_alice });
+    let deleted: Vec<&str> = p.changes.iter().filter(|c| c.action.writes()).map(|c| c.object.name.as_str()).collect();
+    assert_eq!(deleted, ["alice"]);
+    assert!(p.notes.is_empty(), "{:?}", p.notes);
 
     // Another tenant failed to read: nothing is deleted anywhere.
     let mut two = fewer.clone();
@@ -321,7 +328,7 @@ spec:
     two.tenants.push(other);
     let mut observed = observed_with(Some(snapshot));
     observed.insert(FABRIKAM.into(), Err("throttled".into()));
-    let p = plan(&two, &observed, PlanOptions { prune: true });
+    let p = plan(&two, &observed, PlanOptions { prune: Prune::All });
     assert!(!p.errors.is_empty());
     assert!(!p.changes.iter().any(|c| matches!(c.action, Action::Delete | Action::Retain)));
     assert!(p.notes.iter().any(|n| n.contains("pruning skipped")), "{:?}", p.notes);

@@ -3,6 +3,8 @@
 //! `observe` reads each tenant of the desired state from its directory in bulk (tenants concurrently),
 //! the pure `core::plan::plan` decides, and `apply` executes each change's operations in plan order.
 
+pub mod routes;
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
