@@ -1,1 +1,260 @@
-//! The embedded local directory (SQLite). Placeholder until implemented.
+//! The embedded local directory: many tenants in one SQLite file.
+//!
+//! It imitates what Microsoft Graph does for the objects entente manages (graph-contract 1.1–1.4)
+//! and enforces the product rules itself (R3–R6, R9), so plans and applies can be tried, and drift
+//! shown, without a real tenant. Besides the `Directory` contract it offers helpers that play the
+//! outside world: a guest redeeming an invitation, an admin changing a setting in the portal.
+//!
+//! Files: `schema` (migrations), `tenants`, `groups`, `partners`, `users`, `managed` (ownership
+//! records), `feed` (change feed), `gates` (rule enforcement), `apply` (operations), `setting_path`
+//! (out-of-band setting changes).
+
+mod apply;
+mod feed;
+mod gates;
+mod groups;
+mod managed;
+mod partners;
+mod schema;
+mod setting_path;
+mod tenants;
+mod users;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use super::{Directory, DirectoryError};
+use crate::core::model::{Group, GuestUser, PartnerConfiguration, TenantIdentity, TenantSnapshot};
+use crate::core::operation::{InvitationResult, Operation, Outcome};
+use crate::core::policy::TenantPolicy;
+
+pub use feed::ChangeEntry;
+
+/// A directory kept in one SQLite file (or in memory, for tests).
+pub struct LocalDirectory {
+    conn: Mutex<Connection>,
+}
+
+impl LocalDirectory {
+    /// Opens (creating it and its parent directories if needed) and migrates a directory file.
+    pub fn open(path: &Path) -> Result<Self, DirectoryError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| DirectoryError::Storage(format!("creating directory {}: {e}", parent.display())))?;
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| DirectoryError::Storage(format!("opening directory file {}: {e}", path.display())))?;
+        Self::init(conn)
+    }
+
+    /// A fresh, empty directory that lives as long as the value.
+    pub fn open_in_memory() -> Result<Self, DirectoryError> {
+        Self::init(Connection::open_in_memory().ctx("opening an in-memory directory")?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Self, DirectoryError> {
+        // WAL lets the CLI read while a controller writes; NORMAL is durable enough with WAL.
+        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).ctx("setting journal_mode")?;
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;").ctx("setting pragmas")?;
+        conn.busy_timeout(Duration::from_secs(10)).ctx("setting the busy timeout")?;
+        schema::migrate(&mut conn)?;
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Connection>, DirectoryError> {
+        self.conn.lock().map_err(|_| DirectoryError::Storage("the directory connection is poisoned".into()))
+    }
+
+    /// Runs `f` in a read transaction, so several queries see one consistent state.
+    fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, DirectoryError>) -> Result<T, DirectoryError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction().ctx("starting a read")?;
+        f(&tx)
+    }
+
+    /// Runs `f` in a write transaction: committed when it returns `Ok`, rolled back otherwise.
+    /// IMMEDIATE takes the write lock up front, so two processes never deadlock upgrading a read.
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, DirectoryError>) -> Result<T, DirectoryError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).ctx("starting a write")?;
+        let value = f(&tx)?;
+        tx.commit().ctx("committing")?;
+        Ok(value)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Inspection
+
+    /// Every tenant in the file, by initial domain.
+    pub fn tenants(&self) -> Result<Vec<TenantIdentity>, DirectoryError> {
+        self.read(|c| tenants::all(c))
+    }
+
+    /// The tenant whose id, initial domain or verified domain is `id_or_domain` (any case).
+    pub fn find_tenant(&self, id_or_domain: &str) -> Result<Option<TenantIdentity>, DirectoryError> {
+        self.read(|c| tenants::find(c, id_or_domain))
+    }
+
+    /// What the tenant's settings say, in the shape the rules need.
+    pub fn tenant_policy(&self, tenant_id: &str) -> Result<TenantPolicy, DirectoryError> {
+        self.read(|c| tenants::policy(c, &norm(tenant_id)))
+    }
+
+    /// The tenant's partner configurations as stored (absent settings inherit, R2).
+    pub fn partners(&self, tenant_id: &str) -> Result<Vec<PartnerConfiguration>, DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.read(|c| {
+            tenants::require(c, &tenant_id)?;
+            partners::list(c, &tenant_id)
+        })
+    }
+
+    /// The tenant's groups, by display name.
+    pub fn groups(&self, tenant_id: &str) -> Result<Vec<Group>, DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.read(|c| {
+            tenants::require(c, &tenant_id)?;
+            groups::list(c, &tenant_id)
+        })
+    }
+
+    /// Every user of the tenant, members included, by mail.
+    pub fn users(&self, tenant_id: &str) -> Result<Vec<GuestUser>, DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.read(|c| {
+            tenants::require(c, &tenant_id)?;
+            users::list(c, &tenant_id, false)
+        })
+    }
+
+    /// The tenant's user with this mail (any case), if there is one.
+    pub fn user_by_mail(&self, tenant_id: &str, mail: &str) -> Result<Option<GuestUser>, DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.read(|c| {
+            tenants::require(c, &tenant_id)?;
+            users::by_mail(c, &tenant_id, mail)
+        })
+    }
+
+    /// The sequence number of the latest write (0 for a new file).
+    pub fn change_seq(&self) -> Result<i64, DirectoryError> {
+        self.read(|c| feed::max_seq(c))
+    }
+
+    /// The change feed after `seq`, oldest first.
+    pub fn changes_since(&self, seq: i64) -> Result<Vec<ChangeEntry>, DirectoryError> {
+        self.read(|c| feed::since(c, seq))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The outside world
+
+    /// A home-tenant member (userType Member, no creationType, UPN = mail). Returns its id; adding
+    /// the same address again returns the existing member.
+    pub fn add_member(&self, tenant_id: &str, mail: &str, display_name: Option<&str>) -> Result<String, DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.write(|c| users::add_member(c, &tenant_id, mail, display_name))
+    }
+
+    /// The invited person at `email` redeems their invitation (R6), if the tenant's settings still
+    /// allow it (R3 second example).
+    pub fn redeem(&self, tenant_id: &str, email: &str) -> Result<GuestUser, DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.write(|c| {
+            let user = users::by_mail(c, &tenant_id, email)?
+                .ok_or_else(|| DirectoryError::NotFound(format!("user with mail {email} in tenant {tenant_id}")))?;
+            users::redeem(c, &tenant_id, &user.id)
+        })
+    }
+
+    /// Redeems the invitation behind a redeem URL (`entente://redeem?tenant=…&ticket=…`).
+    pub fn redeem_url(&self, url: &str) -> Result<GuestUser, DirectoryError> {
+        let (tenant_id, ticket) = users::parse_redeem_url(url)?;
+        self.write(|c| {
+            let user_id = users::ticket_user(c, &tenant_id, &ticket)?;
+            users::redeem(c, &tenant_id, &user_id)
+        })
+    }
+
+    /// Sends the guest back to PendingAcceptance with a fresh redeem URL; id and groups stay (R6).
+    pub fn reset_redemption(&self, tenant_id: &str, user_id: &str) -> Result<InvitationResult, DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.write(|c| users::reset_redemption(c, &tenant_id, user_id))
+    }
+
+    /// An admin changes a setting outside entente (drift). `path` is
+    /// `externalCollaboration.<field>`, `crossTenantAccessDefault.<dotted path>` or
+    /// `partner.<partnerTenantId>.<dotted path>`; `null` clears a setting.
+    pub fn set_setting(&self, tenant_id: &str, path: &str, value: serde_json::Value) -> Result<(), DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.write(|c| setting_path::set_setting(c, &tenant_id, path, value))
+    }
+
+    /// An admin deletes a user outside entente.
+    pub fn delete_user(&self, tenant_id: &str, user_id: &str) -> Result<(), DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.write(|c| {
+            tenants::require(c, &tenant_id)?;
+            if users::delete(c, &tenant_id, user_id)? {
+                Ok(())
+            } else {
+                Err(DirectoryError::NotFound(format!("user {user_id} in tenant {tenant_id}")))
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl Directory for LocalDirectory {
+    async fn snapshot(&self, tenant_id: &str) -> Result<Option<TenantSnapshot>, DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.read(|c| {
+            let Some(identity) = tenants::get(c, &tenant_id)? else { return Ok(None) };
+            Ok(Some(TenantSnapshot {
+                external_collaboration: tenants::collaboration(c, &tenant_id)?,
+                default_access: tenants::default_access(c, &tenant_id)?,
+                groups: groups::list(c, &tenant_id)?,
+                partners: partners::list(c, &tenant_id)?,
+                guests: users::list(c, &tenant_id, true)?,
+                managed: managed::list(c, &tenant_id)?,
+                identity,
+            }))
+        })
+    }
+
+    async fn apply(&self, tenant_id: &str, ops: &[Operation]) -> Result<Vec<Outcome>, DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.write(|c| apply::apply(c, &tenant_id, ops))
+    }
+}
+
+/// Tenant ids are stored lowercase (TenantIdentity).
+fn norm(tenant_id: &str) -> String {
+    tenant_id.trim().to_ascii_lowercase()
+}
+
+/// Now, as Graph writes timestamps (RFC 3339, UTC).
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Maps storage errors to `DirectoryError::Storage`, saying what was being done.
+trait Ctx<T> {
+    fn ctx(self, doing: &str) -> Result<T, DirectoryError>;
+}
+
+impl<T> Ctx<T> for rusqlite::Result<T> {
+    fn ctx(self, doing: &str) -> Result<T, DirectoryError> {
+        self.map_err(|e| DirectoryError::Storage(format!("{doing}: {e}")))
+    }
+}
+
+impl<T> Ctx<T> for serde_json::Result<T> {
+    fn ctx(self, doing: &str) -> Result<T, DirectoryError> {
+        self.map_err(|e| DirectoryError::Storage(format!("{doing}: JSON: {e}")))
+    }
+}

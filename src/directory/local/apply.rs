@@ -1,0 +1,70 @@
+//! Executes the operations of one change (`Directory::apply`). The caller runs this inside one
+//! transaction, so the first failing operation undoes the whole change.
+
+use rusqlite::Connection;
+
+use super::gates::Policies;
+use super::{groups, managed, partners, tenants, users};
+use crate::core::operation::{Operation, Outcome, bind_invited_id};
+use crate::directory::DirectoryError;
+
+pub(super) fn apply(c: &Connection, tenant_id: &str, ops: &[Operation]) -> Result<Vec<Outcome>, DirectoryError> {
+    let mut policies = Policies::default();
+    let mut last_invited: Option<String> = None;
+    let mut outcomes = Vec::with_capacity(ops.len());
+    for op in ops {
+        // A Record after an Invite stores the invited user's id, in the same transaction.
+        let op = bind_invited_id(op, last_invited.as_deref());
+        let outcome = run(c, tenant_id, &op, &mut policies)?;
+        if let Outcome::Invited(result) = &outcome {
+            last_invited = Some(result.user_id.clone());
+        }
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+fn run(c: &Connection, tenant_id: &str, op: &Operation, policies: &mut Policies) -> Result<Outcome, DirectoryError> {
+    if let Operation::CreateTenant { identity } = op {
+        if !identity.tenant_id.eq_ignore_ascii_case(tenant_id) {
+            return Err(DirectoryError::Invalid(format!(
+                "createTenant for tenant {} sent to tenant {tenant_id}",
+                identity.tenant_id
+            )));
+        }
+        tenants::create(c, identity)?;
+        policies.forget(tenant_id);
+        return Ok(Outcome::Done);
+    }
+    if !tenants::exists(c, tenant_id)? {
+        return Err(DirectoryError::TenantNotFound(tenant_id.to_string()));
+    }
+    match op {
+        Operation::CreateTenant { .. } => unreachable!("handled above"),
+        Operation::ConfigureTenant { external_collaboration, default_access } => {
+            tenants::store_collaboration(c, tenant_id, external_collaboration)?;
+            tenants::store_default_access(c, tenant_id, default_access)?;
+            super::feed::append(c, tenant_id, "tenant", tenant_id, "configured")?;
+            policies.forget(tenant_id);
+        }
+        Operation::EnsureGroups { display_names } => groups::ensure(c, tenant_id, display_names)?,
+        Operation::PutPartner { partner } => {
+            partners::put(c, tenant_id, partner)?;
+            policies.forget(tenant_id);
+        }
+        Operation::DeletePartner { partner_tenant_id } => {
+            partners::delete(c, tenant_id, partner_tenant_id)?;
+            policies.forget(tenant_id);
+        }
+        Operation::Invite { invitation } => {
+            return Ok(Outcome::Invited(users::invite(c, tenant_id, invitation, policies)?));
+        }
+        Operation::UpdateGuest { user_id, patch } => users::update(c, tenant_id, user_id, patch)?,
+        Operation::DeleteGuest { user_id } => {
+            users::delete(c, tenant_id, user_id)?;
+        }
+        Operation::Record { record } => managed::upsert(c, tenant_id, record)?,
+        Operation::Forget { kind, key } => managed::forget(c, tenant_id, *kind, key)?,
+    }
+    Ok(Outcome::Done)
+}

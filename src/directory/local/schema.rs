@@ -1,0 +1,137 @@
+//! The schema of the local directory file, as an ordered list of migrations.
+//!
+//! `PRAGMA user_version` holds how many migrations a file has seen; opening a file applies the rest,
+//! each in its own transaction. Never edit a released migration: append a new one.
+//! No table has a password or credential column: guests authenticate at their home tenant (R7).
+
+use rusqlite::Connection;
+
+use super::Ctx;
+use crate::directory::DirectoryError;
+
+/// Migration `i` brings a file from `user_version = i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    r#"
+    CREATE TABLE tenants (
+        id TEXT PRIMARY KEY,
+        initial_domain TEXT NOT NULL UNIQUE,
+        display_name TEXT NOT NULL,
+        cloud TEXT NOT NULL
+    );
+    CREATE TABLE tenant_domains (
+        tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        domain TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, domain)
+    );
+    CREATE INDEX tenant_domains_by_domain ON tenant_domains(domain);
+
+    -- ResolvedCollaboration as JSON.
+    CREATE TABLE collaboration (
+        tenant_id TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+        json TEXT NOT NULL
+    );
+    -- The default cross-tenant access configuration, fully spelled out (ResolvedAccess::to_settings).
+    CREATE TABLE default_access (
+        tenant_id TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+        json TEXT NOT NULL
+    );
+    -- Partner configurations as written: absent settings inherit the default (R2).
+    CREATE TABLE partners (
+        tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        partner_tenant_id TEXT NOT NULL,
+        settings_json TEXT NOT NULL,
+        identity_sync_json TEXT,
+        is_in_mto INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (tenant_id, partner_tenant_id)
+    );
+
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        user_principal_name TEXT NOT NULL,
+        mail TEXT NOT NULL,
+        mail_lower TEXT NOT NULL,
+        display_name TEXT,
+        user_type TEXT NOT NULL,
+        creation_type TEXT,
+        external_user_state TEXT,
+        external_user_state_change TEXT,
+        account_enabled INTEGER NOT NULL DEFAULT 1,
+        UNIQUE (tenant_id, user_principal_name)
+    );
+    -- One user per address and tenant: re-inviting returns the same user (R6).
+    CREATE UNIQUE INDEX users_by_mail ON users(tenant_id, mail_lower);
+
+    CREATE TABLE groups (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        display_name TEXT NOT NULL,
+        UNIQUE (tenant_id, display_name)
+    );
+    CREATE TABLE group_members (
+        group_id TEXT NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        PRIMARY KEY (group_id, user_id)
+    );
+    CREATE INDEX group_members_by_user ON group_members(user_id);
+
+    -- Redeem tickets: the secret part of an invitation's redeem URL.
+    CREATE TABLE invitations (
+        ticket TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        redirect_url TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX invitations_by_user ON invitations(user_id);
+
+    -- entente's ownership records.
+    CREATE TABLE managed (
+        tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        object_kind TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        name TEXT NOT NULL,
+        external_id TEXT,
+        deletion_policy TEXT NOT NULL,
+        applied TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, kind, key)
+    );
+
+    -- The change feed: one row per write, in order. No foreign key: it outlives what it mentions.
+    CREATE TABLE changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id TEXT NOT NULL,
+        entity TEXT NOT NULL,
+        entity_id TEXT NOT NULL,
+        change TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX changes_by_tenant ON changes(tenant_id, seq);
+    "#,
+];
+
+/// The schema version this build writes.
+pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Applies the migrations the file has not seen yet.
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), DirectoryError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).ctx("reading the schema version")?;
+    if current > VERSION {
+        return Err(DirectoryError::Storage(format!(
+            "the directory file has schema version {current}, newer than this entente understands \
+             ({VERSION}); upgrade entente"
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = i + 1;
+        let tx = conn.transaction().ctx("starting a migration")?;
+        tx.execute_batch(sql).map_err(|e| DirectoryError::Storage(format!("schema migration {version}: {e}")))?;
+        // PRAGMA takes no bound parameters; the value is our own integer.
+        tx.execute_batch(&format!("PRAGMA user_version = {version}")).ctx("recording the schema version")?;
+        tx.commit().ctx("committing a migration")?;
+    }
+    Ok(())
+}
