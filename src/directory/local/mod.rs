@@ -94,7 +94,8 @@ impl LocalDirectory {
         self.read(|c| tenants::all(c))
     }
 
-    /// The tenant whose id, initial domain or verified domain is `id_or_domain` (any case).
+    /// The tenant whose id, initial domain or verified domain is `id_or_domain` (any case), else the one
+    /// whose Tenant object name, initial-domain first label or display name it is.
     pub fn find_tenant(&self, id_or_domain: &str) -> Result<Option<TenantIdentity>, DirectoryError> {
         self.read(|c| tenants::find(c, id_or_domain))
     }

@@ -76,8 +76,13 @@ pub(super) fn find(c: &Connection, id_or_domain: &str) -> Result<Option<TenantId
     let q = id_or_domain.trim().to_ascii_lowercase();
     let id: Option<String> = c
         .query_row(
+            // Exact id or domain first; then the short names people type: the Tenant object's name,
+            // the first label of the initial domain (`contoso`), the display name.
             "SELECT id FROM tenants WHERE id = ?1 OR initial_domain = ?1
-             UNION ALL SELECT tenant_id FROM tenant_domains WHERE domain = ?1 LIMIT 1",
+             UNION ALL SELECT tenant_id FROM tenant_domains WHERE domain = ?1
+             UNION ALL SELECT tenant_id FROM managed WHERE kind = 'Tenant' AND name = ?1
+             UNION ALL SELECT id FROM tenants WHERE initial_domain LIKE ?1 || '.%' OR lower(display_name) = ?1
+             LIMIT 1",
             [&q],
             |r| r.get(0),
         )
