@@ -17,20 +17,18 @@ pub struct Document {
 }
 
 impl Document {
-    /// Best-effort line of a field: the first line of the document that sets its last path segment.
+    /// Best-effort line of a field: follows the dotted path segment by segment through the document's
+    /// text (block or flow style), so `spec.tenantRef.name` finds `tenantRef: { name: x }`.
     pub fn line_of(&self, field: &str) -> usize {
-        let key = field.rsplit('.').next().unwrap_or(field);
-        let key = key.split('[').next().unwrap_or(key);
-        if key.is_empty() {
-            return self.line;
+        let lines: Vec<&str> = self.text.lines().collect();
+        let mut at = 0;
+        for segment in field.split('.').map(|s| s.split('[').next().unwrap_or(s)).filter(|s| !s.is_empty()) {
+            match (at..lines.len()).find(|&i| sets_key(lines[i], segment)) {
+                Some(i) => at = i,
+                None => break,
+            }
         }
-        self.text
-            .lines()
-            .position(|l| {
-                let t = l.trim_start().trim_start_matches("- ");
-                t.starts_with(&format!("{key}:")) || t.starts_with(&format!("\"{key}\":"))
-            })
-            .map_or(self.line, |i| self.line + i)
+        self.line + at
     }
 
     pub fn error(&self, object: Option<String>, field: Option<&str>, message: impl Into<String>) -> ManifestError {
@@ -42,6 +40,14 @@ impl Document {
             message: message.into(),
         }
     }
+}
+
+fn sets_key(line: &str, key: &str) -> bool {
+    let t = line.trim_start().trim_start_matches("- ");
+    let k = format!("{key}:");
+    t.starts_with(&k)
+        || t.starts_with(&format!("\"{key}\":"))
+        || [format!("{{ {k}"), format!("{{{k}"), format!(", {k}")].iter().any(|p| line.contains(p.as_str()))
 }
 
 /// Expands the given paths: files as they are, directories recursively (`*.yaml`, `*.yml`), sorted.
