@@ -8,4 +8,5 @@ pub mod cli;
 pub mod core;
 pub mod directory;
 pub mod engine;
+pub mod graph;
 pub mod manifest;
