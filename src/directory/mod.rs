@@ -4,6 +4,8 @@
 //! (`snapshot`), then execute the operations of one planned change (`apply`), each idempotent.
 //! The CLI and the controller only ever talk to this trait.
 
+pub mod graph;
+pub mod inventory;
 pub mod local;
 
 use async_trait::async_trait;
@@ -41,6 +43,64 @@ pub enum DirectoryError {
     Storage(String),
     #[error("not implemented: {0}")]
     NotImplemented(String),
+    /// Microsoft Graph (or the emulator) answered with an error, after retries where retrying made sense.
+    #[error("{0}")]
+    Graph(GraphFailure),
+    /// No answer at all (connection refused or dropped, timeout), after bounded retries.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// Signing in to the directory failed (token endpoint, credentials, federated token file).
+    #[error("authentication failed: {0}")]
+    Auth(String),
+}
+
+/// An error answer from Graph: what the request was, and Graph's own `code`, message and `request-id`
+/// (what Microsoft support asks for).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GraphFailure {
+    pub method: String,
+    /// The request path, without the host.
+    pub path: String,
+    pub status: u16,
+    /// `error.code`, e.g. `Request_ResourceNotFound`; `""` when the body was not an OData error.
+    pub code: String,
+    /// `error.details[0].code`, when present.
+    pub detail_code: Option<String>,
+    pub message: String,
+    /// `innerError.request-id` (or the `request-id` header).
+    pub request_id: Option<String>,
+}
+
+impl std::fmt::Display for GraphFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Graph answered {} to {} {}: {}", self.status, self.method, self.path, self.code)?;
+        if let Some(d) = &self.detail_code {
+            write!(f, " ({d})")?;
+        }
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        if let Some(id) = &self.request_id {
+            write!(f, " [request-id {id}]")?;
+        }
+        Ok(())
+    }
+}
+
+impl GraphFailure {
+    /// A fixed label by status class, for metrics and event reasons.
+    pub fn category(&self) -> &'static str {
+        match self.status {
+            400 => "GraphBadRequest",
+            401 => "GraphUnauthorized",
+            403 => "GraphForbidden",
+            404 => "GraphNotFound",
+            409 => "GraphConflict",
+            429 => "GraphThrottled",
+            500..=599 => "GraphUnavailable",
+            _ => "GraphError",
+        }
+    }
 }
 
 impl DirectoryError {
@@ -53,6 +113,9 @@ impl DirectoryError {
             DirectoryError::Invalid(_) => "Invalid",
             DirectoryError::Storage(_) => "Storage",
             DirectoryError::NotImplemented(_) => "NotImplemented",
+            DirectoryError::Graph(g) => g.category(),
+            DirectoryError::Transport(_) => "Transport",
+            DirectoryError::Auth(_) => "Authentication",
         }
     }
 }

@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::api::tenant::{Backend, BackendKind, GraphBackend};
 use crate::directory::Directory;
+use crate::directory::graph::{GraphConfig, GraphDirectory};
+use crate::directory::inventory::{DEFAULT_INVENTORY_FILE, Inventory, SqliteInventory};
 use crate::directory::local::LocalDirectory;
 
 /// Where a Graph backend's client secret comes from: the environment or a file for the CLI, a Kubernetes
@@ -21,11 +23,42 @@ pub struct Backends {
     local_path: PathBuf,
     local: Mutex<Option<Arc<LocalDirectory>>>,
     graph: Mutex<HashMap<String, Arc<dyn Directory>>>,
+    /// Where Graph backends keep entente's ownership records (Graph has no place for them).
+    inventory_path: PathBuf,
+    inventory: Mutex<Option<Arc<dyn Inventory>>>,
 }
 
 impl Backends {
     pub fn new(local_path: impl Into<PathBuf>) -> Self {
-        Self { local_path: local_path.into(), local: Mutex::new(None), graph: Mutex::new(HashMap::new()) }
+        let local_path = local_path.into();
+        let inventory_path = local_path.with_file_name(DEFAULT_INVENTORY_FILE);
+        Self {
+            local_path,
+            local: Mutex::new(None),
+            graph: Mutex::new(HashMap::new()),
+            inventory_path,
+            inventory: Mutex::new(None),
+        }
+    }
+
+    /// Keeps the Graph backends' inventory in `path` instead of `inventory.db` next to the local directory.
+    pub fn with_inventory_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.inventory_path = path.into();
+        self
+    }
+
+    /// The Graph backends' inventory, opened on first use.
+    pub fn inventory(&self) -> Result<Arc<dyn Inventory>, String> {
+        let mut slot = self.inventory.lock().map_err(|_| "inventory lock poisoned".to_string())?;
+        if let Some(inv) = slot.as_ref() {
+            return Ok(inv.clone());
+        }
+        let inv: Arc<dyn Inventory> = Arc::new(
+            SqliteInventory::open(&self.inventory_path)
+                .map_err(|e| format!("cannot open the inventory {}: {e}", self.inventory_path.display()))?,
+        );
+        *slot = Some(inv.clone());
+        Ok(inv)
     }
 
     /// The embedded local directory, opened on first use.
@@ -43,14 +76,23 @@ impl Backends {
     }
 
     /// The directory for one tenant.
-    pub fn route(&self, tenant_id: &str, backend: &Backend, _secrets: &dyn SecretSource) -> Result<Arc<dyn Directory>, String> {
+    pub fn route(&self, tenant_id: &str, backend: &Backend, secrets: &dyn SecretSource) -> Result<Arc<dyn Directory>, String> {
         match backend.kind {
             BackendKind::Local => Ok(self.local()? as Arc<dyn Directory>),
             BackendKind::Graph => {
-                if let Some(d) = self.graph.lock().map_err(|_| "graph backend lock poisoned".to_string())?.get(tenant_id) {
+                let key = tenant_id.trim().to_ascii_lowercase();
+                if let Some(d) = self.graph.lock().map_err(|_| "graph backend lock poisoned".to_string())?.get(&key) {
                     return Ok(d.clone());
                 }
-                Err("the graph backend is not implemented yet: use spec.backend.type local".to_string())
+                let graph = backend.graph.as_ref().ok_or_else(|| {
+                    format!("tenant {tenant_id}: spec.backend.graph is required when spec.backend.type is graph")
+                })?;
+                let secret = secrets.client_secret(tenant_id, graph)?;
+                let config = GraphConfig::from_backend(tenant_id, graph, secret)?;
+                let dir: Arc<dyn Directory> =
+                    Arc::new(GraphDirectory::new(config, self.inventory()?).map_err(|e| format!("tenant {tenant_id}: {e}"))?);
+                self.graph.lock().map_err(|_| "graph backend lock poisoned".to_string())?.insert(key, dir.clone());
+                Ok(dir)
             }
         }
     }

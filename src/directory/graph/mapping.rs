@@ -1,0 +1,178 @@
+//! Graph payloads → the core's canonical forms, so the planner compares meaning, not spelling: Graph
+//! reorders target lists, omits empty blocks and mixes `null` with `false`, and none of that may show
+//! as a change (or drift never ends). Pure functions, tested without HTTP.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::core::model::{GuestUser, PartnerConfiguration, RedemptionState, UserType};
+use crate::core::resolved::{ResolvedAccess, ResolvedCollaboration, resolve_domain_list};
+use crate::core::settings::{DomainList, GUEST_ROLE_LIMITED};
+use crate::graph::wire::{
+    AuthorizationPolicy, CrossTenantAccessPolicyConfigurationDefault, CrossTenantAccessPolicyConfigurationPartner,
+    CrossTenantIdentitySyncPolicyPartner, User,
+};
+
+/// External collaboration settings from the authorization policy and the domain list.
+pub fn collaboration(policy: &AuthorizationPolicy, domain_list: Option<&DomainList>) -> ResolvedCollaboration {
+    let d = ResolvedCollaboration::default();
+    ResolvedCollaboration {
+        allow_invites_from: policy.allow_invites_from.unwrap_or(d.allow_invites_from),
+        guest_user_role_id: policy
+            .guest_user_role_id
+            .as_deref()
+            .map(|r| r.trim().to_ascii_lowercase())
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| GUEST_ROLE_LIMITED.to_string()),
+        allow_email_verified_users_to_join_organization: policy
+            .allow_email_verified_users_to_join_organization
+            .unwrap_or(d.allow_email_verified_users_to_join_organization),
+        domain_list: domain_list.and_then(resolve_domain_list),
+    }
+}
+
+/// The default configuration, resolved on top of the system default (R1): what Graph leaves out or
+/// sends as null is the system default.
+pub fn default_access(config: &CrossTenantAccessPolicyConfigurationDefault) -> ResolvedAccess {
+    ResolvedAccess::system_default().overlay(&config.settings())
+}
+
+/// A partner configuration as stored: null settings inherit (R2), `isInMultiTenantOrganization` null is false.
+pub fn partner(
+    config: &CrossTenantAccessPolicyConfigurationPartner,
+    sync: Option<&CrossTenantIdentitySyncPolicyPartner>,
+) -> PartnerConfiguration {
+    PartnerConfiguration {
+        tenant_id: config.tenant_id.trim().to_ascii_lowercase(),
+        settings: config.settings(),
+        identity_synchronization: sync.map(CrossTenantIdentitySyncPolicyPartner::to_core),
+        is_in_multi_tenant_organization: config.is_in_multi_tenant_organization.unwrap_or(false),
+    }
+}
+
+/// Whether a user is one the snapshot lists: a guest, or anyone created by invitation.
+pub fn is_external(user: &User) -> bool {
+    user.user_type.as_deref() == Some("Guest") || user.creation_type.as_deref() == Some("Invitation")
+}
+
+/// The address a guest was invited with: `mail`, else the first of `otherMails`, else read back from
+/// the guest UPN (`alice_fabrikam.com#EXT#@contoso.onmicrosoft.com` → `alice@fabrikam.com`).
+pub fn guest_mail(user: &User) -> Option<String> {
+    if let Some(m) = user.mail.as_deref().filter(|m| !m.trim().is_empty()) {
+        return Some(m.trim().to_string());
+    }
+    if let Some(m) = user.other_mails.iter().find(|m| !m.trim().is_empty()) {
+        return Some(m.trim().to_string());
+    }
+    let upn = user.user_principal_name.as_deref()?;
+    let (local, _) = upn.split_once("#EXT#")?;
+    let (name, domain) = local.rsplit_once('_')?;
+    Some(format!("{name}@{domain}"))
+}
+
+/// A Graph user as the core's guest, with the ids of its groups.
+pub fn guest(user: &User, group_ids: BTreeSet<String>) -> Option<GuestUser> {
+    if user.id.is_empty() {
+        return None;
+    }
+    Some(GuestUser {
+        id: user.id.clone(),
+        mail: guest_mail(user)?,
+        display_name: user.display_name.clone(),
+        user_principal_name: user.user_principal_name.clone().unwrap_or_default(),
+        user_type: user.user_type.as_deref().and_then(UserType::parse).unwrap_or(UserType::Member),
+        creation_type: user.creation_type.clone(),
+        external_user_state: user.external_user_state.as_deref().and_then(RedemptionState::parse),
+        external_user_state_change_date_time: user.external_user_state_change_date_time.clone(),
+        account_enabled: user.account_enabled.unwrap_or(true),
+        group_ids,
+    })
+}
+
+/// Guests from users and memberships (group id → member ids), ordered by mail then id like the local
+/// directory's.
+pub fn guests<'a>(users: impl IntoIterator<Item = &'a User>, members: &BTreeMap<String, BTreeSet<String>>) -> Vec<GuestUser> {
+    let mut out: Vec<GuestUser> = users
+        .into_iter()
+        .filter_map(|u| {
+            let groups = members.iter().filter(|(_, m)| m.contains(&u.id)).map(|(g, _)| g.clone()).collect();
+            guest(u, groups)
+        })
+        .collect();
+    out.sort_by(|a, b| a.mail.to_ascii_lowercase().cmp(&b.mail.to_ascii_lowercase()).then_with(|| a.id.cmp(&b.id)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::settings::{AccessType, AllowInvitesFrom, DomainListMode};
+
+    #[test]
+    fn graph_spelling_never_shows_as_a_change() {
+        // The same default configuration, spelled three ways Graph may answer it.
+        let full = r#"{"b2bCollaborationInbound":{"usersAndGroups":{"accessType":"allowed","targets":[{"target":"AllUsers","targetType":"user"}]},
+            "applications":{"accessType":"allowed","targets":[{"target":"Office365","targetType":"application"}]}},
+            "inboundTrust":{"isMfaAccepted":false,"isCompliantDeviceAccepted":false,"isHybridAzureADJoinedDeviceAccepted":false},
+            "automaticUserConsentSettings":{"inboundAllowed":false,"outboundAllowed":false},
+            "tenantRestrictions":{"devices":null,"usersAndGroups":{"accessType":"blocked","targets":[{"target":"AllUsers","targetType":"user"}]},
+            "applications":{"accessType":"blocked","targets":[{"target":"AllApplications","targetType":"application"}]}}}"#;
+        let sparse = r#"{"b2bCollaborationInbound":{"applications":{"accessType":"allowed","targets":[{"target":"office365","targetType":"application"}]}},
+            "inboundTrust":null,"automaticUserConsentSettings":{"inboundAllowed":null,"outboundAllowed":null}}"#;
+        let a = default_access(&serde_json::from_str(full).unwrap());
+        let b = default_access(&serde_json::from_str(sparse).unwrap());
+        assert_eq!(a, b);
+        assert_eq!(a.b2b_collaboration_inbound.applications.render(), "allowed: Office365");
+        assert_eq!(a.b2b_direct_connect_inbound.users_and_groups.access_type, AccessType::Blocked);
+    }
+
+    #[test]
+    fn partner_targets_in_any_order_compare_equal() {
+        let one = r#"{"tenantId":"ABC","b2bCollaborationInbound":{"usersAndGroups":{"accessType":"allowed","targets":[
+            {"target":"G2","targetType":"group"},{"target":"g1","targetType":"group"}]}}}"#;
+        let two = r#"{"tenantId":"abc","b2bCollaborationInbound":{"usersAndGroups":{"accessType":"allowed","targets":[
+            {"target":"g1","targetType":"group"},{"target":"g2","targetType":"group"},{"target":"G1","targetType":"group"}]},"applications":null},
+            "inboundTrust":{"isMfaAccepted":null},"isInMultiTenantOrganization":null}"#;
+        let p1 = partner(&serde_json::from_str(one).unwrap(), None);
+        let p2 = partner(&serde_json::from_str(two).unwrap(), None);
+        assert_eq!(p1.tenant_id, "abc");
+        let d = ResolvedAccess::system_default();
+        assert_eq!(d.overlay(&p1.settings), d.overlay(&p2.settings));
+        assert!(p2.settings.inbound_trust.is_none(), "an all-null block inherits");
+        assert!(!p2.is_in_multi_tenant_organization);
+    }
+
+    #[test]
+    fn collaboration_defaults_fill_nulls() {
+        let c = collaboration(&AuthorizationPolicy::default(), None);
+        assert_eq!(c, ResolvedCollaboration::default());
+        let p = AuthorizationPolicy {
+            allow_invites_from: Some(AllowInvitesFrom::None),
+            guest_user_role_id: Some("2AF84B1E-32C8-42B7-82BC-DAA82404023B".into()),
+            ..Default::default()
+        };
+        let list = DomainList { mode: DomainListMode::BlockList, domains: vec!["Litware.com ".into()] };
+        let c = collaboration(&p, Some(&list));
+        assert_eq!(c.guest_user_role_id, "2af84b1e-32c8-42b7-82bc-daa82404023b");
+        assert_eq!(c.domain_list.unwrap().domains.into_iter().collect::<Vec<_>>(), vec!["litware.com"]);
+        let empty_block = DomainList { mode: DomainListMode::BlockList, domains: vec![] };
+        assert_eq!(collaboration(&AuthorizationPolicy::default(), Some(&empty_block)).domain_list, None);
+    }
+
+    #[test]
+    fn guests_map_with_their_groups_and_a_mail_even_without_mail() {
+        let users: Vec<User> = serde_json::from_str(
+            r#"[{"id":"u2","userPrincipalName":"bob_fabrikam.com#EXT#@contoso.onmicrosoft.com","userType":"Guest","creationType":"Invitation","externalUserState":"Accepted"},
+                {"id":"u1","mail":"Alice@fabrikam.com","userType":"Member","creationType":"Invitation","accountEnabled":false}]"#,
+        )
+        .unwrap();
+        let members = BTreeMap::from([("g1".to_string(), BTreeSet::from(["u1".to_string()]))]);
+        let g = guests(&users, &members);
+        assert_eq!(g[0].mail, "Alice@fabrikam.com");
+        assert_eq!(g[0].user_type, UserType::Member);
+        assert_eq!(g[0].group_ids, BTreeSet::from(["g1".to_string()]));
+        assert!(!g[0].account_enabled);
+        assert_eq!(g[1].mail, "bob@fabrikam.com");
+        assert_eq!(g[1].external_user_state, Some(RedemptionState::Accepted));
+        assert!(users.iter().all(is_external));
+    }
+}
