@@ -166,3 +166,43 @@ fn the_default_directory_lives_under_dot_entente() {
     assert!(out.status.success());
     assert!(ws.path(".entente/directory.db").exists());
 }
+
+#[test]
+fn explain_answers_with_the_chain_of_reasons() {
+    let ws = Workspace::new();
+    assert_eq!(ws.run(&["apply", "-f", &ex()]).0, 0);
+    let (code, out, err) = ws.run(&["explain", "-f", &ex(), "--user", "alice@fabrikam.com", "--to", "contoso"]);
+    assert_eq!(code, 0, "alice can reach Office 365 in Contoso: {out}{err}");
+    assert!(out.contains("b2bCollaboration: yes"), "{out}");
+    assert!(out.contains("b2bDirectConnect: no"), "{out}");
+    assert!(out.contains("MFA done at fabrikam.onmicrosoft.com is accepted"), "{out}");
+    assert!(out.contains("no consent prompt: automatic redemption is allowed both ways (R12)"), "{out}");
+
+    let (code, out, _) = ws.run(&["explain", "-f", &ex(), "--user", "dave@litware.com", "--to", "contoso", "-o", "json"]);
+    assert_eq!(code, 1, "dave cannot get in: {out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let steps = v["paths"][0]["steps"].as_array().unwrap();
+    assert_eq!(steps[0]["decidedBy"], "DomainBlocked");
+    assert_eq!(steps[0]["verdict"], "blocks");
+}
+
+#[test]
+fn plan_reports_who_gains_or_loses_access_as_markdown() {
+    let ws = Workspace::new();
+    let dir = ws.copy_examples();
+    let d = dir.display().to_string();
+    assert_eq!(ws.run(&["apply", "-f", &d]).0, 0);
+    let partners = dir.join("partners.yaml");
+    let text = std::fs::read_to_string(&partners).unwrap().replace("    isMfaAccepted: true\n", "    isMfaAccepted: false\n");
+    std::fs::write(&partners, text).unwrap();
+    let (code, out, _) = ws.run(&["plan", "-f", &d, "-o", "markdown"]);
+    assert_eq!(code, 1);
+    assert!(out.starts_with("### entente plan"), "{out}");
+    assert!(out.contains("| `CrossTenantAccessPolicy/default/contoso-trusts-fabrikam` | update |"), "{out}");
+    assert!(
+        out.contains(
+            "stops trusting fabrikam.onmicrosoft.com's MFA: 2 existing guest(s) of fabrikam.com will be prompted for MFA"
+        ),
+        "{out}"
+    );
+}

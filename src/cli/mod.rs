@@ -1,6 +1,7 @@
 //! The `entente` command line: argument definitions and the commands' wiring.
 
 pub mod directory;
+mod explain;
 mod render;
 
 use std::io::Write;
@@ -10,7 +11,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::api::tenant::GraphBackend;
+use crate::core::impact::ImpactLine;
 use crate::core::plan::{PlanOptions, Prune};
+use crate::core::policy::TenantPolicy;
 use crate::directory::local::LocalDirectory;
 use crate::engine::routes::{Backends, SecretSource};
 use crate::engine::{self, ChangeResult, Routes};
@@ -34,6 +37,9 @@ pub enum Command {
     Apply(RunArgs),
     /// Print every CustomResourceDefinition as YAML.
     Crds,
+    /// Can a user reach an application in a tenant? By which path, with MFA or consent prompts, decided by
+    /// which setting of which tenant. Exit 0: yes; 1: no; 2: error.
+    Explain(explain::ExplainArgs),
     /// Inspect the embedded local directory, or act on it as the outside world would.
     Directory {
         /// The local directory file.
@@ -64,6 +70,8 @@ pub struct RunArgs {
 pub enum Output {
     Text,
     Json,
+    /// A pull-request comment (plan): changes, refusals and access impact.
+    Markdown,
 }
 
 /// Exit codes shared by plan and apply.
@@ -85,6 +93,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::
             directory::run(&dir, command, out)?;
             Ok(exit::OK)
         }
+        Command::Explain(args) => explain::run(args, out, err).await,
         Command::Plan(args) => plan_or_apply(args, false, out, err).await,
         Command::Apply(args) => plan_or_apply(args, true, out, err).await,
     }
@@ -100,11 +109,14 @@ async fn plan_or_apply(args: RunArgs, apply: bool, out: &mut dyn Write, err: &mu
     };
     let routes = routes(&manifests, &args.directory);
     let options = PlanOptions { prune: if args.prune { Prune::All } else { Prune::Off } };
-    let plan = engine::plan_against(&manifests.desired, &routes, options).await;
+    let observed = engine::observe(&manifests.desired, &routes).await;
+    let plan = crate::core::plan::plan(&manifests.desired, &observed, options);
     if !apply {
+        let impact = access_impact(&manifests.desired, &observed);
         match args.output {
-            Output::Text => render::write_plan(out, &plan)?,
-            Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&render::plan_json(&plan))?)?,
+            Output::Text => render::write_plan(out, &plan, &impact)?,
+            Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&render::plan_json(&plan, &impact))?)?,
+            Output::Markdown => write!(out, "{}", render::plan_markdown(&plan, &impact))?,
         }
         return Ok(if !plan.errors.is_empty() {
             exit::ERROR
@@ -117,15 +129,26 @@ async fn plan_or_apply(args: RunArgs, apply: bool, out: &mut dyn Write, err: &mu
     let report = engine::apply(&plan, &routes).await;
     match args.output {
         Output::Text => render::write_apply(out, &plan, &report)?,
-        Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&render::apply_json(&plan, &report))?)?,
+        Output::Json | Output::Markdown => {
+            writeln!(out, "{}", serde_json::to_string_pretty(&render::apply_json(&plan, &report))?)?
+        }
     }
     let failed = report.results.iter().any(|r| matches!(r, ChangeResult::Failed { .. } | ChangeResult::Skipped { .. }));
     Ok(if failed || !plan.errors.is_empty() { exit::ERROR } else { exit::OK })
 }
 
+/// Who gains or loses access if the plan is applied: settings in force now versus after the plan.
+fn access_impact(desired: &crate::core::model::DesiredState, observed: &crate::core::plan::Observed) -> Vec<ImpactLine> {
+    let snapshots: Vec<_> = observed.values().filter_map(|o| o.as_ref().ok().and_then(Option::as_ref)).collect();
+    let before: Vec<TenantPolicy> = snapshots.iter().map(|s| TenantPolicy::from_snapshot(s)).collect();
+    let after = crate::core::plan::desired_policies(desired, observed);
+    let guests = snapshots.iter().map(|s| (s.identity.tenant_id.clone(), s.guests.clone())).collect();
+    crate::core::impact::access_impact(&before, &after, &guests)
+}
+
 /// CLI secrets: `ENTENTE_GRAPH_CLIENT_SECRET_<TENANT ID>` (dashes as underscores), else
 /// `ENTENTE_GRAPH_CLIENT_SECRET`, else the file named by `ENTENTE_GRAPH_CLIENT_SECRET_FILE`.
-struct EnvSecrets;
+pub(crate) struct EnvSecrets;
 
 impl SecretSource for EnvSecrets {
     fn client_secret(&self, tenant_id: &str, graph: &GraphBackend) -> Result<Option<String>, String> {

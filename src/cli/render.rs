@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use serde_json::{Value, json};
 
 use crate::core::diff::FieldChange;
+use crate::core::impact::{Effect, ImpactLine};
 use crate::core::operation::Outcome;
 use crate::core::plan::{Action, Change, Plan, Summary};
 use crate::engine::{ApplyReport, ChangeResult};
@@ -65,7 +66,22 @@ pub fn summary_line(s: &Summary) -> String {
     parts.join(", ")
 }
 
-pub fn write_plan(out: &mut dyn Write, plan: &Plan) -> io::Result<()> {
+fn write_impact(out: &mut dyn Write, impact: &[ImpactLine]) -> io::Result<()> {
+    if impact.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\nAccess impact:")?;
+    for l in impact {
+        let mark = match l.effect {
+            Effect::Grants => "+",
+            Effect::Removes => "-",
+        };
+        writeln!(out, "  {mark} {}: {}", l.tenant, l.message)?;
+    }
+    Ok(())
+}
+
+pub fn write_plan(out: &mut dyn Write, plan: &Plan, impact: &[ImpactLine]) -> io::Result<()> {
     for c in &plan.changes {
         write_change(out, c)?;
     }
@@ -75,6 +91,7 @@ pub fn write_plan(out: &mut dyn Write, plan: &Plan) -> io::Result<()> {
     for n in &plan.notes {
         writeln!(out, "note: {n}")?;
     }
+    write_impact(out, impact)?;
     let s = plan.summary();
     if plan.has_writes() {
         writeln!(out, "\nPlan: {}.", summary_line(&s))
@@ -149,8 +166,58 @@ pub fn write_apply(out: &mut dyn Write, plan: &Plan, report: &ApplyReport) -> io
     if done == 0 && failed == 0 { writeln!(out, "\nNo changes: {tail}.") } else { writeln!(out, "\nApply complete: {tail}.") }
 }
 
-pub fn plan_json(plan: &Plan) -> Value {
-    json!({ "changes": plan.changes, "errors": plan.errors, "notes": plan.notes, "summary": plan.summary(), "hasChanges": plan.has_writes() })
+pub fn plan_json(plan: &Plan, impact: &[ImpactLine]) -> Value {
+    json!({
+        "changes": plan.changes,
+        "errors": plan.errors,
+        "notes": plan.notes,
+        "accessImpact": impact,
+        "summary": plan.summary(),
+        "hasChanges": plan.has_writes(),
+    })
+}
+
+fn md_value(v: &Option<Value>) -> String {
+    v.as_ref().map_or_else(|| "—".to_string(), |v| format!("`{}`", value(v).replace('|', "\\|")))
+}
+
+/// The plan as a pull-request comment: what changes, what is refused, who gains or loses access.
+pub fn plan_markdown(plan: &Plan, impact: &[ImpactLine]) -> String {
+    let mut s = String::from("### entente plan\n\n");
+    s.push_str(&format!("**{}**\n\n", summary_line(&plan.summary())));
+    let changed: Vec<&Change> = plan.changes.iter().filter(|c| c.action != Action::Unchanged).collect();
+    if !changed.is_empty() {
+        s.push_str("| Object | Action | Details |\n|---|---|---|\n");
+        for c in changed {
+            let mut details: Vec<String> =
+                c.diff.iter().map(|d| format!("`{}`: {} → {}", d.path, md_value(&d.from), md_value(&d.to))).collect();
+            if let Some(r) = &c.refusal {
+                details.insert(0, format!("⛔ {r}"));
+            }
+            if let Some(n) = &c.note {
+                details.push(format!("_{n}_"));
+            }
+            let action = if c.drift { format!("{} (drift)", c.action.as_str()) } else { c.action.as_str().to_string() };
+            s.push_str(&format!("| `{}` | {action} | {} |\n", c.object, details.join("<br>")));
+        }
+    }
+    if !impact.is_empty() {
+        s.push_str("\n#### Access impact\n\n");
+        for l in impact {
+            let mark = match l.effect {
+                Effect::Grants => "🟢 grants",
+                Effect::Removes => "🔴 removes",
+            };
+            s.push_str(&format!("- {mark} — **{}**: {}\n", l.tenant, l.message));
+        }
+    }
+    for e in &plan.errors {
+        s.push_str(&format!("\n> ❗ `{}`: {}\n", e.object, e.message));
+    }
+    for n in &plan.notes {
+        s.push_str(&format!("\n> {n}\n"));
+    }
+    s
 }
 
 pub fn apply_json(plan: &Plan, report: &ApplyReport) -> Value {
@@ -160,5 +227,5 @@ pub fn apply_json(plan: &Plan, report: &ApplyReport) -> Value {
         .zip(&report.results)
         .map(|(c, r)| json!({ "object": c.object, "action": c.action, "result": r }))
         .collect();
-    json!({ "plan": plan_json(plan), "results": results, "writes": report.writes })
+    json!({ "plan": plan_json(plan, &[]), "results": results, "writes": report.writes })
 }

@@ -2,6 +2,8 @@
 //! Nothing here performs IO; everything is a value that tests can build and compare.
 
 pub mod diff;
+pub mod explain;
+pub mod impact;
 pub mod model;
 pub mod operation;
 pub mod plan;

@@ -238,7 +238,7 @@ fn desired_keys(tenant: &DesiredTenant) -> BTreeSet<(Kind, String)> {
 }
 
 /// What every desired tenant's settings will be once the plan is applied: used to predict refusals.
-fn desired_policies(desired: &DesiredState, observed: &Observed) -> Vec<TenantPolicy> {
+pub fn desired_policies(desired: &DesiredState, observed: &Observed) -> Vec<TenantPolicy> {
     desired
         .tenants
         .iter()

@@ -41,19 +41,20 @@ impl TenantPolicy {
     }
 
     /// Which configuration decided a setting toward `other`: the partner's when it sets it, else the default.
-    fn source(&self, other: &str, set_by_partner: impl Fn(&CrossTenantAccessSettings) -> bool) -> Source {
+    pub(crate) fn source(&self, other: &str, set_by_partner: impl Fn(&CrossTenantAccessSettings) -> bool) -> Source {
         match self.partners.get(&other.to_ascii_lowercase()) {
             Some(p) if set_by_partner(p) => Source::Partner(other.to_ascii_lowercase()),
             _ => Source::Default,
         }
     }
 
-    fn name(&self) -> &str {
+    pub fn name(&self) -> &str {
         &self.identity.initial_domain
     }
 }
 
-enum Source {
+/// Which configuration of a tenant decided a setting.
+pub(crate) enum Source {
     Default,
     Partner(String),
 }

@@ -1,0 +1,91 @@
+//! `entente explain`: can a user reach an application in a tenant, by which path, and why.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use super::{EnvSecrets, Output, exit};
+use crate::core::explain::{Person, explain, render};
+use crate::core::plan::desired_policies;
+use crate::core::policy::{TenantPolicy, email_domain};
+use crate::engine::{self, routes::Backends};
+use crate::manifest;
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// Manifest files or directories.
+    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+    pub paths: Vec<PathBuf>,
+    /// The user's email address (their home tenant is the tenant owning its domain, if any).
+    #[arg(long)]
+    pub user: String,
+    /// The resource tenant: Tenant object name, tenant id or domain.
+    #[arg(long = "to")]
+    pub resource: String,
+    /// The application: an application id, or `AllApplications`, `Office365`, `AllMicrosoftApps`.
+    #[arg(long, default_value = "Office365")]
+    pub app: String,
+    /// Judge by the settings in force in the directory now, instead of the manifests' (after apply).
+    #[arg(long)]
+    pub current: bool,
+    #[arg(long, env = "ENTENTE_DIRECTORY", default_value = super::DEFAULT_DIRECTORY)]
+    pub directory: PathBuf,
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+/// Exit 0 when some path lets the user in, 1 when none does, 2 on error.
+pub async fn run(args: ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+    let manifests = match manifest::load(&args.paths) {
+        Ok(m) => m,
+        Err(e) => {
+            write!(err, "{e}")?;
+            return Ok(exit::ERROR);
+        }
+    };
+    let backends = Backends::new(&args.directory);
+    let routes = manifests.backends.iter().map(|(id, b)| (id.clone(), backends.route(id, b, &EnvSecrets))).collect();
+    let observed = engine::observe(&manifests.desired, &routes).await;
+    let snapshots: Vec<_> = observed.values().filter_map(|o| o.as_ref().ok().and_then(Option::as_ref)).collect();
+    let policies: Vec<TenantPolicy> = if args.current {
+        snapshots.iter().map(|s| TenantPolicy::from_snapshot(s)).collect()
+    } else {
+        desired_policies(&manifests.desired, &observed)
+    };
+    let wanted = args.resource.to_ascii_lowercase();
+    let Some(desired) = manifests
+        .desired
+        .tenants
+        .iter()
+        .find(|t| t.object.name == wanted || t.identity.tenant_id == wanted || t.identity.owns_domain(&wanted))
+    else {
+        bail!("no Tenant in the manifests matches {:?} (use its object name, tenant id or a domain)", args.resource);
+    };
+    let resource = policies.iter().find(|p| p.identity.tenant_id == desired.identity.tenant_id).with_context(|| {
+        format!("tenant {} does not exist in the directory yet (explain without --current)", desired.identity.initial_domain)
+    })?;
+    let domain = email_domain(&args.user).to_ascii_lowercase();
+    let home = policies.iter().find(|p| p.identity.tenant_id != resource.identity.tenant_id && p.identity.owns_domain(&domain));
+    let guest = snapshots
+        .iter()
+        .find(|s| s.identity.tenant_id == resource.identity.tenant_id)
+        .and_then(|s| s.guests.iter().find(|g| g.mail.eq_ignore_ascii_case(&args.user)));
+    // Who the user is at home (id and groups), when the home tenant lives in the local directory.
+    let principal_ids = match (home, backends.local()) {
+        (Some(h), Ok(local)) => local.user_by_mail(&h.identity.tenant_id, &args.user).ok().flatten().map(|u| {
+            let mut ids = vec![u.id.clone()];
+            ids.extend(u.group_ids.iter().cloned());
+            ids
+        }),
+        _ => None,
+    };
+    let person = Person { email: &args.user, principal_ids, guest };
+    let explanation = explain(resource, home, &person, &args.app);
+    match args.output {
+        Output::Json | Output::Markdown => writeln!(out, "{}", serde_json::to_string_pretty(&explanation)?)?,
+        Output::Text => write!(out, "{}", render(&explanation))?,
+    }
+    Ok(if explanation.allowed() { exit::OK } else { exit::CHANGES_PENDING })
+}

@@ -1,0 +1,593 @@
+//! `entente explain`: can user U of home tenant H reach application A in resource tenant R, by which
+//! path, will they be asked for MFA or consent, and which setting of which tenant decided each step.
+//! Pure: the caller gathers the tenants' policies and what the directory knows about U.
+
+use serde::Serialize;
+
+use super::model::{Cloud, GuestUser, RedemptionState};
+use super::policy::{Home, Source, TenantPolicy, check_invitation, check_redemption};
+use super::resolved::{Access, ResolvedB2b};
+use super::settings::{B2bSetting, CrossTenantAccessSettings};
+
+/// The person asking, as far as the directories know them.
+pub struct Person<'a> {
+    pub email: &'a str,
+    /// Object ids in the home tenant (user and groups), when known.
+    pub principal_ids: Option<Vec<String>>,
+    /// Their account in the resource tenant, if they have one.
+    pub guest: Option<&'a GuestUser>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Verdict {
+    Allows,
+    Blocks,
+    /// A fact on the way that neither allows nor blocks (e.g. an MFA prompt).
+    Note,
+}
+
+/// One step of the chain: what was checked, where, and what it said.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    pub rule: &'static str,
+    pub tenant: String,
+    /// The setting consulted, e.g. `b2bCollaborationInbound.usersAndGroups`.
+    pub setting: String,
+    /// Which configuration holds it: the default, a partner configuration, external collaboration settings.
+    pub decided_by: String,
+    pub verdict: Verdict,
+    pub detail: String,
+}
+
+/// One way in (B2B collaboration, B2B direct connect, access package).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessPath {
+    pub path: &'static str,
+    pub allowed: bool,
+    /// R11: the resource tenant prompts for MFA itself (collaboration), or access needing MFA is blocked (direct connect).
+    pub mfa: String,
+    /// R12: whether a consent prompt is shown.
+    pub consent: String,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Explanation {
+    pub user: String,
+    pub home_tenant: Option<String>,
+    pub resource_tenant: String,
+    pub application: String,
+    pub paths: Vec<AccessPath>,
+}
+
+impl Explanation {
+    pub fn allowed(&self) -> bool {
+        self.paths.iter().any(|p| p.allowed)
+    }
+}
+
+/// The users-and-groups step and the applications step of one B2B setting of `decider` toward `other`.
+/// `pick` selects the setting in a partner configuration, to tell whether the partner's or the default decided.
+#[allow(clippy::too_many_arguments)]
+fn b2b_steps(
+    rule: &'static str,
+    decider: &TenantPolicy,
+    other: &TenantPolicy,
+    name: &str,
+    setting: &ResolvedB2b,
+    pick: fn(&CrossTenantAccessSettings) -> Option<&B2bSetting>,
+    ids: &[&str],
+    known: bool,
+    app: &str,
+) -> [Step; 2] {
+    [
+        access_step(rule, decider, other, &format!("{name}.usersAndGroups"), &setting.users_and_groups, ids, known, |p| {
+            pick(p).is_some_and(|b| b.users_and_groups.is_some())
+        }),
+        access_step(rule, decider, other, &format!("{name}.applications"), &setting.applications, &[app], true, |p| {
+            pick(p).is_some_and(|b| b.applications.is_some())
+        }),
+    ]
+}
+
+fn source_name(s: &Source) -> String {
+    s.to_string()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn access_step(
+    rule: &'static str,
+    decider: &TenantPolicy,
+    other: &TenantPolicy,
+    setting: &str,
+    access: &Access,
+    ids: &[&str],
+    known: bool,
+    set: impl Fn(&CrossTenantAccessSettings) -> bool,
+) -> Step {
+    let admits = access.admits(ids)
+        || (!known && !access.names_only_keywords() && access.access_type == super::settings::AccessType::Blocked);
+    Step {
+        rule,
+        tenant: decider.name().to_string(),
+        setting: setting.to_string(),
+        decided_by: source_name(&decider.source(&other.identity.tenant_id, set)),
+        verdict: if admits { Verdict::Allows } else { Verdict::Blocks },
+        detail: format!(
+            "\"{}\"{}",
+            access.render(),
+            if known || access.names_only_keywords() { "" } else { " (the user's groups are unknown; judged by id only)" }
+        ),
+    }
+}
+
+/// Explains access of `person` (from `home`, or from outside any directory tenant when `None`) to `app` in `resource`.
+pub fn explain(resource: &TenantPolicy, home: Option<&TenantPolicy>, person: &Person<'_>, app: &str) -> Explanation {
+    let mut paths = vec![collaboration(resource, home, person, app)];
+    if let Some(h) = home {
+        paths.push(direct_connect(resource, h, person, app));
+    }
+    paths.push(AccessPath {
+        path: "accessPackage",
+        allowed: false,
+        mfa: "not evaluated".into(),
+        consent: "not evaluated".into(),
+        steps: vec![Step {
+            rule: "R16",
+            tenant: resource.name().to_string(),
+            setting: "entitlementManagement".into(),
+            decided_by: "not modelled".into(),
+            verdict: Verdict::Note,
+            detail: "entente does not manage access packages yet, so this path is not evaluated".into(),
+        }],
+    });
+    Explanation {
+        user: person.email.to_string(),
+        home_tenant: home.map(|h| h.name().to_string()),
+        resource_tenant: resource.name().to_string(),
+        application: app.to_string(),
+        paths,
+    }
+}
+
+fn cloud_step(resource: &TenantPolicy, home: &TenantPolicy) -> Option<Step> {
+    (resource.identity.cloud != home.identity.cloud).then(|| Step {
+        rule: "R14",
+        tenant: resource.name().to_string(),
+        setting: "microsoftCloudSettings".into(),
+        decided_by: "both tenants".into(),
+        verdict: Verdict::Blocks,
+        detail: format!(
+            "{} is in the {} cloud and {} in the {} cloud: B2B between clouds needs both tenants to enable the other cloud, and entente does not manage cloud settings yet, so they are at their default (disabled)",
+            resource.name(),
+            cloud_name(resource.identity.cloud),
+            home.name(),
+            cloud_name(home.identity.cloud)
+        ),
+    })
+}
+
+fn cloud_name(c: Cloud) -> &'static str {
+    match c {
+        Cloud::Global => "global",
+        Cloud::UsGovernment => "US Government",
+        Cloud::China => "China",
+    }
+}
+
+fn collaboration(resource: &TenantPolicy, home: Option<&TenantPolicy>, person: &Person<'_>, app: &str) -> AccessPath {
+    let mut steps = Vec::new();
+    let home_ctx = home.map(|policy| Home { policy, principal_ids: person.principal_ids.clone() });
+    // The account: an accepted guest, a pending invitation, or an invitation that would (not) be sent.
+    let account = match person.guest {
+        Some(g) if g.external_user_state == Some(RedemptionState::Accepted) || g.external_user_state.is_none() => Step {
+            rule: "R6",
+            tenant: resource.name().to_string(),
+            setting: "guest account".into(),
+            decided_by: "directory".into(),
+            verdict: Verdict::Allows,
+            detail: format!("{} has an account in {} ({}, user {})", person.email, resource.name(), g.user_type.as_str(), g.id),
+        },
+        Some(g) => match check_redemption(resource, person.email, home_ctx.as_ref()) {
+            Ok(()) => Step {
+                rule: "R3",
+                tenant: resource.name().to_string(),
+                setting: "guest account".into(),
+                decided_by: "directory".into(),
+                verdict: Verdict::Allows,
+                detail: format!("invitation pending (user {}); redeeming it is allowed", g.id),
+            },
+            Err(r) => Step {
+                rule: "R3",
+                tenant: resource.name().to_string(),
+                setting: "externalCollaboration / cross-tenant access".into(),
+                decided_by: r.reason.as_str().into(),
+                verdict: Verdict::Blocks,
+                detail: format!("invitation pending (user {}) but redemption would fail: {}", g.id, r.message),
+            },
+        },
+        None => match check_invitation(resource, person.email, home_ctx.as_ref()) {
+            Ok(()) => Step {
+                rule: "R3",
+                tenant: resource.name().to_string(),
+                setting: "externalCollaboration".into(),
+                decided_by: "external collaboration settings".into(),
+                verdict: Verdict::Note,
+                detail: format!("{} has no account in {} yet; an invitation would be allowed", person.email, resource.name()),
+            },
+            Err(r) => Step {
+                rule: "R3",
+                tenant: resource.name().to_string(),
+                setting: "externalCollaboration / cross-tenant access".into(),
+                decided_by: r.reason.as_str().into(),
+                verdict: Verdict::Blocks,
+                detail: format!("{} has no account and an invitation would be refused: {}", person.email, r.message),
+            },
+        },
+    };
+    steps.push(account);
+    let Some(home) = home else {
+        steps.push(Step {
+            rule: "R9",
+            tenant: resource.name().to_string(),
+            setting: "cross-tenant access".into(),
+            decided_by: "not applicable".into(),
+            verdict: Verdict::Note,
+            detail: "the user's home is not a known directory tenant: cross-tenant access settings do not apply; the resource tenant prompts for MFA itself".into(),
+        });
+        let allowed = steps.iter().all(|s| s.verdict != Verdict::Blocks);
+        return AccessPath {
+            path: "b2bCollaboration",
+            allowed,
+            mfa: format!("{} prompts for MFA (R11)", resource.name()),
+            consent: "a consent prompt at first sign-in (R12)".into(),
+            steps,
+        };
+    };
+    steps.extend(cloud_step(resource, home));
+    let ids: Vec<&str> = person.principal_ids.iter().flatten().map(String::as_str).collect();
+    let known = person.principal_ids.is_some();
+    let r = resource.effective_for(&home.identity.tenant_id);
+    let h = home.effective_for(&resource.identity.tenant_id);
+    steps.extend(b2b_steps(
+        "R9",
+        resource,
+        home,
+        "b2bCollaborationInbound",
+        &r.b2b_collaboration_inbound,
+        |p| p.b2b_collaboration_inbound.as_ref(),
+        &ids,
+        known,
+        app,
+    ));
+    steps.extend(b2b_steps(
+        "R9",
+        home,
+        resource,
+        "b2bCollaborationOutbound",
+        &h.b2b_collaboration_outbound,
+        |p| p.b2b_collaboration_outbound.as_ref(),
+        &ids,
+        known,
+        app,
+    ));
+    let trust =
+        resource.source(&home.identity.tenant_id, |p| p.inbound_trust.as_ref().is_some_and(|t| t.is_mfa_accepted.is_some()));
+    let mfa = if r.inbound_trust.is_mfa_accepted {
+        format!(
+            "MFA done at {} is accepted: no second prompt (R11, inboundTrust.isMfaAccepted of {}'s {trust})",
+            home.name(),
+            resource.name()
+        )
+    } else {
+        format!(
+            "{} prompts for MFA itself: it does not trust {}'s MFA (R11, inboundTrust.isMfaAccepted of its {trust})",
+            resource.name(),
+            home.name()
+        )
+    };
+    let consent = if r.automatic_user_consent_settings.inbound_allowed && h.automatic_user_consent_settings.outbound_allowed {
+        "no consent prompt: automatic redemption is allowed both ways (R12)".to_string()
+    } else {
+        format!(
+            "a consent prompt at first access: automatic redemption needs {} inbound ({}) and {} outbound ({}) (R12)",
+            resource.name(),
+            r.automatic_user_consent_settings.inbound_allowed,
+            home.name(),
+            h.automatic_user_consent_settings.outbound_allowed
+        )
+    };
+    let allowed = steps.iter().all(|s| s.verdict != Verdict::Blocks);
+    AccessPath { path: "b2bCollaboration", allowed, mfa, consent, steps }
+}
+
+fn direct_connect(resource: &TenantPolicy, home: &TenantPolicy, person: &Person<'_>, app: &str) -> AccessPath {
+    let ids: Vec<&str> = person.principal_ids.iter().flatten().map(String::as_str).collect();
+    let known = person.principal_ids.is_some();
+    let r = resource.effective_for(&home.identity.tenant_id);
+    let h = home.effective_for(&resource.identity.tenant_id);
+    let mut steps: Vec<Step> = cloud_step(resource, home).into_iter().collect();
+    steps.extend(b2b_steps(
+        "R10",
+        resource,
+        home,
+        "b2bDirectConnectInbound",
+        &r.b2b_direct_connect_inbound,
+        |p| p.b2b_direct_connect_inbound.as_ref(),
+        &ids,
+        known,
+        app,
+    ));
+    steps.extend(b2b_steps(
+        "R10",
+        home,
+        resource,
+        "b2bDirectConnectOutbound",
+        &h.b2b_direct_connect_outbound,
+        |p| p.b2b_direct_connect_outbound.as_ref(),
+        &ids,
+        known,
+        app,
+    ));
+    let mfa = if r.inbound_trust.is_mfa_accepted {
+        format!("MFA done at {} is accepted (R11)", home.name())
+    } else {
+        format!(
+            "{} does not trust {}'s MFA: if access requires MFA, a direct connect user is blocked (R11)",
+            resource.name(),
+            home.name()
+        )
+    };
+    let allowed = steps.iter().all(|s| s.verdict != Verdict::Blocks);
+    AccessPath {
+        path: "b2bDirectConnect",
+        allowed,
+        mfa,
+        consent: "no consent prompt: direct connect users are not represented in the directory (R7)".into(),
+        steps,
+    }
+}
+
+/// The chain of reasons, for people.
+pub fn render(e: &Explanation) -> String {
+    let mut s = format!(
+        "Can {} ({}) reach {} in {}?\n",
+        e.user,
+        e.home_tenant.as_deref().unwrap_or("not a known directory tenant"),
+        e.application,
+        e.resource_tenant
+    );
+    for p in &e.paths {
+        let verdict = if p.steps.iter().all(|s| s.verdict == Verdict::Note) && !p.allowed {
+            "not evaluated"
+        } else if p.allowed {
+            "yes"
+        } else {
+            "no"
+        };
+        s.push_str(&format!("\n{}: {verdict}\n", p.path));
+        for st in &p.steps {
+            let mark = match st.verdict {
+                Verdict::Allows => "✓",
+                Verdict::Blocks => "✗",
+                Verdict::Note => "·",
+            };
+            s.push_str(&format!("  {mark} [{}] {} {} ({}): {}\n", st.rule, st.tenant, st.setting, st.decided_by, st.detail));
+        }
+        if p.path != "accessPackage" {
+            s.push_str(&format!("  MFA: {}\n  consent: {}\n", p.mfa, p.consent));
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+    use crate::core::model::{TenantIdentity, UserType};
+    use crate::core::resolved::{ResolvedAccess, ResolvedCollaboration, ResolvedDomainList};
+    use crate::core::settings::*;
+
+    fn tenant(id: &str, name: &str, cloud: Cloud) -> TenantPolicy {
+        TenantPolicy {
+            identity: TenantIdentity {
+                tenant_id: id.into(),
+                initial_domain: format!("{name}.onmicrosoft.com"),
+                display_name: name.into(),
+                cloud,
+                verified_domains: BTreeSet::from([format!("{name}.com")]),
+            },
+            collaboration: ResolvedCollaboration::default(),
+            default_access: ResolvedAccess::system_default(),
+            partners: BTreeMap::new(),
+        }
+    }
+
+    fn guest(state: RedemptionState) -> GuestUser {
+        GuestUser {
+            id: "g1".into(),
+            mail: "alice@fabrikam.com".into(),
+            display_name: None,
+            user_principal_name: "alice_fabrikam.com#EXT#@contoso.onmicrosoft.com".into(),
+            user_type: UserType::Guest,
+            creation_type: Some("Invitation".into()),
+            external_user_state: Some(state),
+            external_user_state_change_date_time: None,
+            account_enabled: true,
+            group_ids: BTreeSet::new(),
+        }
+    }
+
+    fn all(access: AccessType) -> Option<B2bSetting> {
+        Some(ResolvedB2b::uniform(access).to_setting())
+    }
+
+    fn path<'a>(e: &'a Explanation, name: &str) -> &'a AccessPath {
+        e.paths.iter().find(|p| p.path == name).unwrap()
+    }
+
+    struct Case {
+        name: &'static str,
+        resource: TenantPolicy,
+        home: Option<TenantPolicy>,
+        guest: Option<GuestUser>,
+        collaboration: bool,
+        direct_connect: Option<bool>,
+        /// A step that must appear, as (rule, setting, decided_by or verdict text fragment).
+        expect: (&'static str, &'static str, &'static str),
+    }
+
+    fn cases() -> Vec<Case> {
+        let contoso = || tenant("c", "contoso", Cloud::Global);
+        let fabrikam = || tenant("f", "fabrikam", Cloud::Global);
+        let mut blocked_domain = contoso();
+        blocked_domain.collaboration.domain_list =
+            Some(ResolvedDomainList { mode: DomainListMode::BlockList, domains: BTreeSet::from(["fabrikam.com".into()]) });
+        let mut default_blocks = contoso();
+        default_blocks.default_access.b2b_collaboration_inbound = ResolvedB2b::uniform(AccessType::Blocked);
+        let mut partner_allows = default_blocks.clone();
+        partner_allows.partners.insert(
+            "f".into(),
+            CrossTenantAccessSettings { b2b_collaboration_inbound: all(AccessType::Allowed), ..Default::default() },
+        );
+        let mut dc_inbound = contoso();
+        dc_inbound.partners.insert(
+            "f".into(),
+            CrossTenantAccessSettings { b2b_direct_connect_inbound: all(AccessType::Allowed), ..Default::default() },
+        );
+        let mut dc_outbound = fabrikam();
+        dc_outbound.partners.insert(
+            "c".into(),
+            CrossTenantAccessSettings { b2b_direct_connect_outbound: all(AccessType::Allowed), ..Default::default() },
+        );
+        vec![
+            Case {
+                name: "R3 example 1: domain blocked, cross-tenant allows → no invitation, no access",
+                resource: blocked_domain.clone(),
+                home: Some(fabrikam()),
+                guest: None,
+                collaboration: false,
+                direct_connect: Some(false),
+                expect: ("R3", "externalCollaboration / cross-tenant access", "DomainBlocked"),
+            },
+            Case {
+                name: "R3 example 2: domain blocked later → the existing guest keeps signing in",
+                resource: blocked_domain.clone(),
+                home: Some(fabrikam()),
+                guest: Some(guest(RedemptionState::Accepted)),
+                collaboration: true,
+                direct_connect: Some(false),
+                expect: ("R6", "guest account", "directory"),
+            },
+            Case {
+                name: "R3 example 2: domain blocked later → a pending invitation fails at redemption",
+                resource: blocked_domain,
+                home: Some(fabrikam()),
+                guest: Some(guest(RedemptionState::PendingAcceptance)),
+                collaboration: false,
+                direct_connect: Some(false),
+                expect: ("R3", "externalCollaboration / cross-tenant access", "DomainBlocked"),
+            },
+            Case {
+                name: "R2: the default blocks inbound collaboration",
+                resource: default_blocks,
+                home: Some(fabrikam()),
+                guest: Some(guest(RedemptionState::Accepted)),
+                collaboration: false,
+                direct_connect: Some(false),
+                expect: ("R9", "b2bCollaborationInbound.usersAndGroups", "default cross-tenant access configuration"),
+            },
+            Case {
+                name: "R2: the partner configuration overrides the default",
+                resource: partner_allows,
+                home: Some(fabrikam()),
+                guest: Some(guest(RedemptionState::Accepted)),
+                collaboration: true,
+                direct_connect: Some(false),
+                expect: ("R9", "b2bCollaborationInbound.usersAndGroups", "partner configuration for tenant f"),
+            },
+            Case {
+                name: "R10: direct connect with only the resource side open is blocked",
+                resource: dc_inbound.clone(),
+                home: Some(fabrikam()),
+                guest: None,
+                collaboration: true,
+                direct_connect: Some(false),
+                expect: ("R10", "b2bDirectConnectOutbound.usersAndGroups", "default cross-tenant access configuration"),
+            },
+            Case {
+                name: "R10: mutual direct connect is allowed",
+                resource: dc_inbound,
+                home: Some(dc_outbound),
+                guest: None,
+                collaboration: true,
+                direct_connect: Some(true),
+                expect: ("R10", "b2bDirectConnectOutbound.usersAndGroups", "partner configuration for tenant c"),
+            },
+            Case {
+                name: "R14: across clouds nothing is allowed until cloud settings are enabled",
+                resource: contoso(),
+                home: Some(tenant("g", "fabrikamgov", Cloud::UsGovernment)),
+                guest: None,
+                collaboration: false,
+                direct_connect: Some(false),
+                expect: ("R14", "microsoftCloudSettings", "both tenants"),
+            },
+            Case {
+                name: "a user from outside any directory tenant: only external collaboration settings apply",
+                resource: contoso(),
+                home: None,
+                guest: None,
+                collaboration: true,
+                direct_connect: None,
+                expect: ("R9", "cross-tenant access", "not applicable"),
+            },
+        ]
+    }
+
+    #[test]
+    fn scenario_table() {
+        for c in cases() {
+            let person = Person { email: "alice@fabrikam.com", principal_ids: None, guest: c.guest.as_ref() };
+            let e = explain(&c.resource, c.home.as_ref(), &person, "AllApplications");
+            assert_eq!(path(&e, "b2bCollaboration").allowed, c.collaboration, "{}: {}", c.name, render(&e));
+            if let Some(dc) = c.direct_connect {
+                assert_eq!(path(&e, "b2bDirectConnect").allowed, dc, "{}: {}", c.name, render(&e));
+            }
+            let (rule, setting, by) = c.expect;
+            let found = e
+                .paths
+                .iter()
+                .flat_map(|p| &p.steps)
+                .any(|s| s.rule == rule && s.setting == setting && (s.decided_by.contains(by) || s.detail.contains(by)));
+            assert!(found, "{}: expected a step {rule} {setting} ({by}):\n{}", c.name, render(&e));
+        }
+    }
+
+    #[test]
+    fn r11_mfa_trusted_or_not_for_collaboration_and_direct_connect() {
+        let mut contoso = tenant("c", "contoso", Cloud::Global);
+        let fabrikam = tenant("f", "fabrikam", Cloud::Global);
+        let person = Person { email: "alice@fabrikam.com", principal_ids: None, guest: None };
+        let e = explain(&contoso, Some(&fabrikam), &person, "AllApplications");
+        assert!(path(&e, "b2bCollaboration").mfa.contains("prompts for MFA itself"), "{}", render(&e));
+        assert!(path(&e, "b2bDirectConnect").mfa.contains("a direct connect user is blocked"), "{}", render(&e));
+        contoso.partners.insert(
+            "f".into(),
+            CrossTenantAccessSettings {
+                inbound_trust: Some(InboundTrust { is_mfa_accepted: Some(true), ..Default::default() }),
+                ..Default::default()
+            },
+        );
+        let e = explain(&contoso, Some(&fabrikam), &person, "AllApplications");
+        assert!(path(&e, "b2bCollaboration").mfa.contains("is accepted: no second prompt"), "{}", render(&e));
+        assert!(path(&e, "b2bCollaboration").mfa.contains("partner configuration for tenant f"), "{}", render(&e));
+        assert!(path(&e, "b2bDirectConnect").mfa.contains("is accepted"));
+    }
+}
