@@ -138,7 +138,7 @@ impl TokenSource {
                         });
                     }
                     if is_retryable_status(status) {
-                        let wait = retry_after.unwrap_or_else(|| self.retry.backoff(attempt - 1)).min(self.retry.max_delay);
+                        let wait = retry_after.unwrap_or_else(|| self.retry.backoff(attempt - 1));
                         if !give_up(wait) {
                             tokio::time::sleep(wait).await;
                             continue;

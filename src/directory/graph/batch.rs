@@ -132,7 +132,7 @@ pub async fn run(http: &Http, root: &Url, requests: &[SubRequest]) -> Result<Vec
                     Some(sub) if is_retryable_status(sub.status) => {
                         let w = sub.retry_after().unwrap_or_else(|| http.retry.backoff(round - 1));
                         if sub.status == 429 {
-                            http.limiter.pause_for(w.min(http.retry.max_delay));
+                            http.limiter.pause_for(w);
                         }
                         wait = wait.max(w);
                         answers[i] = Some(sub);
@@ -147,7 +147,6 @@ pub async fn run(http: &Http, root: &Url, requests: &[SubRequest]) -> Result<Vec
                 }
             }
         }
-        let wait = wait.min(http.retry.max_delay);
         if again.is_empty() || round >= http.retry.max_attempts || started.elapsed() + wait > http.retry.max_total {
             pending = vec![];
             for i in again {

@@ -26,7 +26,7 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// First backoff; doubled at each attempt.
     pub base_delay: Duration,
-    /// Longest single backoff (also caps `Retry-After`).
+    /// Longest single backoff. `Retry-After` is never shortened: a wait beyond `max_total` gives up instead.
     pub max_delay: Duration,
     /// No retry starts once this much time has passed since the first attempt.
     pub max_total: Duration,
@@ -262,13 +262,14 @@ impl Http {
                         return Ok(resp);
                     }
                     let hinted = resp.header("retry-after").and_then(parse_retry_after);
-                    if let Some(wait) = hinted.filter(|_| matches!(resp.status, 429 | 503)) {
-                        // Everyone sending to this tenant waits: immediate retries count against the limits.
-                        self.limiter.pause_for(wait.min(self.retry.max_delay));
-                    }
-                    let wait = hinted.unwrap_or_else(|| self.retry.backoff(attempt - 1)).min(self.retry.max_delay);
+                    // Retry-After is honoured as given (never shortened); without it, capped backoff.
+                    let wait = hinted.unwrap_or_else(|| self.retry.backoff(attempt - 1));
                     if started.elapsed() + wait > self.retry.max_total {
                         return Ok(resp);
+                    }
+                    if hinted.is_some() && matches!(resp.status, 429 | 503) {
+                        // Everyone sending to this tenant waits: immediate retries count against the limits.
+                        self.limiter.pause_for(wait);
                     }
                     tracing::debug!(status = resp.status, path = %call.path(), ?wait, attempt, "retrying a Graph request");
                     tokio::time::sleep(wait).await;

@@ -109,20 +109,15 @@ impl Bucket {
         self.tokens = (self.tokens + dt * self.rate / self.slowdown).min(self.capacity);
         self.last = now;
     }
-    /// Takes `cost` tokens, or says how long to wait before trying again. A cost above the capacity is
-    /// let through when the bucket is full (the debt is paid by later requests).
-    fn take(&mut self, cost: f64, now: Instant) -> Option<Duration> {
+    /// How long until `cost` tokens are there (at least 1 µs, so rounding never lets a request through
+    /// early), or `None` when they are. A cost above the capacity goes when the bucket is full (the debt
+    /// is paid by later requests).
+    fn shortfall(&self, cost: f64) -> Option<Duration> {
         if cost <= 0.0 {
             return None;
         }
-        self.refill(now);
-        if self.tokens >= cost.min(self.capacity) {
-            self.tokens -= cost;
-            None
-        } else {
-            let missing = cost.min(self.capacity) - self.tokens;
-            Some(Duration::from_secs_f64(missing * self.slowdown / self.rate))
-        }
+        let missing = cost.min(self.capacity) - self.tokens;
+        (missing > 1e-9).then(|| Duration::from_secs_f64(missing * self.slowdown / self.rate).max(Duration::from_micros(1)))
     }
 }
 
@@ -188,16 +183,15 @@ impl RateLimiter {
         let State { invitations: inv_bucket, writes: write_bucket, resource_units: ru_bucket, .. } = &mut *s;
         for (bucket, c) in [(&mut *ru_bucket, ru), (&mut *write_bucket, writes), (&mut *inv_bucket, invitations)] {
             bucket.refill(now);
-            if c > 0.0 && bucket.tokens < c.min(bucket.capacity) {
-                let missing = c.min(bucket.capacity) - bucket.tokens;
-                wait = wait.max(Duration::from_secs_f64(missing * bucket.slowdown / bucket.rate));
+            if let Some(w) = bucket.shortfall(c) {
+                wait = wait.max(w);
             }
         }
         if wait > Duration::ZERO {
             return Some(wait);
         }
         for (bucket, c) in [(ru_bucket, ru), (write_bucket, writes), (inv_bucket, invitations)] {
-            let _ = bucket.take(c, now);
+            bucket.tokens -= c.max(0.0);
         }
         None
     }

@@ -51,7 +51,8 @@ pub struct GraphConfig {
     pub authority_host: String,
     /// e.g. `https://graph.microsoft.com`, `https://graph.microsoft.us`, or the emulator.
     pub graph_endpoint: String,
-    /// OAuth scope; default `{graph_endpoint}/.default`.
+    /// OAuth scope; default `{graph_endpoint}/.default` for Microsoft's Graph hosts (national clouds have
+    /// their own), `https://graph.microsoft.com/.default` for any other endpoint (the emulator).
     pub scope: Option<String>,
     pub retry: RetryPolicy,
     pub limits: Limits,
@@ -151,7 +152,7 @@ impl GraphDirectory {
             .user_agent(concat!("entente/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| DirectoryError::Invalid(format!("building the HTTP client: {e}")))?;
-        let scope = config.scope.clone().unwrap_or_else(|| format!("{endpoint}/.default"));
+        let scope = config.scope.clone().unwrap_or_else(|| default_scope(&endpoint));
         let auth = TokenSource::new(
             client.clone(),
             token_url,
@@ -197,6 +198,20 @@ impl GraphDirectory {
     }
 }
 
+/// Graph hosts of Microsoft's clouds: the token's resource is the host itself.
+const MICROSOFT_GRAPH_HOSTS: [&str; 4] =
+    ["graph.microsoft.com", "graph.microsoft.us", "dod-graph.microsoft.us", "microsoftgraph.chinacloudapi.cn"];
+
+/// The `.default` scope for an endpoint: its own for Microsoft's clouds, global Graph's for anything
+/// else (an emulator stands in for Graph, so tokens are asked for Graph).
+fn default_scope(endpoint: &str) -> String {
+    let host = Url::parse(endpoint).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+    match host {
+        Some(h) if MICROSOFT_GRAPH_HOSTS.contains(&h.as_str()) => format!("https://{h}/.default"),
+        _ => format!("{DEFAULT_GRAPH_ENDPOINT}/.default"),
+    }
+}
+
 #[async_trait]
 impl Directory for GraphDirectory {
     async fn snapshot(&self, tenant_id: &str) -> Result<Option<TenantSnapshot>, DirectoryError> {
@@ -210,3 +225,6 @@ impl Directory for GraphDirectory {
         self.apply_ops(ops).await
     }
 }
+
+#[cfg(test)]
+mod tests;

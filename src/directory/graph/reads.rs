@@ -113,7 +113,7 @@ impl GraphDirectory {
         Ok(policies.into_iter().nth(default))
     }
 
-    async fn partners(&self) -> Result<Vec<CrossTenantAccessPolicyConfigurationPartner>, DirectoryError> {
+    pub(super) async fn partners(&self) -> Result<Vec<CrossTenantAccessPolicyConfigurationPartner>, DirectoryError> {
         Ok(self.get_pages(self.url(paths::CROSS_TENANT_PARTNERS, &[])?, Cost::Read(1.0)).await?.0)
     }
 
