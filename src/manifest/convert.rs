@@ -64,6 +64,38 @@ pub fn convert(docs: &[Document]) -> Result<Manifests, Vec<ManifestError>> {
     if errors.is_empty() { Ok(manifests) } else { Err(errors) }
 }
 
+/// Live objects (read from a cluster) → the desired state of the valid ones, plus every error found.
+/// The controller validates through this, the CLI through `convert`: both run the same checks (`build`).
+/// Objects come already typed, so the document checks (apiVersion, kind, unknown fields) are the API
+/// server's; each error's `object` is `Kind/namespace/name` and its `file` is that same name, line 0.
+/// Invalid objects are left out of the returned state; the valid ones are kept.
+pub fn convert_objects(
+    tenants: &[Tenant],
+    policies: &[CrossTenantAccessPolicy],
+    invitations: &[GuestInvitation],
+) -> (Manifests, Vec<ManifestError>) {
+    let doc = |kind: Kind, m: &kube::api::ObjectMeta| {
+        let (ns, name) = meta(m);
+        Document {
+            file: std::path::PathBuf::from(ObjectRef::new(kind, ns, name).to_string()),
+            line: 0,
+            text: String::new(),
+            value: Value::Null,
+        }
+    };
+    let docs: Vec<Document> = (tenants.iter().map(|t| doc(Kind::Tenant, &t.metadata)))
+        .chain(policies.iter().map(|p| doc(Kind::CrossTenantAccessPolicy, &p.metadata)))
+        .chain(invitations.iter().map(|i| doc(Kind::GuestInvitation, &i.metadata)))
+        .collect();
+    let objects = (tenants.iter().map(|t| Typed::Tenant(Box::new(t.clone()))))
+        .chain(policies.iter().map(|p| Typed::Policy(Box::new(p.clone()))))
+        .chain(invitations.iter().map(|i| Typed::Invitation(Box::new(i.clone()))));
+    let typed: Vec<(&Document, Typed)> = docs.iter().zip(objects).collect();
+    let mut errors = Vec::new();
+    let manifests = build(&typed, &mut errors);
+    (manifests, errors)
+}
+
 fn type_document(doc: &Document, errors: &mut Vec<ManifestError>) -> Option<Typed> {
     let mut ctx = Ctx { doc, object: None, errors };
     let Value::Object(map) = &doc.value else {

@@ -7,7 +7,7 @@ mod error;
 
 use std::path::PathBuf;
 
-pub use convert::Manifests;
+pub use convert::{Manifests, convert_objects};
 pub use documents::Document;
 pub use error::{ManifestError, ManifestErrors};
 
