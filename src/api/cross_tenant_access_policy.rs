@@ -1,10 +1,10 @@
 //! The `CrossTenantAccessPolicy` kind: one partner configuration of a tenant (R2).
 
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{CommonStatus, TenantRef};
+use super::common::{CEL_GUID, CommonStatus, TenantRef};
 use crate::core::model::DeletionPolicy;
 use crate::core::settings::{
     AutomaticUserConsentSettings, B2bSetting, CrossTenantAccessSettings, IdentitySynchronization, InboundTrust,
@@ -12,7 +12,7 @@ use crate::core::settings::{
 
 /// A tenant's cross-tenant access settings for one partner tenant. Every setting is optional: an absent
 /// one inherits the tenant's default configuration (R2).
-#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[kube(
     group = "entente.dev",
     version = "v1alpha1",
@@ -28,9 +28,15 @@ use crate::core::settings::{
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CrossTenantAccessPolicySpec {
-    /// The tenant whose settings these are.
+    /// The tenant whose settings these are. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("is immutable: delete the object and create one for the other tenant"))]
     pub tenant_ref: TenantRef,
-    /// The partner tenant's id (a GUID).
+    /// The partner tenant's id (a GUID). Immutable.
+    #[schemars(length(max = 36))]
+    #[x_kube(
+        validation = Rule::new(CEL_GUID).message("must be a GUID: 8-4-4-4-12 hexadecimal digits"),
+        validation = Rule::new("self == oldSelf").message("is immutable: delete the object and create one for the other partner")
+    )]
     pub partner_tenant_id: String,
     /// Partner users coming in by B2B collaboration. Absent: inherit the default.
     #[serde(default, rename = "b2bCollaborationInbound", skip_serializing_if = "Option::is_none")]

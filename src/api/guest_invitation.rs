@@ -1,6 +1,6 @@
 //! The `GuestInvitation` kind: one B2B guest, invited once and kept as declared (R6).
 
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +11,7 @@ use crate::core::model::{DeletionPolicy, InvitedUserMessageInfo, RedemptionState
 pub const DEFAULT_REDIRECT_URL: &str = "https://myapps.microsoft.com";
 
 /// An invitation of an external user into a tenant. The guest user it creates is the durable record.
-#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[kube(
     group = "entente.dev",
     version = "v1alpha1",
@@ -27,15 +27,24 @@ pub const DEFAULT_REDIRECT_URL: &str = "https://myapps.microsoft.com";
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GuestInvitationSpec {
-    /// The tenant the guest is invited into.
+    /// The tenant the guest is invited into. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("is immutable: delete the object and create one for the other tenant"))]
     pub tenant_ref: TenantRef,
-    /// The invited person's email address.
+    /// The invited person's email address. Immutable: another address is another person.
+    #[schemars(length(max = 320))]
+    #[x_kube(
+        validation = Rule::new("self.matches('^[^@[:space:]]+@([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?[.])+[a-zA-Z0-9-]{2,63}$')")
+            .message("must be an email address like alice@fabrikam.com"),
+        validation = Rule::new("self == oldSelf").message("is immutable: another address is another person; create a new GuestInvitation")
+    )]
     pub invited_user_email_address: String,
     /// The guest's display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invited_user_display_name: Option<String>,
     /// Where the guest lands after redeeming. Default `https://myapps.microsoft.com`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^/[:space:]]+')").message("must be an absolute http(s) URL"))]
     pub invite_redirect_url: Option<String>,
     /// `Guest` (default) or `Member`.
     #[serde(default)]

@@ -2,16 +2,16 @@
 //! cross-tenant access configuration.
 
 use k8s_openapi::api::core::v1::SecretKeySelector;
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::CommonStatus;
+use super::common::{CEL_DOMAIN, CEL_GUID, CommonStatus};
 use crate::core::model::{Cloud, DriftPolicy};
 use crate::core::settings::{CrossTenantAccessSettings, ExternalCollaborationSettings};
 
 /// A directory tenant managed by entente.
-#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[kube(
     group = "entente.dev",
     version = "v1alpha1",
@@ -27,9 +27,16 @@ use crate::core::settings::{CrossTenantAccessSettings, ExternalCollaborationSett
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TenantSpec {
-    /// The directory tenant id (a GUID).
+    /// The directory tenant id (a GUID). Immutable.
+    #[schemars(length(max = 36))]
+    #[x_kube(
+        validation = Rule::new(CEL_GUID).message("must be a GUID: 8-4-4-4-12 hexadecimal digits"),
+        validation = Rule::new("self == oldSelf").message("is immutable: a Tenant object stands for one directory tenant")
+    )]
     pub tenant_id: String,
     /// The tenant's initial domain, e.g. `contoso.onmicrosoft.com`.
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = Rule::new(CEL_DOMAIN).message("must be a domain like contoso.onmicrosoft.com"))]
     pub initial_domain: String,
     /// A readable name. Defaults to the object name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -39,12 +46,26 @@ pub struct TenantSpec {
     pub cloud: Cloud,
     /// Verified domains besides the initial domain (e.g. `contoso.com`): they identify the tenant's users.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 500), inner(length(max = 253)))]
+    #[x_kube(validation = Rule::new(CEL_DOMAIN.replace("self.", "self.all(d, d.") + ")")
+        .message("every verified domain must be a domain like contoso.com"))]
     pub verified_domains: Vec<String>,
     /// Which directory holds the tenant: the embedded local directory (default) or Microsoft Graph.
     #[serde(default)]
+    #[x_kube(validation = Rule::new("(has(self.type) && self.type == 'graph') == has(self.graph)")
+        .message("backend.graph is required when backend.type is graph, and only allowed then"))]
     pub backend: Backend,
     /// External collaboration settings: who may invite, guest access level, self-service join, domain list.
     #[serde(default)]
+    #[schemars(transform = bound_domain_list)]
+    #[x_kube(
+        validation = Rule::new(CEL_DOMAIN.replace("self.", "!has(self.domainList) || self.domainList.domains.all(d, d.") + ")")
+            .message("every domainList entry must be a domain like fabrikam.com"),
+        validation = Rule::new(
+            "!has(self.guestUserRoleId) || self.guestUserRoleId.lowerAscii() in ['a0b1b346-4d3e-4e8b-98f8-753987be4970', '10dae51f-b6af-4016-8d66-8c2a99b929b3', '2af84b1e-32c8-42b7-82bc-daa82404023b']"
+        )
+        .message("guestUserRoleId must be one of the three guest role ids (R8)")
+    )]
     pub external_collaboration: ExternalCollaborationSettings,
     /// The default cross-tenant access configuration. Absent settings take the system defaults (R1).
     #[serde(default)]
@@ -55,6 +76,36 @@ pub struct TenantSpec {
     /// How often and how strictly entente keeps the tenant converged.
     #[serde(default)]
     pub reconcile: ReconcileOptions,
+    /// Namespaces (besides the Tenant's own) whose CrossTenantAccessPolicies and GuestInvitations may refer
+    /// to this Tenant; `*` allows every namespace. Default: none, only the Tenant's own namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256), inner(length(max = 63)))]
+    #[x_kube(validation = Rule::new("self.all(n, n == '*' || n.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))")
+        .message("each entry must be a namespace name or *"))]
+    pub allowed_namespaces: Vec<String>,
+}
+
+impl TenantSpec {
+    /// Whether objects in `namespace` may refer to this Tenant, which lives in `own_namespace`.
+    pub fn allows_namespace(&self, own_namespace: &str, namespace: &str) -> bool {
+        namespace == own_namespace || self.allowed_namespaces.iter().any(|n| n == "*" || n == namespace)
+    }
+}
+
+/// Bounds the domain list (at most 1000 domains of at most 253 characters), so the API server can
+/// budget the CEL rules that check each entry.
+fn bound_domain_list(schema: &mut schemars::Schema) {
+    let domains = schema
+        .get_mut("properties")
+        .and_then(|p| p.get_mut("domainList"))
+        .and_then(|d| d.get_mut("properties"))
+        .and_then(|p| p.get_mut("domains"));
+    if let Some(serde_json::Value::Object(domains)) = domains {
+        domains.insert("maxItems".into(), 1000.into());
+        if let Some(serde_json::Value::Object(items)) = domains.get_mut("items") {
+            items.insert("maxLength".into(), 253.into());
+        }
+    }
 }
 
 /// Which directory backend holds a tenant.
