@@ -45,7 +45,7 @@ pub enum DirectoryError {
     NotImplemented(String),
     /// Microsoft Graph (or the emulator) answered with an error, after retries where retrying made sense.
     #[error("{0}")]
-    Graph(GraphFailure),
+    Graph(Box<GraphFailure>),
     /// No answer at all (connection refused or dropped, timeout), after bounded retries.
     #[error("transport: {0}")]
     Transport(String),

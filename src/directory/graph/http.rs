@@ -160,7 +160,7 @@ impl Response {
     }
 
     pub fn error(&self) -> DirectoryError {
-        DirectoryError::Graph(failure(&self.method, &self.path, self.status, &self.headers, &self.body))
+        DirectoryError::Graph(Box::new(failure(&self.method, &self.path, self.status, &self.headers, &self.body)))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -361,6 +361,6 @@ mod tests {
         let f = failure(&Method::DELETE, "/x", 502, &headers, b"<html>bad gateway</html>");
         assert_eq!(f.request_id.as_deref(), Some("from-header"));
         assert_eq!(f.category(), "GraphUnavailable");
-        assert!(DirectoryError::Graph(f).to_string().contains("502"));
+        assert!(DirectoryError::Graph(Box::new(f)).to_string().contains("502"));
     }
 }

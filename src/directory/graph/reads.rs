@@ -135,7 +135,7 @@ impl GraphDirectory {
                     out.insert(id.clone(), sync);
                 }
                 404 => {}
-                _ => return Err(DirectoryError::Graph(answer.failure(req))),
+                _ => return Err(DirectoryError::Graph(Box::new(answer.failure(req)))),
             }
         }
         Ok(out)
@@ -186,7 +186,7 @@ impl GraphDirectory {
             match answer.status {
                 200 => out.extend(answer.body.filter(Value::is_object)),
                 404 => {}
-                _ => return Err(DirectoryError::Graph(answer.failure(req))),
+                _ => return Err(DirectoryError::Graph(Box::new(answer.failure(req)))),
             }
         }
         Ok(out)

@@ -89,7 +89,9 @@ impl GraphDirectory {
                 let answers = batch::run(&self.http, &self.v1, &[SubRequest::new(Method::DELETE, paths::user(user_id))]).await?;
                 let a = &answers[0];
                 if !a.is_success() && a.status != 404 {
-                    return Err(DirectoryError::Graph(a.failure(&SubRequest::new(Method::DELETE, paths::user(user_id)))));
+                    return Err(DirectoryError::Graph(Box::new(
+                        a.failure(&SubRequest::new(Method::DELETE, paths::user(user_id))),
+                    )));
                 }
                 Ok(Outcome::Done)
             }
@@ -266,7 +268,7 @@ impl GraphDirectory {
             {
                 continue;
             }
-            return Err(DirectoryError::Graph(answer.failure(req)));
+            return Err(DirectoryError::Graph(Box::new(answer.failure(req))));
         }
         Ok(())
     }
@@ -395,9 +397,11 @@ impl GraphDirectory {
     }
 
     async fn update_guest(&self, user_id: &str, patch: &GuestPatch) -> Result<(), DirectoryError> {
-        let mut user_patch = User::default();
-        user_patch.display_name = patch.display_name.clone();
-        user_patch.user_type = patch.user_type.map(|t| t.as_str().to_string());
+        let user_patch = User {
+            display_name: patch.display_name.clone(),
+            user_type: patch.user_type.map(|t| t.as_str().to_string()),
+            ..User::default()
+        };
         let mut extra = Vec::new();
         if user_patch != User::default() {
             extra.push(SubRequest::new(Method::PATCH, paths::user(user_id)).json(to_json(&user_patch)?));
