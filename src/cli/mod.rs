@@ -48,6 +48,9 @@ pub enum Command {
         #[command(subcommand)]
         command: directory::DirectoryCommand,
     },
+    /// Run the Kubernetes controller: keep every Tenant, CrossTenantAccessPolicy and GuestInvitation in
+    /// the cluster converged with its directory.
+    Controller(crate::controller::ControllerArgs),
 }
 
 #[derive(Args, Debug)]
@@ -91,6 +94,10 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::
         Command::Directory { directory, command } => {
             let dir = LocalDirectory::open(&directory).with_context(|| format!("opening directory {}", directory.display()))?;
             directory::run(&dir, command, out)?;
+            Ok(exit::OK)
+        }
+        Command::Controller(args) => {
+            crate::controller::run(args).await?;
             Ok(exit::OK)
         }
         Command::Explain(args) => explain::run(args, out, err).await,

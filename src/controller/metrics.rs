@@ -1,0 +1,206 @@
+//! Prometheus metrics (prometheus-client). Every label value comes from a fixed set: kinds, outcomes,
+//! operation names, error categories (STYLE 5); never an object name, an email or an error message.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::core::model::{Kind, TenantSnapshot};
+use crate::core::operation::{Operation, Outcome};
+use crate::directory::{Directory, DirectoryError};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindOutcome {
+    pub kind: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectoryRequest {
+    /// `snapshot` or `apply`.
+    pub operation: &'static str,
+    /// `ok`, `refused`, or the directory error's category.
+    pub status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
+/// The controller's metrics and the registry that exposes them.
+pub struct Metrics {
+    pub registry: Registry,
+    reconciles: Family<KindOutcome, Counter>,
+    reconcile_duration: Family<KindOutcome, Histogram>,
+    objects: Family<KindOutcome, Counter>,
+    directory_requests: Family<DirectoryRequest, Counter>,
+    directory_duration: Family<DirectoryRequest, Histogram>,
+    throttle_wait: Counter<f64, AtomicU64>,
+    managed: Family<KindLabel, Gauge>,
+    leader: Gauge,
+    managed_by_tenant: Mutex<HashMap<String, (i64, i64)>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let seconds = || Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        let mut m = Self {
+            registry: Registry::with_prefix("entente"),
+            reconciles: Family::default(),
+            reconcile_duration: Family::new_with_constructor(seconds),
+            objects: Family::default(),
+            directory_requests: Family::default(),
+            directory_duration: Family::new_with_constructor(seconds),
+            throttle_wait: Counter::default(),
+            managed: Family::default(),
+            leader: Gauge::default(),
+            managed_by_tenant: Mutex::new(HashMap::new()),
+        };
+        let r = &mut m.registry;
+        r.register("reconciles", "Reconciles, by kind and outcome (success, error)", m.reconciles.clone());
+        r.register("reconcile_duration_seconds", "How long reconciles take, by kind and outcome", m.reconcile_duration.clone());
+        r.register(
+            "object_syncs",
+            "Objects synchronized, by kind and outcome (ready, drift, refused, invalid, denied, blocked, failed, deleting)",
+            m.objects.clone(),
+        );
+        r.register(
+            "directory_requests",
+            "Directory reads (snapshot) and writes (apply), by operation and status (ok, refused or the error category)",
+            m.directory_requests.clone(),
+        );
+        r.register(
+            "directory_request_duration_seconds",
+            "How long directory reads and writes take",
+            m.directory_duration.clone(),
+        );
+        r.register(
+            "directory_throttle_wait_seconds",
+            "Time spent waiting because the directory throttled requests (HTTP 429 Retry-After)",
+            m.throttle_wait.clone(),
+        );
+        r.register("managed_objects", "Objects entente manages in the directories, by kind", m.managed.clone());
+        r.register("leader", "1 while this replica holds the leader lease (or runs without leader election)", m.leader.clone());
+        m
+    }
+}
+
+impl Metrics {
+    pub fn reconciled(&self, kind: Kind, outcome: &'static str, took: Duration) {
+        let labels = KindOutcome { kind: kind.as_str(), outcome };
+        self.reconciles.get_or_create(&labels).inc();
+        self.reconcile_duration.get_or_create(&labels).observe(took.as_secs_f64());
+    }
+
+    pub fn object(&self, kind: Kind, outcome: &'static str) {
+        self.objects.get_or_create(&KindOutcome { kind: kind.as_str(), outcome }).inc();
+    }
+
+    pub fn directory_request(&self, operation: &'static str, status: &'static str, took: Duration) {
+        let labels = DirectoryRequest { operation, status };
+        self.directory_requests.get_or_create(&labels).inc();
+        self.directory_duration.get_or_create(&labels).observe(took.as_secs_f64());
+    }
+
+    /// Time a backend waited because it was throttled.
+    pub fn throttled(&self, waited: Duration) {
+        self.throttle_wait.inc_by(waited.as_secs_f64());
+    }
+
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    /// Records how many objects entente manages in one tenant (`None`: the tenant is gone).
+    pub fn managed_in(&self, tenant: &str, snapshot: Option<&TenantSnapshot>) {
+        let Ok(mut by_tenant) = self.managed_by_tenant.lock() else { return };
+        match snapshot {
+            Some(s) => {
+                let count = |k| s.managed.iter().filter(|r| r.kind == k).count() as i64;
+                by_tenant.insert(tenant.to_string(), (count(Kind::CrossTenantAccessPolicy), count(Kind::GuestInvitation)));
+            }
+            None => {
+                by_tenant.remove(tenant);
+            }
+        }
+        let (policies, invitations) = by_tenant.values().fold((0, 0), |(p, i), (a, b)| (p + a, i + b));
+        self.managed.get_or_create(&KindLabel { kind: Kind::Tenant.as_str() }).set(by_tenant.len() as i64);
+        self.managed.get_or_create(&KindLabel { kind: Kind::CrossTenantAccessPolicy.as_str() }).set(policies);
+        self.managed.get_or_create(&KindLabel { kind: Kind::GuestInvitation.as_str() }).set(invitations);
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// A directory that counts and times every read and write.
+pub struct Instrumented {
+    pub inner: Arc<dyn Directory>,
+    pub metrics: Arc<Metrics>,
+}
+
+fn status_of<T>(r: &Result<T, DirectoryError>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(DirectoryError::Refused(_)) => "refused",
+        Err(e) => e.category(),
+    }
+}
+
+#[async_trait]
+impl Directory for Instrumented {
+    async fn snapshot(&self, tenant_id: &str) -> Result<Option<TenantSnapshot>, DirectoryError> {
+        let start = Instant::now();
+        let r = self.inner.snapshot(tenant_id).await;
+        self.metrics.directory_request("snapshot", status_of(&r), start.elapsed());
+        r
+    }
+
+    async fn apply(&self, tenant_id: &str, ops: &[Operation]) -> Result<Vec<Outcome>, DirectoryError> {
+        let start = Instant::now();
+        let r = self.inner.apply(tenant_id, ops).await;
+        self.metrics.directory_request("apply", status_of(&r), start.elapsed());
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_exposed_with_fixed_labels() {
+        let m = Metrics::default();
+        m.reconciled(Kind::Tenant, "success", Duration::from_millis(20));
+        m.object(Kind::GuestInvitation, "refused");
+        m.directory_request("apply", "ok", Duration::from_millis(3));
+        m.set_leader(true);
+        let text = m.encode();
+        for needle in [
+            r#"entente_reconciles_total{kind="Tenant",outcome="success"} 1"#,
+            r#"entente_object_syncs_total{kind="GuestInvitation",outcome="refused"} 1"#,
+            r#"entente_directory_requests_total{operation="apply",status="ok"} 1"#,
+            "entente_reconcile_duration_seconds_bucket",
+            "entente_leader 1",
+            "entente_directory_throttle_wait_seconds_total",
+        ] {
+            assert!(text.contains(needle), "{needle} in\n{text}");
+        }
+    }
+}
