@@ -329,6 +329,6 @@ mod tests {
     #[test]
     fn no_change_no_impact() {
         let contoso = tenant("c", "contoso");
-        assert!(access_impact(&[contoso.clone()], &[contoso], &BTreeMap::new()).is_empty());
+        assert!(access_impact(std::slice::from_ref(&contoso), std::slice::from_ref(&contoso), &BTreeMap::new()).is_empty());
     }
 }
