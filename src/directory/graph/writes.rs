@@ -349,7 +349,17 @@ impl GraphDirectory {
             None => self.send_invitation(req).await?,
         };
         if !req.groups.is_empty() {
-            self.change_memberships(&result.user_id, &req.groups, &[], vec![]).await?;
+            // A user just created may not have replicated yet: a 404 on the membership is retried.
+            let mut attempt = 0;
+            loop {
+                match self.change_memberships(&result.user_id, &req.groups, &[], vec![]).await {
+                    Err(DirectoryError::Graph(f)) if f.status == 404 && attempt < 3 => {
+                        tokio::time::sleep(self.http.retry.backoff(attempt)).await;
+                        attempt += 1;
+                    }
+                    other => break other?,
+                }
+            }
         }
         Ok(result)
     }
