@@ -81,7 +81,7 @@ pub async fn run(http: &Http, root: &Url, requests: &[SubRequest]) -> Result<Vec
     if requests.len() == 1 {
         let r = &requests[0];
         let url = join(root, &r.url)?;
-        let cost = if r.is_write() { Cost::Write } else { Cost::Read(1.0) };
+        let cost = if r.is_write() { Cost::Write } else { Cost::read(&url) };
         let mut call = Call::new(r.method.clone(), url, cost).idempotent();
         if let Some(b) = &r.body {
             call = call.json(b.clone());
@@ -117,7 +117,12 @@ pub async fn run(http: &Http, root: &Url, requests: &[SubRequest]) -> Result<Vec
                     .collect(),
             };
             let writes = chunk.iter().filter(|&&i| requests[i].is_write()).count() as f64;
-            let reads = chunk.len() as f64 - writes;
+            let mut reads = 0.0;
+            for &i in chunk.iter().filter(|&&i| !requests[i].is_write()) {
+                if let Cost::Read(ru) = Cost::read(&join(root, &requests[i].url)?) {
+                    reads += ru;
+                }
+            }
             let call = Call::new(Method::POST, batch_url.clone(), Cost::Batch { reads, writes })
                 .json(serde_json::to_value(&body).map_err(|e| DirectoryError::Invalid(format!("encoding a $batch: {e}")))?)
                 .idempotent();

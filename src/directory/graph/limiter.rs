@@ -29,6 +29,32 @@ pub enum Cost {
     Batch { reads: f64, writes: f64 },
 }
 
+impl Cost {
+    /// The documented resource-unit cost of a read (graph-contract Part 2): `GET users` (and delta) 2,
+    /// `GET groups/{id}/members` 3, `memberOf` 2, any other read 1; `$select` −1, `$expand` +1, `$top`
+    /// under 20 −1; never below 1.
+    pub fn read(url: &reqwest::Url) -> Self {
+        let path = url.path();
+        let path = path.split_once("/v1.0").or_else(|| path.split_once("/beta")).map_or(path, |(_, rest)| rest);
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let mut ru: f64 = match segments.as_slice() {
+            ["users"] | ["users", "delta" | "delta()"] => 2.0,
+            ["groups", _, "members"] => 3.0,
+            [_, _, "memberOf"] => 2.0,
+            _ => 1.0,
+        };
+        for (k, v) in url.query_pairs() {
+            match k.trim_start_matches('$') {
+                "select" => ru -= 1.0,
+                "expand" => ru += 1.0,
+                "top" if v.trim().parse::<u32>().is_ok_and(|t| t < 20) => ru -= 1.0,
+                _ => {}
+            }
+        }
+        Cost::Read(ru.max(1.0))
+    }
+}
+
 /// Tenant size bucket for the resource-unit limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TenantSize {
@@ -45,13 +71,6 @@ impl TenantSize {
             _ => Self::L,
         }
     }
-    pub fn resource_units_per_10s(self) -> f64 {
-        match self {
-            Self::S => 3_500.0,
-            Self::M => 5_000.0,
-            Self::L => 8_000.0,
-        }
-    }
 }
 
 /// The limits and how close to them entente goes.
@@ -59,7 +78,9 @@ impl TenantSize {
 pub struct Limits {
     pub invitations: (f64, Duration),
     pub writes: (f64, Duration),
-    pub resource_unit_window: Duration,
+    /// Resource units per window for S, M and L tenants.
+    pub resource_units: ([f64; 3], Duration),
+    /// The size assumed until the user count is known.
     pub size: TenantSize,
     /// Fraction of each limit entente allows itself in any window.
     pub headroom: f64,
@@ -72,7 +93,7 @@ impl Default for Limits {
         Self {
             invitations: (150.0, Duration::from_secs(5)),
             writes: (3_000.0, Duration::from_secs(150)),
-            resource_unit_window: Duration::from_secs(10),
+            resource_units: ([3_500.0, 5_000.0, 8_000.0], Duration::from_secs(10)),
             size: TenantSize::S,
             headroom: 0.9,
             enabled: true,
@@ -83,6 +104,15 @@ impl Default for Limits {
 impl Limits {
     pub fn unlimited() -> Self {
         Self { enabled: false, ..Self::default() }
+    }
+
+    fn resource_units_for(&self, size: TenantSize) -> f64 {
+        let [s, m, l] = self.resource_units.0;
+        match size {
+            TenantSize::S => s,
+            TenantSize::M => m,
+            TenantSize::L => l,
+        }
     }
 }
 
@@ -143,7 +173,7 @@ impl RateLimiter {
         let state = State {
             invitations: Bucket::new(limits.invitations.0, limits.invitations.1, h),
             writes: Bucket::new(limits.writes.0, limits.writes.1, h),
-            resource_units: Bucket::new(limits.size.resource_units_per_10s(), limits.resource_unit_window, h),
+            resource_units: Bucket::new(limits.resource_units_for(limits.size), limits.resource_units.1, h),
             size: limits.size,
             paused_until: None,
         };
@@ -235,7 +265,8 @@ impl RateLimiter {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if s.size != size {
             let slowdown = s.resource_units.slowdown;
-            s.resource_units = Bucket::new(size.resource_units_per_10s(), self.limits.resource_unit_window, self.limits.headroom);
+            s.resource_units =
+                Bucket::new(self.limits.resource_units_for(size), self.limits.resource_units.1, self.limits.headroom);
             s.resource_units.slowdown = slowdown;
             s.size = size;
         }
@@ -327,6 +358,22 @@ mod tests {
         let n_fast = max_in_window(&schedule(&fast, Cost::Read(1.0), 8_000), Duration::from_secs(10));
         let n_slow = max_in_window(&schedule(&slow, Cost::Read(1.0), 8_000), Duration::from_secs(10));
         assert!(n_slow * 3 / 2 < n_fast, "slowed {n_slow} vs {n_fast}");
+    }
+
+    #[test]
+    fn read_costs_follow_the_documented_table() {
+        let cost = |u: &str| match Cost::read(&reqwest::Url::parse(u).unwrap()) {
+            Cost::Read(ru) => ru,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(cost("https://g/v1.0/users?$select=id&$top=999"), 1.0);
+        assert_eq!(cost("https://g/v1.0/users"), 2.0);
+        assert_eq!(cost("https://g/v1.0/users/delta?$deltatoken=abc"), 2.0);
+        assert_eq!(cost("https://g/v1.0/groups/g1/members?$select=id&$top=999"), 2.0);
+        assert_eq!(cost("https://g/v1.0/groups/g1/members?$top=5"), 2.0);
+        assert_eq!(cost("https://g/v1.0/policies/authorizationPolicy"), 1.0);
+        assert_eq!(cost("https://g/beta/policies/b2bManagementPolicies?$select=id"), 1.0, "never below 1");
+        assert_eq!(cost("https://g/v1.0/policies/crossTenantAccessPolicy/partners?$expand=identitySynchronization"), 2.0);
     }
 
     #[test]

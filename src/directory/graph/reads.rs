@@ -76,17 +76,19 @@ impl GraphDirectory {
         self.url_at(&self.v1, path, query)
     }
 
-    pub(super) async fn get_json<T: DeserializeOwned>(&self, url: Url, cost: Cost) -> Result<T, DirectoryError> {
+    /// A GET, charged its documented resource-unit cost.
+    pub(super) async fn get_json<T: DeserializeOwned>(&self, url: Url) -> Result<T, DirectoryError> {
+        let cost = Cost::read(&url);
         self.http.send(&Call::new(Method::GET, url, cost)).await?.json()
     }
 
     /// Every item of a paged collection, and the delta link when the collection is a delta round.
-    async fn get_pages<T: DeserializeOwned>(&self, first: Url, cost: Cost) -> Result<(Vec<T>, Option<String>), DirectoryError> {
+    async fn get_pages<T: DeserializeOwned>(&self, first: Url) -> Result<(Vec<T>, Option<String>), DirectoryError> {
         let mut items = Vec::new();
         let mut next = Some(first);
         for _ in 0..MAX_PAGES {
             let Some(url) = next.take() else { break };
-            let page: Page<T> = self.get_json(url, cost).await?;
+            let page: Page<T> = self.get_json(url).await?;
             items.extend(page.value);
             if let Some(link) = page.next_link {
                 next = Some(Url::parse(&link).map_err(|e| DirectoryError::Invalid(format!("bad @odata.nextLink {link}: {e}")))?);
@@ -98,23 +100,23 @@ impl GraphDirectory {
     }
 
     pub(super) async fn authorization_policy(&self) -> Result<AuthorizationPolicy, DirectoryError> {
-        self.get_json(self.url(paths::AUTHORIZATION_POLICY, &[])?, Cost::Read(1.0)).await
+        self.get_json(self.url(paths::AUTHORIZATION_POLICY, &[])?).await
     }
 
     pub(super) async fn default_configuration(&self) -> Result<CrossTenantAccessPolicyConfigurationDefault, DirectoryError> {
-        self.get_json(self.url(paths::CROSS_TENANT_DEFAULT, &[])?, Cost::Read(1.0)).await
+        self.get_json(self.url(paths::CROSS_TENANT_DEFAULT, &[])?).await
     }
 
     /// The organization's B2B management policy (beta), if it has one.
     pub(super) async fn b2b_management_policy(&self) -> Result<Option<B2bManagementPolicy>, DirectoryError> {
         let url = self.url_at(&self.beta, paths::B2B_MANAGEMENT_POLICIES, &[])?;
-        let (policies, _) = self.get_pages::<B2bManagementPolicy>(url, Cost::Read(1.0)).await?;
+        let (policies, _) = self.get_pages::<B2bManagementPolicy>(url).await?;
         let default = policies.iter().position(|p| p.is_organization_default == Some(true)).unwrap_or(0);
         Ok(policies.into_iter().nth(default))
     }
 
     pub(super) async fn partners(&self) -> Result<Vec<CrossTenantAccessPolicyConfigurationPartner>, DirectoryError> {
-        Ok(self.get_pages(self.url(paths::CROSS_TENANT_PARTNERS, &[])?, Cost::Read(1.0)).await?.0)
+        Ok(self.get_pages(self.url(paths::CROSS_TENANT_PARTNERS, &[])?).await?.0)
     }
 
     /// Identity synchronization of each partner (absent: `None`), in `$batch`es.
@@ -145,7 +147,7 @@ impl GraphDirectory {
     pub(super) async fn list_groups(&self) -> Result<Vec<wire::Group>, DirectoryError> {
         let top = self.page_size.to_string();
         let url = self.url(paths::GROUPS, &[("$select", "id,displayName"), ("$top", &top)])?;
-        let (groups, _) = self.get_pages::<wire::Group>(url, Cost::Read(1.0)).await?;
+        let (groups, _) = self.get_pages::<wire::Group>(url).await?;
         *self.groups.lock().unwrap_or_else(|p| p.into_inner()) = Some(groups.clone());
         Ok(groups)
     }
@@ -163,7 +165,7 @@ impl GraphDirectory {
     pub(super) async fn group_members(&self, group_id: &str) -> Result<BTreeSet<String>, DirectoryError> {
         let top = self.page_size.to_string();
         let url = self.url(&paths::group_members(group_id), &[("$select", "id"), ("$top", &top)])?;
-        let (members, _) = self.get_pages::<DirectoryObject>(url, Cost::Read(2.0)).await?;
+        let (members, _) = self.get_pages::<DirectoryObject>(url).await?;
         Ok(members.into_iter().map(|m| m.id).collect())
     }
 
@@ -171,7 +173,7 @@ impl GraphDirectory {
     pub(super) async fn users_by_mail(&self, mail: &str) -> Result<Vec<User>, DirectoryError> {
         let filter = format!("mail eq {}", odata_string(mail.trim()));
         let url = self.url(paths::USERS, &[("$filter", &filter), ("$select", USER_SELECT)])?;
-        let (users, _) = self.get_pages::<User>(url, Cost::Read(1.0)).await?;
+        let (users, _) = self.get_pages::<User>(url).await?;
         // Match here too: a server that ignored the filter must not make us adopt someone else.
         Ok(users.into_iter().filter(|u| mapping::guest_mail(u).is_some_and(|m| m.eq_ignore_ascii_case(mail.trim()))).collect())
     }
@@ -198,7 +200,8 @@ impl GraphDirectory {
             return;
         }
         let Ok(url) = self.url("/users/$count", &[]) else { return };
-        let call = Call::new(Method::GET, url, Cost::Read(1.0)).header("ConsistencyLevel", "eventual");
+        let cost = Cost::read(&url);
+        let call = Call::new(Method::GET, url, cost).header("ConsistencyLevel", "eventual");
         if let Ok(resp) = self.http.send(&call).await
             && resp.is_success()
             && let Some(n) = std::str::from_utf8(&resp.body).ok().and_then(|s| s.trim().parse::<u64>().ok())
@@ -232,7 +235,7 @@ impl GraphDirectory {
         let delta_link = if self.use_delta { self.latest_delta_link().await } else { None };
         let top = self.page_size.to_string();
         let url = self.url(paths::USERS, &[("$filter", "userType eq 'Guest'"), ("$select", USER_SELECT), ("$top", &top)])?;
-        let (guests, _) = self.get_pages::<Value>(url, Cost::Read(1.0)).await?;
+        let (guests, _) = self.get_pages::<Value>(url).await?;
         let mut state: BTreeMap<String, Value> = BTreeMap::new();
         for g in guests {
             if let Some(id) = g.get("id").and_then(Value::as_str) {
@@ -257,7 +260,7 @@ impl GraphDirectory {
     /// service does not offer one (then every snapshot reads in full).
     async fn latest_delta_link(&self) -> Option<String> {
         let url = self.url(paths::USERS_DELTA, &[("$select", USER_SELECT), ("$deltatoken", "latest")]).ok()?;
-        match self.get_pages::<Value>(url, Cost::Read(1.0)).await {
+        match self.get_pages::<Value>(url).await {
             Ok((_, link)) => link,
             Err(e) => {
                 tracing::info!(tenant = %self.tenant_id, error = %e, "no delta link: snapshots read every guest");
@@ -282,7 +285,8 @@ impl GraphDirectory {
         let mut delta_link = None;
         for _ in 0..MAX_PAGES {
             let Some(url) = next.take() else { break };
-            let resp = self.http.send(&Call::new(Method::GET, url, Cost::Read(1.0))).await?;
+            let cost = Cost::read(&url);
+            let resp = self.http.send(&Call::new(Method::GET, url, cost)).await?;
             if resp.status == 410
                 || (resp.status >= 400 && [codes::SYNC_STATE_NOT_FOUND, codes::RESYNC_REQUIRED].contains(&resp.code().as_str()))
             {

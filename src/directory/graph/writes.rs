@@ -280,7 +280,7 @@ impl GraphDirectory {
         let tid = partner.tenant_id.trim().to_ascii_lowercase();
         let url = self.url(&paths::partner(&tid), &[])?;
         let body = CrossTenantAccessPolicyConfigurationPartner::from_settings(&tid, &partner.settings);
-        let current = self.http.send(&Call::new(Method::GET, url.clone(), Cost::Read(1.0))).await?;
+        let current = self.http.send(&Call::new(Method::GET, url.clone(), Cost::read(&url))).await?;
         let exists = match current.status {
             404 => false,
             _ => {
@@ -316,7 +316,7 @@ impl GraphDirectory {
 
     async fn put_identity_sync(&self, tid: &str, partner: &PartnerConfiguration) -> Result<(), DirectoryError> {
         let url = self.url(&paths::identity_synchronization(tid), &[])?;
-        let current = self.http.send(&Call::new(Method::GET, url.clone(), Cost::Read(1.0))).await?;
+        let current = self.http.send(&Call::new(Method::GET, url.clone(), Cost::read(&url))).await?;
         let current: Option<CrossTenantIdentitySyncPolicyPartner> = match current.status {
             404 => None,
             _ => Some(current.json()?),
