@@ -442,19 +442,47 @@ async fn a_missing_secret_is_a_condition_not_a_panic() {
     assert!(events(&requests).contains(&("contoso".into(), "Warning".into(), "SecretNotFound".into())));
 }
 
+/// A token endpoint that refuses every client: answers 401 `invalid_client` at once (not retried).
+async fn refusing_token_endpoint() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                let _ = socket.read(&mut buf).await;
+                let body = r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}"#;
+                let answer = format!(
+                    "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
 #[tokio::test]
 async fn a_secret_value_never_appears_in_status_or_events() {
+    let endpoint = refusing_token_endpoint().await;
     let t = tenant(
         "default",
         json!({ "backend": { "type": "graph", "graph": { "clientId": "11111111-2222-3333-4444-555555555555",
-                 "authorityHost": "http://127.0.0.1:9", "graphEndpoint": "http://127.0.0.1:9",
+                 "authorityHost": endpoint, "graphEndpoint": endpoint,
                  "clientSecretRef": { "name": "graph-creds", "key": "client-secret" } } } }),
     );
     let secret = json!({ "apiVersion": "v1", "kind": "Secret", "metadata": meta("default", "graph-creds"),
                          "data": { "client-secret": "czNjcjN0LXZhbHVlLXh5eg==" } });
-    let h = Harness::new(&[t, secret]);
-    let _ = h.reconcile("default", "contoso").await;
-    for r in h.api.requests().iter().filter(|r| r.method != Method::GET) {
+    let h = Harness::new(&[t.clone(), secret]);
+    let result = tokio::time::timeout(std::time::Duration::from_secs(60), h.reconcile("default", "contoso")).await;
+    assert!(matches!(result, Ok(Err(_))), "the refused sign-in is a failure to retry: {result:?}");
+    let ready = condition(&reread(&h, &t), "Ready").clone();
+    assert_eq!(ready["status"], "False", "{ready}");
+    let writes: Vec<_> = h.api.requests().into_iter().filter(|r| r.method != Method::GET).collect();
+    assert!(writes.iter().any(|r| r.path.ends_with("/status")), "the status was written: {writes:#?}");
+    for r in writes {
         let text = r.body.to_string();
         assert!(!text.contains("s3cr3t-value-xyz") && !text.contains("czNjcjN0"), "{} leaks the secret: {text}", r.path);
     }
