@@ -132,6 +132,8 @@ pub struct GraphDirectory {
     use_delta: bool,
     /// The tenant's groups as last read (display names → ids for group operations).
     groups: Mutex<Option<Vec<wire::Group>>>,
+    /// The tenant's identity, once read.
+    identity: Mutex<Option<crate::core::model::TenantIdentity>>,
     /// Whether the tenant's size was looked up (it sizes the resource-unit limit).
     sized: std::sync::atomic::AtomicBool,
     /// One change at a time per tenant.
@@ -179,6 +181,7 @@ impl GraphDirectory {
             page_size: config.page_size.clamp(1, 999),
             use_delta: config.use_delta,
             groups: Mutex::new(None),
+            identity: Mutex::new(None),
             sized: std::sync::atomic::AtomicBool::new(false),
             apply_lock: tokio::sync::Mutex::new(()),
         })

@@ -27,8 +27,8 @@ use crate::directory::DirectoryError;
 use crate::directory::inventory::DeltaCheckpoint;
 use crate::graph::wire::{
     self, AuthorizationPolicy, B2bManagementPolicy, CrossTenantAccessPolicyConfigurationDefault,
-    CrossTenantAccessPolicyConfigurationPartner, CrossTenantIdentitySyncPolicyPartner, DirectoryObject, Page, USER_SELECT, User,
-    codes, paths,
+    CrossTenantAccessPolicyConfigurationPartner, CrossTenantIdentitySyncPolicyPartner, DirectoryObject, Organization, Page,
+    USER_SELECT, User, codes, paths,
 };
 
 /// Pages followed at most for one collection (a loop guard: 999 × 10,000 users).
@@ -336,6 +336,40 @@ impl GraphDirectory {
         Ok(DeltaRound::Users(users, DeltaCheckpoint { delta_link, state: encode_state(&state)? }))
     }
 
+    /// Who the tenant is (`GET /organization`: display name, initial and verified domains), read once.
+    /// Best effort: without `Organization.Read.All` the identity holds only the tenant id and cloud.
+    async fn identity(&self) -> TenantIdentity {
+        let bare = TenantIdentity {
+            tenant_id: self.tenant_id.clone(),
+            initial_domain: String::new(),
+            display_name: String::new(),
+            cloud: cloud_of(&self.directory_key),
+            verified_domains: BTreeSet::new(),
+        };
+        if let Some(known) = self.identity.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return known;
+        }
+        let Ok(url) = self.url(paths::ORGANIZATION, &[("$select", "id,displayName,verifiedDomains")]) else { return bare };
+        let orgs: Page<Organization> = match self.get_json(url).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(tenant = %self.tenant_id, error = %e, "cannot read the organization: the snapshot's identity stays bare");
+                return bare;
+            }
+        };
+        let Some(org) = orgs.value.into_iter().find(|o| o.id.eq_ignore_ascii_case(&self.tenant_id)) else { return bare };
+        let domain = |d: &wire::VerifiedDomain| d.name.trim().to_ascii_lowercase();
+        let initial = org.verified_domains.iter().find(|d| d.is_initial == Some(true)).map(domain).unwrap_or_default();
+        let identity = TenantIdentity {
+            display_name: org.display_name.unwrap_or_default(),
+            verified_domains: org.verified_domains.iter().map(domain).filter(|d| *d != initial).collect(),
+            initial_domain: initial,
+            ..bare
+        };
+        *self.identity.lock().unwrap_or_else(|p| p.into_inner()) = Some(identity.clone());
+        identity
+    }
+
     /// The whole snapshot.
     pub(super) async fn read_snapshot(&self) -> Result<TenantSnapshot, DirectoryError> {
         self.size_tenant().await;
@@ -367,13 +401,7 @@ impl GraphDirectory {
         }
 
         Ok(TenantSnapshot {
-            identity: TenantIdentity {
-                tenant_id: self.tenant_id.clone(),
-                initial_domain: String::new(),
-                display_name: String::new(),
-                cloud: cloud_of(&self.directory_key),
-                verified_domains: BTreeSet::new(),
-            },
+            identity: self.identity().await,
             external_collaboration: mapping::collaboration(&authz, domain_list.as_ref()),
             default_access: mapping::default_access(&default),
             groups: groups
