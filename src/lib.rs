@@ -8,6 +8,7 @@ pub mod cli;
 pub mod controller;
 pub mod core;
 pub mod directory;
+pub mod emulator;
 pub mod engine;
 pub mod graph;
 pub mod manifest;

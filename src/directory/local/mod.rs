@@ -209,6 +209,78 @@ impl LocalDirectory {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// For the Graph emulator (`crate::emulator`), which serves this file over HTTP and keeps its own
+// tables in it (schema migration 2).
+impl LocalDirectory {
+    /// Runs `f` in a read transaction (the emulator's own tables).
+    pub(crate) fn emulator_read<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, DirectoryError>,
+    ) -> Result<T, DirectoryError> {
+        self.read(f)
+    }
+
+    /// Runs `f` in a write transaction (the emulator's own tables).
+    pub(crate) fn emulator_write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, DirectoryError>,
+    ) -> Result<T, DirectoryError> {
+        self.write(f)
+    }
+
+    /// `Directory::apply`, then `then` in the same transaction: one Graph request that changes both
+    /// the directory and the emulator's own tables commits or fails as a whole.
+    pub(crate) fn apply_then<T>(
+        &self,
+        tenant_id: &str,
+        ops: &[Operation],
+        then: impl FnOnce(&Transaction<'_>, Vec<Outcome>) -> Result<T, DirectoryError>,
+    ) -> Result<T, DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.write(|c| {
+            let outcomes = apply::apply(c, &tenant_id, ops)?;
+            then(c, outcomes)
+        })
+    }
+
+    /// The tenant's user with this id, with its groups.
+    pub(crate) fn user(&self, tenant_id: &str, user_id: &str) -> Result<Option<GuestUser>, DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.read(|c| users::by_id(c, &tenant_id, user_id))
+    }
+
+    /// Graph's `accountEnabled`, inside a write of the emulator. `false` when the user does not exist.
+    pub(crate) fn set_account_enabled_in(
+        c: &Connection,
+        tenant_id: &str,
+        user_id: &str,
+        enabled: bool,
+    ) -> Result<bool, DirectoryError> {
+        let n = c
+            .execute(
+                "UPDATE users SET account_enabled = ?1 WHERE tenant_id = ?2 AND id = ?3 AND account_enabled <> ?1",
+                rusqlite::params![enabled, norm(tenant_id), user_id],
+            )
+            .ctx("changing a user's accountEnabled")?;
+        if n > 0 {
+            feed::append(c, &norm(tenant_id), "user", user_id, "updated")?;
+        }
+        Ok(n > 0)
+    }
+
+    /// Appends to the change feed from a write of the emulator (a user property only it keeps).
+    pub(crate) fn append_change_in(
+        c: &Connection,
+        tenant_id: &str,
+        entity: &str,
+        entity_id: &str,
+        change: &str,
+    ) -> Result<(), DirectoryError> {
+        feed::append(c, &norm(tenant_id), entity, entity_id, change)
+    }
+}
+
 #[async_trait]
 impl Directory for LocalDirectory {
     async fn snapshot(&self, tenant_id: &str) -> Result<Option<TenantSnapshot>, DirectoryError> {

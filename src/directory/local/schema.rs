@@ -111,6 +111,59 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX changes_by_tenant ON changes(tenant_id, seq);
     "#,
+    // 2: the Graph emulator (`entente directory serve`): app registrations that may call it, their
+    // credentials and granted application permissions, the key its tokens are signed with, and the
+    // properties of Graph objects the directory itself does not model. Client secrets are stored as
+    // salted SHA-256 hashes, never in clear; guests still have no credential of any kind (R7).
+    r#"
+    CREATE TABLE emulator_apps (
+        client_id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        display_name TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX emulator_apps_by_tenant ON emulator_apps(tenant_id);
+    CREATE TABLE emulator_app_secrets (
+        client_id TEXT NOT NULL REFERENCES emulator_apps(client_id) ON DELETE CASCADE,
+        key_id TEXT NOT NULL,
+        hint TEXT NOT NULL,
+        salt TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT,
+        PRIMARY KEY (client_id, key_id)
+    );
+    CREATE TABLE emulator_app_permissions (
+        client_id TEXT NOT NULL REFERENCES emulator_apps(client_id) ON DELETE CASCADE,
+        permission TEXT NOT NULL,
+        PRIMARY KEY (client_id, permission)
+    );
+    -- Workload identity federation: tokens of `issuer` with this subject and one of the audiences
+    -- (a JSON array) may be exchanged for the app's tokens.
+    CREATE TABLE emulator_federated_credentials (
+        client_id TEXT NOT NULL REFERENCES emulator_apps(client_id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        issuer TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        audiences TEXT NOT NULL,
+        PRIMARY KEY (client_id, name)
+    );
+    -- RS256 signing keys (PKCS#8 PEM). Kept in the file so tokens outlive a restart of the emulator.
+    CREATE TABLE emulator_signing_keys (
+        kid TEXT PRIMARY KEY,
+        private_key_pem TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    -- Graph properties the directory does not model (a partner's isServiceProvider, the default's
+    -- invitationRedemptionIdentityProviderConfiguration, …), as JSON objects keyed by object.
+    CREATE TABLE emulator_extras (
+        tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        json TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, kind, key)
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

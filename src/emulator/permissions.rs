@@ -1,0 +1,103 @@
+//! Microsoft Graph application permissions (app roles): the ones an emulated app may be granted, and
+//! which of them allow each operation the emulator serves. Each list starts with the least privileged
+//! permission the API reference names and goes on with the higher-privileged alternatives it accepts.
+
+use http::Method;
+
+use super::router::Route;
+
+/// Application permissions the emulator knows. Granting anything else is refused (a typo would
+/// otherwise only show up as a 403 much later).
+pub const KNOWN: &[&str] = &[
+    "User.Read.All",
+    "User.ReadWrite.All",
+    "User.Invite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+    "Group.Read.All",
+    "Group.ReadWrite.All",
+    "Group.Create",
+    "GroupMember.Read.All",
+    "GroupMember.ReadWrite.All",
+    "Organization.Read.All",
+    "Organization.ReadWrite.All",
+    "Policy.Read.All",
+    "Policy.ReadWrite.CrossTenantAccess",
+    "Policy.ReadWrite.Authorization",
+    "Policy.ReadWrite.B2BManagementPolicy",
+];
+
+/// The known permission spelled as Microsoft spells it, whatever the case it was given in.
+pub fn canonical(name: &str) -> Option<&'static str> {
+    KNOWN.iter().copied().find(|k| k.eq_ignore_ascii_case(name.trim()))
+}
+
+const USER_READ: &[&str] = &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
+const USER_WRITE: &[&str] = &["User.ReadWrite.All", "Directory.ReadWrite.All"];
+const INVITE: &[&str] = &["User.Invite.All", "User.ReadWrite.All", "Directory.ReadWrite.All"];
+const GROUP_READ: &[&str] = &[
+    "Group.Read.All",
+    "GroupMember.Read.All",
+    "Group.ReadWrite.All",
+    "GroupMember.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+];
+const GROUP_CREATE: &[&str] = &["Group.Create", "Group.ReadWrite.All", "Directory.ReadWrite.All"];
+const GROUP_MEMBER_WRITE: &[&str] = &["GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"];
+const MEMBER_OF: &[&str] = &[
+    "GroupMember.Read.All",
+    "Group.Read.All",
+    "GroupMember.ReadWrite.All",
+    "Group.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+];
+const ORG_READ: &[&str] =
+    &["Organization.Read.All", "Organization.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
+const XTAP_READ: &[&str] = &["Policy.Read.All", "Policy.ReadWrite.CrossTenantAccess"];
+const XTAP_WRITE: &[&str] = &["Policy.ReadWrite.CrossTenantAccess"];
+const AUTHZ_READ: &[&str] = &["Policy.Read.All", "Policy.ReadWrite.Authorization"];
+const AUTHZ_WRITE: &[&str] = &["Policy.ReadWrite.Authorization"];
+const B2B_READ: &[&str] = &["Policy.Read.All", "Policy.ReadWrite.B2BManagementPolicy"];
+const B2B_WRITE: &[&str] = &["Policy.ReadWrite.B2BManagementPolicy"];
+/// `$batch` itself needs a valid token only; each request inside is checked on its own.
+const ANY: &[&str] = &[];
+
+/// The permissions of which one allows `method` on `route`; empty when a valid token is enough.
+pub fn required(route: &Route, method: &Method) -> &'static [&'static str] {
+    let read = method == Method::GET;
+    match route {
+        Route::Invitations => INVITE,
+        Route::Users | Route::UsersCount | Route::UsersDelta => USER_READ,
+        Route::User(_) if read => USER_READ,
+        Route::User(_) => USER_WRITE,
+        Route::UserMemberOf(_) => MEMBER_OF,
+        Route::Groups | Route::Group(_) | Route::GroupMembers(_) if read => GROUP_READ,
+        Route::Groups | Route::Group(_) | Route::GroupMembers(_) => GROUP_CREATE,
+        Route::GroupMembersRef(_) | Route::GroupMemberRef(..) => GROUP_MEMBER_WRITE,
+        Route::Organization | Route::OrganizationById(_) => ORG_READ,
+        Route::CrossTenantAccessPolicy
+        | Route::XtapDefault
+        | Route::XtapDefaultReset
+        | Route::Partners
+        | Route::Partner(_)
+        | Route::PartnerIdentitySync(_) => {
+            if read {
+                XTAP_READ
+            } else {
+                XTAP_WRITE
+            }
+        }
+        Route::AuthorizationPolicy if read => AUTHZ_READ,
+        Route::AuthorizationPolicy => AUTHZ_WRITE,
+        Route::B2bPolicies | Route::B2bPolicy(_) if read => B2B_READ,
+        Route::B2bPolicies | Route::B2bPolicy(_) => B2B_WRITE,
+        Route::Batch => ANY,
+    }
+}
+
+/// Whether `roles` (a token's `roles` claim) holds one of `needed`.
+pub fn allows(needed: &[&str], roles: &[String]) -> bool {
+    needed.is_empty() || roles.iter().any(|r| needed.iter().any(|n| n.eq_ignore_ascii_case(r)))
+}

@@ -1,0 +1,755 @@
+//! HTTP and the request pipeline.
+//!
+//! One task per connection (HTTP/1.1, keep-alive). A request is classified as an admin call
+//! (`/_emulator/*`), OIDC discovery or JWKS, the token endpoint, or a Graph call (`/v1.0/…`,
+//! `/beta/…`). A Graph call goes: added latency → injected drop or 5xx → bearer token (401) →
+//! route (404/405) → permission (403) → throttling (429) → handler → for a write, maybe a lost
+//! answer → contract check of the request and response bodies. `$batch` items take the same path
+//! from "route" on, with the envelope's caller.
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use super::config::EmulatorConfig;
+use super::contract::{Contract, Options, ResponseSpec};
+use super::errors::{GraphError, graph_date};
+use super::faults::{Ambiguous, Faults, format_seconds, injected};
+use super::jwt::SigningKey;
+use super::router::{ApiVersion, GraphRequest, GraphResponse, ResponseBody, Route, parse_query, split_path};
+use super::throttle::{Charge, Throttle, Verdict};
+use super::{EmulatorError, admin, auth, batch, groups, invitations, organization, permissions, policies, store, users, xtap};
+use crate::directory::DirectoryError;
+use crate::directory::local::LocalDirectory;
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 8 * 1024 * 1024;
+/// Most violations kept in the report (the count goes on).
+const MAX_VIOLATIONS: usize = 1000;
+const JSON_CONTENT_TYPE: &str =
+    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+
+/// Counters, for `GET /_emulator/stats` and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    pub requests: u64,
+    pub graph_requests: u64,
+    pub batch_items: u64,
+    pub token_requests: u64,
+    pub injected_faults: u64,
+    pub dropped_connections: u64,
+    /// Writes carried out whose answer was lost.
+    pub ambiguous_writes: u64,
+    pub throttled: u64,
+    pub by_status: BTreeMap<u16, u64>,
+}
+
+/// One contract violation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Violation {
+    pub request_id: String,
+    /// `request` or `response`.
+    pub direction: String,
+    pub method: String,
+    pub path: String,
+    pub operation_id: String,
+    pub status: Option<u16>,
+    pub findings: Vec<String>,
+}
+
+/// Requests to paths the OpenAPI subset does not have, by template.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutsideSubset {
+    pub method: String,
+    pub path: String,
+    pub count: u64,
+}
+
+/// What contract validation found so far (`GET /_emulator/contract-violations`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContractReport {
+    pub enabled: bool,
+    pub source: Option<String>,
+    /// Violations found (the list keeps the first 1000).
+    pub count: u64,
+    pub violations: Vec<Violation>,
+    pub outside_subset: Vec<OutsideSubset>,
+    pub checked_requests: u64,
+    pub checked_responses: u64,
+}
+
+/// The identity a valid token carries.
+#[derive(Clone, Debug)]
+pub(crate) struct Caller {
+    pub tenant_id: String,
+    pub app_id: String,
+    pub roles: Vec<String>,
+}
+
+pub(crate) struct State {
+    pub dir: Arc<LocalDirectory>,
+    pub config: EmulatorConfig,
+    /// The first signs; all verify.
+    pub keys: Vec<SigningKey>,
+    pub throttle: Throttle,
+    pub faults: Faults,
+    pub contract: Option<Contract>,
+    pub report: Mutex<ContractReport>,
+    pub stats: Mutex<Stats>,
+    /// Bumped by a forced resync: delta tokens of an older epoch get 410.
+    pub delta_epoch: AtomicI64,
+    /// Serializes read-modify-write of a tenant's settings.
+    pub settings_lock: tokio::sync::Mutex<()>,
+    pub local_addr: SocketAddr,
+    tenant_sizes: Mutex<HashMap<String, (usize, Instant)>>,
+}
+
+impl State {
+    pub fn stat(&self, f: impl FnOnce(&mut Stats)) {
+        f(&mut self.stats.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Links and issuers: the configured public URL, else `http://` and the request's Host.
+    pub fn base_url(&self, headers: &HeaderMap) -> String {
+        if let Some(u) = &self.config.public_url {
+            return u.trim_end_matches('/').to_string();
+        }
+        match headers.get(http::header::HOST).and_then(|h| h.to_str().ok()) {
+            Some(host) => format!("http://{host}"),
+            None => format!("http://{}", self.local_addr),
+        }
+    }
+
+    /// The tenant's user count (for the S/M/L resource-unit limit), cached for two seconds.
+    async fn tenant_users(self: &Arc<Self>, tenant_id: &str) -> usize {
+        if let Some((n, at)) = self.tenant_sizes.lock().unwrap_or_else(|p| p.into_inner()).get(tenant_id)
+            && at.elapsed() < Duration::from_secs(2)
+        {
+            return *n;
+        }
+        let dir = self.dir.clone();
+        let t = tenant_id.to_string();
+        let n = tokio::task::spawn_blocking(move || dir.users(&t).map(|u| u.len()).unwrap_or(0)).await.unwrap_or(0);
+        self.tenant_sizes.lock().unwrap_or_else(|p| p.into_inner()).insert(tenant_id.to_string(), (n, Instant::now()));
+        n
+    }
+}
+
+/// One Graph request being served: who asks, and how to answer.
+pub(crate) struct Ctx {
+    pub state: Arc<State>,
+    pub caller: Caller,
+    /// `http://host:port`.
+    pub base: String,
+    pub request_id: String,
+    pub client_request_id: Option<String>,
+}
+
+impl Ctx {
+    pub fn tenant(&self) -> &str {
+        &self.caller.tenant_id
+    }
+
+    /// Runs a directory call off the async workers.
+    pub async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&LocalDirectory) -> Result<T, DirectoryError> + Send + 'static,
+    ) -> Result<T, GraphError> {
+        let dir = self.state.dir.clone();
+        tokio::task::spawn_blocking(move || f(&dir))
+            .await
+            .map_err(|e| GraphError::internal(format!("directory task failed: {e}")))?
+            .map_err(GraphError::from)
+    }
+
+    /// `{base}/{version}{rest}`.
+    pub fn url(&self, version: ApiVersion, rest: &str) -> String {
+        format!("{}/{}{rest}", self.base, version.as_str())
+    }
+
+    /// `@odata.context` for `what` (e.g. `users/$entity`).
+    pub fn context(&self, version: ApiVersion, what: &str) -> String {
+        format!("{}/{}/$metadata#{what}", self.base, version.as_str())
+    }
+
+    pub fn error_response(&self, e: &GraphError) -> GraphResponse {
+        error_response(e, &self.request_id, self.client_request_id.as_deref())
+    }
+}
+
+fn error_response(e: &GraphError, request_id: &str, client_request_id: Option<&str>) -> GraphResponse {
+    GraphResponse {
+        status: e.status,
+        headers: e.headers.clone(),
+        body: ResponseBody::Json(e.body(request_id, client_request_id, &graph_date())),
+    }
+}
+
+/// A running emulator. Dropping it stops it.
+pub struct EmulatorHandle {
+    addr: SocketAddr,
+    state: Arc<State>,
+    shutdown: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl EmulatorHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:port`: both the authority host and the Graph endpoint.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn contract_report(&self) -> ContractReport {
+        self.state.report.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.state.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Makes every delta token issued so far answer 410 Gone (a forced resync).
+    pub fn invalidate_delta_tokens(&self) {
+        self.state.delta_epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Signs a token as the token endpoint would, with any lifetime (negative: already expired) and any
+    /// roles, for tests of token handling.
+    pub fn mint_token(&self, tenant_id: &str, client_id: &str, roles: &[&str], lifetime_secs: i64) -> String {
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        auth::sign_access_token(&self.state, &self.url(), tenant_id, client_id, "test app", &roles, lifetime_secs, "1")
+    }
+
+    /// Stops accepting and closes the connections.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for EmulatorHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+pub(crate) async fn start(dir: Arc<LocalDirectory>, config: EmulatorConfig) -> Result<EmulatorHandle, EmulatorError> {
+    if !config.allow_remote && !config.listen.ip().is_loopback() {
+        return Err(EmulatorError::Config(format!(
+            "refusing to listen on {}: not a loopback address. The emulator speaks plain HTTP and its admin \
+             endpoints are unauthenticated; pass --allow-remote to listen there anyway",
+            config.listen
+        )));
+    }
+    let keys = {
+        let dir = dir.clone();
+        let pem = config.signing_key_pem.clone();
+        tokio::task::spawn_blocking(move || store::signing_keys(&dir, pem.as_deref()))
+            .await
+            .map_err(|e| EmulatorError::Config(format!("loading the signing key: {e}")))??
+    };
+    let contract = if config.contract.strict {
+        let path = config.contract.openapi.clone();
+        Some(
+            tokio::task::spawn_blocking(move || Contract::load(path.as_deref()))
+                .await
+                .map_err(|e| EmulatorError::Config(format!("loading the OpenAPI document: {e}")))??,
+        )
+    } else {
+        None
+    };
+    let listener = TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let report = ContractReport {
+        enabled: contract.is_some(),
+        source: contract.as_ref().map(|c| c.source().to_string()),
+        ..Default::default()
+    };
+    let state = Arc::new(State {
+        dir,
+        throttle: Throttle::new(config.limits.clone()),
+        faults: Faults::new(config.faults.clone()),
+        config,
+        keys,
+        contract,
+        report: Mutex::new(report),
+        stats: Mutex::new(Stats::default()),
+        delta_epoch: AtomicI64::new(0),
+        settings_lock: tokio::sync::Mutex::new(()),
+        local_addr: addr,
+        tenant_sizes: Mutex::new(HashMap::new()),
+    });
+    let (shutdown, rx) = watch::channel(false);
+    let task = tokio::spawn(accept_loop(listener, state.clone(), rx));
+    tracing::info!(%addr, "Graph emulator listening");
+    Ok(EmulatorHandle { addr, state, shutdown, task: Some(task) })
+}
+
+async fn accept_loop(listener: TcpListener, state: Arc<State>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _peer)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let state = state.clone();
+                let mut shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    // Set by a request whose connection is to be dropped without an answer.
+                    let dropper = Arc::new(Notify::new());
+                    let svc = {
+                        let dropper = dropper.clone();
+                        service_fn(move |req| {
+                            let state = state.clone();
+                            let dropper = dropper.clone();
+                            async move { Ok::<_, Infallible>(handle(state, dropper, req).await) }
+                        })
+                    };
+                    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = dropper.notified() => {}
+                        _ = shutdown.changed() => {}
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// What to do with one HTTP request.
+enum Outcome {
+    Respond(GraphResponse),
+    /// Close the connection without answering.
+    Drop,
+}
+
+async fn handle(state: Arc<State>, dropper: Arc<Notify>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let client_request_id = req.headers().get("client-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let (parts, body) = req.into_parts();
+    state.stat(|s| s.requests += 1);
+    let outcome = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            route_http(&state, &parts.method, &parts.uri, &parts.headers, bytes, &request_id, client_request_id.as_deref()).await
+        }
+        Err(e) => Outcome::Respond(error_response(
+            &GraphError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request_BadRequest", format!("cannot read the request body: {e}")),
+            &request_id,
+            client_request_id.as_deref(),
+        )),
+    };
+    match outcome {
+        Outcome::Respond(r) => {
+            state.stat(|s| *s.by_status.entry(r.status.as_u16()).or_default() += 1);
+            to_http(r, &request_id, client_request_id.as_deref())
+        }
+        Outcome::Drop => {
+            dropper.notify_one();
+            std::future::pending::<()>().await;
+            unreachable!("the connection is dropped with this future")
+        }
+    }
+}
+
+fn to_http(r: GraphResponse, request_id: &str, client_request_id: Option<&str>) -> Response<Full<Bytes>> {
+    let (content_type, body) = match r.body {
+        ResponseBody::Empty => (None, Bytes::new()),
+        ResponseBody::Json(v) => (Some(JSON_CONTENT_TYPE), Bytes::from(serde_json::to_vec(&v).unwrap_or_default())),
+        ResponseBody::Text(t) => (Some("text/plain"), Bytes::from(t)),
+    };
+    let mut resp = Response::new(Full::new(body));
+    *resp.status_mut() = r.status;
+    let h = resp.headers_mut();
+    if let Some(ct) = content_type {
+        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    let mut put = |name: &str, value: &str| {
+        if let (Ok(n), Ok(v)) = (http::HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            h.insert(n, v);
+        }
+    };
+    put("request-id", request_id);
+    put("client-request-id", client_request_id.unwrap_or(request_id));
+    for (k, v) in &r.headers {
+        put(k, v);
+    }
+    resp
+}
+
+async fn route_http(
+    state: &Arc<State>,
+    method: &Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    bytes: Bytes,
+    request_id: &str,
+    client_request_id: Option<&str>,
+) -> Outcome {
+    let path = uri.path();
+    let base = state.base_url(headers);
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["_emulator", rest @ ..] => Outcome::Respond(admin::handle(state, method, rest, &bytes, request_id).await),
+        [tenant, "v2.0", ".well-known", "openid-configuration"] if method == Method::GET => {
+            Outcome::Respond(auth::discovery(state, tenant, &base, request_id).await)
+        }
+        [_tenant, "discovery", "v2.0", "keys"] | [_tenant, "discovery", "keys"] if method == Method::GET => {
+            Outcome::Respond(auth::jwks(state))
+        }
+        [tenant, "oauth2", "v2.0", "token"] => {
+            state.stat(|s| s.token_requests += 1);
+            let tenant = tenant.to_string();
+            if state.config.faults.token_endpoint
+                && let Some(outcome) = inject(state, true, request_id, client_request_id).await
+            {
+                return outcome;
+            }
+            let resp = if method == Method::POST {
+                auth::token(state, &tenant, headers, &bytes, &base, request_id).await
+            } else {
+                auth::token_error_response(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "invalid_request",
+                    900561,
+                    "The endpoint only accepts POST requests.",
+                    request_id,
+                )
+            };
+            let mut form: serde_json::Map<String, Value> =
+                form_urlencoded::parse(&bytes).into_owned().map(|(k, v)| (k, Value::String(v))).collect();
+            // Credentials sent as HTTP Basic (RFC 6749 §2.3.1) stand for the form fields.
+            if let Some((id, secret)) = auth::basic_credentials(headers) {
+                form.entry("client_id").or_insert(Value::String(id));
+                form.entry("client_secret").or_insert(Value::String(secret));
+            }
+            check_contract(state, method, None, path, Some(&Value::Object(form)), &resp, request_id, || path.to_string());
+            Outcome::Respond(resp)
+        }
+        _ => match split_path(path) {
+            Some((version, segments)) => {
+                graph(state, method, version, segments, uri.query(), headers, bytes, base, request_id, client_request_id).await
+            }
+            None => Outcome::Respond(error_response(
+                &GraphError::new(
+                    StatusCode::NOT_FOUND,
+                    "Request_ResourceNotFound",
+                    format!("Invalid version or path {path:?}: Graph paths start with /v1.0/ or /beta/."),
+                ),
+                request_id,
+                client_request_id,
+            )),
+        },
+    }
+}
+
+/// Latency, then an injected drop or 5xx (`None`: go on).
+async fn inject(state: &Arc<State>, droppable: bool, request_id: &str, client_request_id: Option<&str>) -> Option<Outcome> {
+    let f = state.faults.config();
+    if f.latency.is_zero() && f.latency_jitter.is_zero() && !f.any() {
+        return None;
+    }
+    let d = state.faults.decide(droppable);
+    if !d.latency.is_zero() {
+        tokio::time::sleep(d.latency).await;
+    }
+    if d.drop {
+        state.stat(|s| s.dropped_connections += 1);
+        return Some(Outcome::Drop);
+    }
+    if let Some(status) = d.fault {
+        state.stat(|s| s.injected_faults += 1);
+        return Some(Outcome::Respond(error_response(&injected(status, f.fault_retry_after), request_id, client_request_id)));
+    }
+    None
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn graph(
+    state: &Arc<State>,
+    method: &Method,
+    version: ApiVersion,
+    segments: Vec<String>,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    bytes: Bytes,
+    base: String,
+    request_id: &str,
+    client_request_id: Option<&str>,
+) -> Outcome {
+    state.stat(|s| s.graph_requests += 1);
+    let f = state.faults.config();
+    let decision = if f.latency.is_zero() && f.latency_jitter.is_zero() && !f.any() {
+        Default::default()
+    } else {
+        state.faults.decide(true)
+    };
+    if !decision.latency.is_zero() {
+        tokio::time::sleep(decision.latency).await;
+    }
+    if decision.drop {
+        state.stat(|s| s.dropped_connections += 1);
+        return Outcome::Drop;
+    }
+    if let Some(status) = decision.fault {
+        state.stat(|s| s.injected_faults += 1);
+        return Outcome::Respond(error_response(&injected(status, f.fault_retry_after), request_id, client_request_id));
+    }
+    let mut req = GraphRequest {
+        method: method.clone(),
+        version,
+        segments,
+        query: parse_query(query),
+        headers: headers.clone(),
+        body: None,
+        in_batch: false,
+    };
+    if !bytes.iter().all(u8::is_ascii_whitespace) {
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(v) => req.body = Some(v),
+            Err(e) => {
+                let err = GraphError::new(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    format!(
+                        "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format. ({e})"
+                    ),
+                );
+                return Outcome::Respond(error_response(&err, request_id, client_request_id));
+            }
+        }
+    }
+    let caller = match auth::authenticate(state, headers).await {
+        Ok(c) => c,
+        Err(e) => {
+            let resp = error_response(&e, request_id, client_request_id);
+            check_graph_contract(state, &req, &resp, request_id);
+            return Outcome::Respond(resp);
+        }
+    };
+    let ctx = Ctx {
+        state: state.clone(),
+        caller,
+        base,
+        request_id: request_id.to_string(),
+        client_request_id: client_request_id.map(str::to_string),
+    };
+    let write = Route::is_write(method);
+    let resp = execute(&ctx, req).await;
+    if write && resp.status.is_success() {
+        match decision.ambiguous {
+            Some(Ambiguous::Drop) => {
+                state.stat(|s| s.ambiguous_writes += 1);
+                return Outcome::Drop;
+            }
+            Some(Ambiguous::GatewayTimeout) => {
+                state.stat(|s| s.ambiguous_writes += 1);
+                return Outcome::Respond(error_response(
+                    &injected(StatusCode::GATEWAY_TIMEOUT, f.fault_retry_after),
+                    request_id,
+                    client_request_id,
+                ));
+            }
+            None => {}
+        }
+    }
+    Outcome::Respond(resp)
+}
+
+/// Serves one authenticated Graph request (top level or `$batch` item) and checks it against the contract.
+pub(crate) fn execute<'a>(ctx: &'a Ctx, req: GraphRequest) -> BoxFuture<'a, GraphResponse> {
+    Box::pin(async move {
+        let resp = match run(ctx, &req).await {
+            Ok(r) => r,
+            Err(e) => ctx.error_response(&e),
+        };
+        check_graph_contract(&ctx.state, &req, &resp, &ctx.request_id);
+        resp
+    })
+}
+
+async fn run(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse, GraphError> {
+    let route = Route::resolve(req.version, &req.segments)?;
+    route.check_method(&req.method)?;
+    let needed = permissions::required(&route, &req.method);
+    if !permissions::allows(needed, &ctx.caller.roles) {
+        return Err(GraphError::forbidden(needed, &ctx.caller.roles));
+    }
+    let mut headers = Vec::new();
+    if route != Route::Batch {
+        let users = if ctx.state.config.limits.enabled { ctx.state.tenant_users(ctx.tenant()).await } else { 0 };
+        match ctx.state.throttle.check(&ctx.caller.app_id, ctx.tenant(), users, Charge::of(&route, req)) {
+            Verdict::Allowed { headers: h } => headers = h,
+            Verdict::Throttled { retry_after, headers: h } => {
+                ctx.state.stat(|s| s.throttled += 1);
+                let fractional = ctx.state.faults.fractional(ctx.state.config.limits.retry_after);
+                let mut e = GraphError::throttled(&format_seconds(retry_after, fractional));
+                e.headers.extend(h);
+                return Err(e);
+            }
+        }
+    }
+    let mut resp = dispatch(ctx, route, req).await?;
+    resp.headers.extend(headers);
+    Ok(resp)
+}
+
+async fn dispatch(ctx: &Ctx, route: Route, req: &GraphRequest) -> Result<GraphResponse, GraphError> {
+    let m = &req.method;
+    match route {
+        Route::Batch => batch::handle(ctx, req).await,
+        Route::Invitations => invitations::create(ctx, req).await,
+        Route::Users => users::list(ctx, req).await,
+        Route::UsersCount => users::count(ctx, req).await,
+        Route::UsersDelta => users::delta(ctx, req).await,
+        Route::User(id) if m == Method::GET => users::get(ctx, req, &id).await,
+        Route::User(id) if m == Method::PATCH => users::update(ctx, req, &id).await,
+        Route::User(id) => users::delete(ctx, &id).await,
+        Route::UserMemberOf(id) => groups::member_of(ctx, req, &id).await,
+        Route::Groups if m == Method::GET => groups::list(ctx, req).await,
+        Route::Groups => groups::create(ctx, req).await,
+        Route::Group(id) => groups::get(ctx, req, &id).await,
+        Route::GroupMembers(id) => groups::members(ctx, req, &id).await,
+        Route::GroupMembersRef(id) => groups::add_member(ctx, req, &id).await,
+        Route::GroupMemberRef(id, member) => groups::remove_member(ctx, &id, &member).await,
+        Route::Organization => organization::list(ctx, req).await,
+        Route::OrganizationById(id) => organization::get(ctx, req, &id).await,
+        Route::CrossTenantAccessPolicy if m == Method::GET => xtap::get_policy(ctx, req).await,
+        Route::CrossTenantAccessPolicy => xtap::update_policy(ctx, req).await,
+        Route::XtapDefault if m == Method::GET => xtap::get_default(ctx, req).await,
+        Route::XtapDefault => xtap::update_default(ctx, req).await,
+        Route::XtapDefaultReset => xtap::reset_default(ctx).await,
+        Route::Partners if m == Method::GET => xtap::list_partners(ctx, req).await,
+        Route::Partners => xtap::create_partner(ctx, req).await,
+        Route::Partner(id) if m == Method::GET => xtap::get_partner(ctx, req, &id).await,
+        Route::Partner(id) if m == Method::PATCH => xtap::update_partner(ctx, req, &id).await,
+        Route::Partner(id) => xtap::delete_partner(ctx, &id).await,
+        Route::PartnerIdentitySync(id) if m == Method::GET => xtap::get_identity_sync(ctx, req, &id).await,
+        Route::PartnerIdentitySync(id) if m == Method::PUT => xtap::put_identity_sync(ctx, req, &id).await,
+        Route::PartnerIdentitySync(id) if m == Method::PATCH => xtap::update_identity_sync(ctx, req, &id).await,
+        Route::PartnerIdentitySync(id) => xtap::delete_identity_sync(ctx, &id).await,
+        Route::AuthorizationPolicy if m == Method::GET => policies::get_authorization(ctx, req).await,
+        Route::AuthorizationPolicy => policies::update_authorization(ctx, req).await,
+        Route::B2bPolicies if m == Method::GET => policies::list_b2b(ctx, req).await,
+        Route::B2bPolicies => policies::create_b2b(ctx, req).await,
+        Route::B2bPolicy(id) if m == Method::GET => policies::get_b2b(ctx, req, &id).await,
+        Route::B2bPolicy(id) if m == Method::PATCH => policies::update_b2b(ctx, req, &id).await,
+        Route::B2bPolicy(id) => policies::delete_b2b(ctx, &id).await,
+    }
+}
+
+/// Contract check of one Graph request/response pair (when strict contract checking is on).
+fn check_graph_contract(state: &State, req: &GraphRequest, resp: &GraphResponse, request_id: &str) {
+    if state.contract.is_none() {
+        return;
+    }
+    let path = req.path();
+    let template = || match Route::resolve(req.version, &req.segments) {
+        Ok(r) => r.template(req.version),
+        Err(_) => format!("/{}{path}", req.version.as_str()),
+    };
+    let lookup = (req.version == ApiVersion::V1).then_some(path.as_str());
+    let display = format!("/{}{path}", req.version.as_str());
+    check_contract(state, &req.method, lookup, &display, req.body.as_ref(), resp, request_id, template);
+}
+
+/// Validates a request body and its response against the operation `lookup` names (`None`: outside
+/// the subset), recording violations.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn check_contract(
+    state: &State,
+    method: &Method,
+    lookup: Option<&str>,
+    display_path: &str,
+    body: Option<&Value>,
+    resp: &GraphResponse,
+    request_id: &str,
+    template: impl FnOnce() -> String,
+) {
+    let Some(contract) = &state.contract else { return };
+    let lookup = lookup.unwrap_or(display_path);
+    let Some(op) = contract.operation(method, lookup) else {
+        let path = template();
+        let mut report = state.report.lock().unwrap_or_else(|p| p.into_inner());
+        match report.outside_subset.iter_mut().find(|o| o.method == method.as_str() && o.path == path) {
+            Some(o) => o.count += 1,
+            None => report.outside_subset.push(OutsideSubset { method: method.to_string(), path, count: 1 }),
+        }
+        return;
+    };
+    let options = Options { unknown_properties: !state.config.contract.allow_unknown_properties };
+    let mut violations = Vec::new();
+    let violation = |direction: &str, status: Option<u16>, findings: Vec<String>| Violation {
+        request_id: request_id.to_string(),
+        direction: direction.to_string(),
+        method: method.to_string(),
+        path: display_path.to_string(),
+        operation_id: op.operation_id.clone(),
+        status,
+        findings,
+    };
+    if let Some((_, schema)) = contract.request_schema(&op) {
+        let findings: Vec<String> = match body {
+            Some(b) => contract.validate(schema, b, options).iter().map(ToString::to_string).collect(),
+            None => vec!["the operation requires a request body".to_string()],
+        };
+        if !findings.is_empty() {
+            violations.push(violation("request", None, findings));
+        }
+    }
+    let status = resp.status.as_u16();
+    let findings: Vec<String> = match contract.response_spec(&op, status) {
+        Err(e) => vec![e],
+        Ok(ResponseSpec::NoBody) => match &resp.body {
+            ResponseBody::Empty => vec![],
+            _ => vec![format!("status {status} is documented without a body, but one was sent")],
+        },
+        Ok(ResponseSpec::Body { media_type, schema }) => match &resp.body {
+            ResponseBody::Json(v) => contract.validate(schema, v, options).iter().map(ToString::to_string).collect(),
+            ResponseBody::Text(t) => match serde_json::from_str::<Value>(t.trim()) {
+                Ok(v) => contract.validate(schema, &v, options).iter().map(ToString::to_string).collect(),
+                Err(_) => vec![format!("a {media_type} body was expected, found text {t:?}")],
+            },
+            ResponseBody::Empty => vec![format!("status {status} is documented with a {media_type} body, but none was sent")],
+        },
+    };
+    if !findings.is_empty() {
+        violations.push(violation("response", Some(status), findings));
+    }
+    let mut report = state.report.lock().unwrap_or_else(|p| p.into_inner());
+    report.checked_requests += 1;
+    report.checked_responses += 1;
+    for v in violations {
+        tracing::warn!(method = %v.method, path = %v.path, direction = %v.direction, findings = ?v.findings, "contract violation");
+        report.count += 1;
+        if report.violations.len() < MAX_VIOLATIONS {
+            report.violations.push(v);
+        }
+    }
+}
