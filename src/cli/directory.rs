@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 
 use anyhow::{Context, bail};
-use clap::{Subcommand, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -100,6 +100,197 @@ pub enum DirectoryCommand {
         tenant: String,
         email: String,
     },
+    /// Serve the directory file as a Microsoft Graph-compatible API (with a token endpoint), until Ctrl-C.
+    ///
+    /// Point a Graph client at it by setting both its authority host and its Graph endpoint to the
+    /// printed URL; `entente directory app create` registers the app it signs in as.
+    Serve(ServeArgs),
+    /// App registrations that may call `entente directory serve`.
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on. Only loopback addresses unless --allow-remote.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub listen: std::net::SocketAddr,
+    /// Allow a non-loopback --listen address (plain HTTP, unauthenticated /_emulator endpoints).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// The URL clients reach the emulator at, for links and token issuers (default: http:// + Host).
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// Validate every request and response body against the OpenAPI subset; violations are logged
+    /// and listed at GET /_emulator/contract-violations.
+    #[arg(long)]
+    pub strict_contract: bool,
+    /// The OpenAPI document (default: ../shared/reference/graph-v1.0-openapi-subset.yaml beside the
+    /// crate if present, else the built-in copy).
+    #[arg(long, value_name = "PATH")]
+    pub openapi: Option<std::path::PathBuf>,
+    /// With --strict-contract, do not report properties the schemas do not define.
+    #[arg(long)]
+    pub allow_unknown_properties: bool,
+    /// Milliseconds added to every request.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Up to this many more milliseconds, at random.
+    #[arg(long, default_value_t = 0)]
+    pub latency_jitter_ms: u64,
+    /// Share (0-1) of requests answered with an injected 500, 503 or 504.
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_rate: f64,
+    /// Share (0-1) of requests whose connection is closed without an answer.
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_rate: f64,
+    /// Share (0-1) of writes carried out whose answer is then lost (504 or a closed connection).
+    #[arg(long, default_value_t = 0.0)]
+    pub ambiguous_rate: f64,
+    /// Retry-After (seconds) of an injected 503.
+    #[arg(long, default_value_t = 1.0)]
+    pub fault_retry_after: f64,
+    /// Seed of the random sequence behind faults, latency jitter and Retry-After formats.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Turn Graph's throttling limits off.
+    #[arg(long)]
+    pub no_throttle: bool,
+    /// Multiply every throttling limit by this (e.g. 0.01 to see 429s quickly).
+    #[arg(long, default_value_t = 1.0)]
+    pub throttle_scale: f64,
+    /// How Retry-After is written on a 429.
+    #[arg(long, value_enum, default_value_t = RetryAfterArg::Mixed)]
+    pub retry_after: RetryAfterArg,
+    /// Lifetime of issued access tokens, in seconds.
+    #[arg(long, default_value_t = 3599)]
+    pub token_lifetime: u64,
+    /// Trust an external OIDC issuer for workload identity federation: ISSUER=JWKS_FILE (repeatable).
+    /// An app's federated credential then says which subject and audience are accepted.
+    #[arg(long = "trust-issuer", value_name = "ISSUER=JWKS_FILE")]
+    pub trust_issuer: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RetryAfterArg {
+    Integer,
+    Fractional,
+    Mixed,
+}
+
+impl ServeArgs {
+    pub fn config(&self) -> anyhow::Result<crate::emulator::EmulatorConfig> {
+        use crate::emulator::{ContractConfig, EmulatorConfig, FaultConfig, JwksSource, Limits, RetryAfterFormat, TrustedIssuer};
+        for (name, rate) in
+            [("--fault-rate", self.fault_rate), ("--drop-rate", self.drop_rate), ("--ambiguous-rate", self.ambiguous_rate)]
+        {
+            if !(0.0..=1.0).contains(&rate) {
+                bail!("{name} is a share between 0 and 1, not {rate}");
+            }
+        }
+        if self.throttle_scale <= 0.0 {
+            bail!("--throttle-scale must be positive");
+        }
+        let mut limits = if self.no_throttle { Limits::off() } else { Limits::scaled(self.throttle_scale) };
+        limits.retry_after = match self.retry_after {
+            RetryAfterArg::Integer => RetryAfterFormat::Integer,
+            RetryAfterArg::Fractional => RetryAfterFormat::Fractional,
+            RetryAfterArg::Mixed => RetryAfterFormat::Mixed,
+        };
+        let trusted_issuers = self
+            .trust_issuer
+            .iter()
+            .map(|t| {
+                // The issuer is a URL (it has '='-free scheme and host); split at the last '='.
+                let (issuer, file) =
+                    t.rsplit_once('=').with_context(|| format!("--trust-issuer {t:?} is not ISSUER=JWKS_FILE"))?;
+                Ok(TrustedIssuer { issuer: issuer.to_string(), jwks: JwksSource::File(file.into()) })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(EmulatorConfig {
+            listen: self.listen,
+            allow_remote: self.allow_remote,
+            public_url: self.public_url.clone(),
+            token_lifetime: std::time::Duration::from_secs(self.token_lifetime),
+            trusted_issuers,
+            contract: ContractConfig {
+                strict: self.strict_contract,
+                openapi: self.openapi.clone(),
+                allow_unknown_properties: self.allow_unknown_properties,
+            },
+            limits,
+            faults: FaultConfig {
+                latency: std::time::Duration::from_millis(self.latency_ms),
+                latency_jitter: std::time::Duration::from_millis(self.latency_jitter_ms),
+                fault_rate: self.fault_rate,
+                drop_rate: self.drop_rate,
+                ambiguous_rate: self.ambiguous_rate,
+                fault_retry_after: self.fault_retry_after,
+                seed: self.seed,
+                ..FaultConfig::default()
+            },
+            ..EmulatorConfig::default()
+        })
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AppCommand {
+    /// Register an app in a tenant with application permissions; prints its client id and a client
+    /// secret, which is shown only this once.
+    Create {
+        /// Tenant id or domain.
+        #[arg(long)]
+        tenant: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Application permission to grant, e.g. User.Invite.All (repeatable, or comma-separated).
+        #[arg(long = "permission", short = 'p')]
+        permissions: Vec<String>,
+        #[arg(short = 'o', long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+    },
+    /// List app registrations (no secrets, only their hints).
+    List {
+        /// Only this tenant's (id or domain).
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(short = 'o', long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+    },
+    /// Grant more application permissions (tokens issued afterwards carry them).
+    Grant {
+        client_id: String,
+        #[arg(long = "permission", short = 'p', required = true)]
+        permissions: Vec<String>,
+    },
+    /// Add a client secret to an app; prints it once.
+    Secret {
+        client_id: String,
+        /// Days until it expires (default: never).
+        #[arg(long)]
+        expires_in_days: Option<i64>,
+    },
+    /// Add a federated credential: tokens from ISSUER about SUBJECT (for AUDIENCE) may be exchanged
+    /// for the app's tokens (workload identity federation). Start the emulator with
+    /// --trust-issuer ISSUER=JWKS_FILE so it can check their signatures.
+    Federate {
+        client_id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        issuer: String,
+        #[arg(long)]
+        subject: String,
+        /// Accepted audience (repeatable; default api://AzureADTokenExchange).
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
+    },
+    /// Delete an app registration with its secrets and credentials.
+    Delete { client_id: String },
 }
 
 pub fn run(dir: &LocalDirectory, cmd: DirectoryCommand, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -167,11 +358,145 @@ pub fn run(dir: &LocalDirectory, cmd: DirectoryCommand, out: &mut dyn Write) -> 
                 }
             }
         }
+        DirectoryCommand::Serve(args) => serve(dir, &args, out),
+        DirectoryCommand::App { command } => app(dir, command, out),
         DirectoryCommand::DeleteGuest { tenant, email } => {
             let t = resolve_tenant(dir, &tenant)?;
             let user = resolve_user(dir, &t, &email)?;
             dir.delete_user(&t.tenant_id, &user.id)?;
             writeln!(out, "deleted {} ({}) from {} outside entente", user.mail, user.id, t.initial_domain)?;
+            Ok(())
+        }
+    }
+}
+
+/// Runs the emulator on its own runtime thread (this function is called from async code) until Ctrl-C.
+fn serve(dir: &LocalDirectory, args: &ServeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let path = dir.file_path()?.context("`serve` needs a directory file, not an in-memory directory")?;
+    let config = args.config()?;
+    let tenants = dir.tenants()?;
+    let apps = crate::emulator::apps::list_apps(dir, None)?;
+    let (tx, rx) = std::sync::mpsc::channel::<Result<String, String>>();
+    let file = path.clone();
+    let server = std::thread::spawn(move || -> anyhow::Result<()> {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        rt.block_on(async move {
+            let emulator = match crate::emulator::serve_file(&file, config).await {
+                Ok(e) => e,
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                    return Ok(());
+                }
+            };
+            let _ = tx.send(Ok(emulator.url()));
+            tokio::signal::ctrl_c().await?;
+            emulator.shutdown().await;
+            Ok(())
+        })
+    });
+    let url = match rx.recv() {
+        Ok(Ok(url)) => url,
+        Ok(Err(e)) => {
+            let _ = server.join();
+            bail!("cannot start the emulator: {e}");
+        }
+        Err(_) => match server.join() {
+            Ok(Err(e)) => return Err(e),
+            _ => bail!("the emulator stopped before it listened"),
+        },
+    };
+    writeln!(out, "Graph emulator listening on {url}, serving {}", path.display())?;
+    writeln!(out, "  Graph endpoint:  {url}  (/v1.0, /beta)")?;
+    writeln!(out, "  authority host:  {url}  (POST /{{tenant}}/oauth2/v2.0/token)")?;
+    if tenants.is_empty() {
+        writeln!(out, "  tenants: none yet (`entente apply` with local-backend Tenants creates them)")?;
+    }
+    for t in &tenants {
+        let n = apps.iter().filter(|a| a.tenant_id == t.tenant_id).count();
+        writeln!(out, "  tenant {} ({}): {n} app(s)", t.initial_domain, t.tenant_id)?;
+    }
+    if apps.is_empty() {
+        writeln!(out, "  no apps yet: `entente directory app create --tenant T --name N --permission P...`")?;
+    }
+    writeln!(out, "Press Ctrl-C to stop.")?;
+    out.flush()?;
+    match server.join() {
+        Ok(r) => r,
+        Err(_) => bail!("the emulator thread panicked"),
+    }
+}
+
+fn app(dir: &LocalDirectory, cmd: AppCommand, out: &mut dyn Write) -> anyhow::Result<()> {
+    use crate::emulator::apps;
+    match cmd {
+        AppCommand::Create { tenant, name, permissions, output } => {
+            let app = apps::create_app(dir, &tenant, &name, &permissions)?;
+            match output {
+                Format::Json => write_json(out, &app),
+                Format::Text => {
+                    writeln!(out, "app {:?} registered in tenant {}", app.display_name, app.tenant_id)?;
+                    writeln!(out, "client id:     {}", app.client_id)?;
+                    writeln!(out, "client secret: {}", app.client_secret)?;
+                    let granted = if app.permissions.is_empty() { "none".to_string() } else { app.permissions.join(", ") };
+                    writeln!(out, "permissions:   {granted}")?;
+                    writeln!(out, "The secret is not stored in clear and is not shown again.")?;
+                    Ok(())
+                }
+            }
+        }
+        AppCommand::List { tenant, output } => {
+            let list = apps::list_apps(dir, tenant.as_deref())?;
+            if output == Format::Json {
+                return write_json(out, &list);
+            }
+            if list.is_empty() {
+                writeln!(out, "no apps")?;
+                return Ok(());
+            }
+            let rows = list
+                .into_iter()
+                .map(|a| {
+                    let secrets: Vec<String> = a.secrets.iter().map(|s| format!("{}…", s.hint)).collect();
+                    let federated: Vec<String> = a.federated_credentials.iter().map(|f| f.name.clone()).collect();
+                    vec![
+                        a.client_id,
+                        a.tenant_id,
+                        a.display_name,
+                        a.permissions.join(","),
+                        [secrets.join(","), federated.join(",")]
+                            .iter()
+                            .filter(|s| !s.is_empty())
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    ]
+                })
+                .collect();
+            write_table(out, &["CLIENT ID", "TENANT", "NAME", "PERMISSIONS", "CREDENTIALS"], rows)?;
+            Ok(())
+        }
+        AppCommand::Grant { client_id, permissions } => {
+            apps::grant(dir, &client_id, &permissions)?;
+            writeln!(out, "granted {} to {client_id} (new tokens carry them)", permissions.join(", "))?;
+            Ok(())
+        }
+        AppCommand::Secret { client_id, expires_in_days } => {
+            let secret = apps::add_secret(dir, &client_id, expires_in_days)?;
+            writeln!(out, "client secret: {secret}")?;
+            writeln!(out, "The secret is not stored in clear and is not shown again.")?;
+            Ok(())
+        }
+        AppCommand::Federate { client_id, name, issuer, subject, audiences } => {
+            let cred = apps::FederatedCredential { name: name.clone(), issuer, subject, audiences };
+            apps::add_federated_credential(dir, &client_id, &cred)?;
+            writeln!(out, "federated credential {name:?} added to {client_id}")?;
+            Ok(())
+        }
+        AppCommand::Delete { client_id } => {
+            if !apps::delete_app(dir, &client_id)? {
+                bail!("no app {client_id}");
+            }
+            writeln!(out, "deleted app {client_id}")?;
             Ok(())
         }
     }

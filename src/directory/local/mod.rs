@@ -213,6 +213,12 @@ impl LocalDirectory {
 // For the Graph emulator (`crate::emulator`), which serves this file over HTTP and keeps its own
 // tables in it (schema migration 2).
 impl LocalDirectory {
+    /// The file this directory lives in; `None` in memory.
+    pub(crate) fn file_path(&self) -> Result<Option<std::path::PathBuf>, DirectoryError> {
+        let conn = self.lock()?;
+        Ok(conn.path().filter(|p| !p.is_empty()).map(std::path::PathBuf::from))
+    }
+
     /// Runs `f` in a read transaction (the emulator's own tables).
     pub(crate) fn emulator_read<T>(
         &self,
