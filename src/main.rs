@@ -1,7 +1,9 @@
 //! The `entente` binary: parse arguments, set up logging, run, exit with the command's code.
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 #[tokio::main]
 async fn main() {
@@ -11,13 +13,15 @@ async fn main() {
         entente::cli::Command::Controller(args) => ("info", args.log_format == entente::controller::LogFormat::Json),
         _ => ("warn", false),
     };
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("ENTENTE_LOG").unwrap_or_else(|_| EnvFilter::new(level)))
-        .with_writer(std::io::stderr);
+    // Logs go through `EnvFilter`; the throttling-metrics layer has its own filter (the Graph backend's
+    // retry events at debug), so it measures throttling whatever the log level.
+    let filter = EnvFilter::try_from_env("ENTENTE_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(entente::controller::metrics::throttle_layer());
     if json {
-        logs.json().init();
+        registry.with(logs.json().with_filter(filter)).init();
     } else {
-        logs.init();
+        registry.with(logs.with_filter(filter)).init();
     }
     let code = match entente::cli::run(cli, &mut std::io::stdout(), &mut std::io::stderr()).await {
         Ok(code) => code,

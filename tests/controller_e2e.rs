@@ -27,6 +27,7 @@ const CONTOSO: &str = "6f1c7a52-3d4b-4e8a-9f21-0c5d8e7b1a01";
 
 async fn client() -> Result<Option<Client>, Box<dyn std::error::Error>> {
     let Ok(path) = std::env::var("ENTENTE_E2E_KUBECONFIG") else { return Ok(None) };
+    entente::controller::install_crypto_provider();
     let kubeconfig = Kubeconfig::read_from(&path)?;
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
     Ok(Some(Client::try_from(config)?))

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -149,6 +149,73 @@ impl Metrics {
     }
 }
 
+/// The metrics the throttling layer feeds (the controller installs its own at start).
+static THROTTLE_SINK: OnceLock<Arc<Metrics>> = OnceLock::new();
+
+/// Makes `metrics` the one the throttling layer feeds. The first call wins.
+pub fn install(metrics: Arc<Metrics>) {
+    let _ = THROTTLE_SINK.set(metrics);
+}
+
+/// A tracing layer that feeds `entente_directory_throttle_wait_seconds` from the Graph backend's retry
+/// events (target `entente::directory::graph`, fields `status` 429 or 503 and `wait`), so throttling is
+/// measured where it happens without the backend knowing about metrics. Add it to the subscriber with
+/// its own filter (`throttle_layer()` does), so debug events reach it whatever the log level.
+pub fn throttle_layer<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use tracing_subscriber::Layer;
+    let graph = tracing_subscriber::filter::Targets::new().with_target("entente::directory::graph", tracing::Level::DEBUG);
+    ThrottleLayer.with_filter(graph)
+}
+
+struct ThrottleLayer;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ThrottleLayer {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let Some(metrics) = THROTTLE_SINK.get() else { return };
+        let mut fields = RetryFields::default();
+        event.record(&mut fields);
+        if let (Some(429 | 503), Some(wait)) = (fields.status, fields.wait) {
+            metrics.throttled(wait);
+        }
+    }
+}
+
+#[derive(Default)]
+struct RetryFields {
+    status: Option<u64>,
+    wait: Option<Duration>,
+}
+
+impl tracing::field::Visit for RetryFields {
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        if field.name() == "status" {
+            self.status = Some(value);
+        }
+    }
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        if field.name() == "status" {
+            self.status = u64::try_from(value).ok();
+        }
+    }
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "wait" {
+            self.wait = parse_debug_duration(&format!("{value:?}"));
+        }
+    }
+}
+
+/// A `Duration` as `{:?}` prints it: `1.5s`, `250ms`, `12µs`, `7ns`.
+fn parse_debug_duration(s: &str) -> Option<Duration> {
+    let (number, scale) = [("ns", 1e-9), ("µs", 1e-6), ("us", 1e-6), ("ms", 1e-3), ("s", 1.0)]
+        .into_iter()
+        .find_map(|(unit, scale)| s.strip_suffix(unit).map(|n| (n, scale)))?;
+    let value: f64 = number.trim().parse().ok()?;
+    (value.is_finite() && value >= 0.0).then(|| Duration::from_secs_f64(value * scale))
+}
+
 /// A directory that counts and times every read and write.
 pub struct Instrumented {
     pub inner: Arc<dyn Directory>,
@@ -183,6 +250,27 @@ impl Directory for Instrumented {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttling_waits_are_read_from_the_graph_backends_retry_events() {
+        use tracing_subscriber::layer::SubscriberExt;
+        assert_eq!(parse_debug_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_debug_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_debug_duration("12µs"), Some(Duration::from_micros(12)));
+        assert_eq!(parse_debug_duration("soon"), None);
+        let metrics = Arc::new(Metrics::default());
+        install(metrics.clone());
+        let Some(sink) = THROTTLE_SINK.get() else { unreachable!() };
+        let before = sink.throttle_wait.get();
+        let subscriber = tracing_subscriber::registry().with(throttle_layer());
+        tracing::subscriber::with_default(subscriber, || {
+            let wait = Duration::from_millis(1500);
+            tracing::debug!(target: "entente::directory::graph::http", status = 429u16, ?wait, "retrying a Graph request");
+            tracing::debug!(target: "entente::directory::graph::http", status = 500u16, ?wait, "retrying a Graph request");
+            tracing::debug!(target: "somewhere::else", status = 429u16, ?wait, "not the backend");
+        });
+        assert!((sink.throttle_wait.get() - before - 1.5).abs() < 1e-9, "only the 429 from the backend counts");
+    }
 
     #[test]
     fn metrics_are_exposed_with_fixed_labels() {

@@ -102,6 +102,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Runs the controller until SIGTERM/SIGINT (or, with leader election, until the lease is lost:
 /// then it returns `Error::LeaseLost` so the process restarts as a standby).
 pub async fn run(args: ControllerArgs) -> Result<(), Error> {
+    install_crypto_provider();
     let client = kube::Client::try_default().await?;
     run_with(client, args, shutdown_signal()).await
 }
@@ -113,6 +114,7 @@ pub async fn run_with(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::default());
+    metrics::install(metrics.clone());
     let health = Arc::new(Health::default());
     let mut server = tokio::spawn(server::serve(args.metrics_addr, metrics.clone(), health.clone()));
     let identity = args.identity.clone().or_else(|| std::env::var("HOSTNAME").ok()).unwrap_or_else(|| "entente".into());
@@ -181,6 +183,12 @@ pub async fn run_with(
         return Err(Error::LeaseLost);
     }
     result
+}
+
+/// rustls has two crypto providers in this build (ring through kube, aws-lc-rs through reqwest), so it
+/// cannot pick one itself: the Kubernetes client would panic on its first TLS connection. Pick ring.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 async fn shutdown_signal() {
