@@ -589,3 +589,71 @@ fn the_cli_and_the_controller_validate_identically() {
     assert_eq!(errors[0].field.as_deref(), Some("spec.invitedUserEmailAddress"));
     assert_eq!(errors[0].object.as_deref(), Some("GuestInvitation/default/alice-fabrikam"));
 }
+
+/// The controller with the Graph backend, against the in-process Graph emulator: the client secret
+/// comes from a Kubernetes Secret, the guest is invited through Graph, and a second reconcile writes
+/// nothing (neither to Graph nor to the API server).
+#[tokio::test]
+async fn a_graph_tenant_is_reconciled_through_graph_with_credentials_from_a_secret() {
+    use entente::core::model::{Cloud, TenantIdentity};
+    use entente::core::operation::Operation;
+    use entente::directory::Directory;
+    use entente::emulator::{self, EmulatorConfig, apps};
+
+    // The "cloud": contoso in the emulator's own directory, with an app entente signs in as.
+    let cloud_tmp = tempfile::tempdir().unwrap();
+    let cloud = Arc::new(LocalDirectory::open(&cloud_tmp.path().join("cloud.db")).unwrap());
+    let identity = TenantIdentity {
+        tenant_id: CONTOSO.into(),
+        initial_domain: "contoso.onmicrosoft.com".into(),
+        display_name: "Contoso".into(),
+        cloud: Cloud::Global,
+        verified_domains: ["contoso.com".to_string()].into(),
+    };
+    cloud.apply(CONTOSO, &[Operation::CreateTenant { identity }]).await.unwrap();
+    let permissions: Vec<String> = [
+        "User.ReadWrite.All",
+        "User.Invite.All",
+        "Group.ReadWrite.All",
+        "GroupMember.ReadWrite.All",
+        "Organization.Read.All",
+        "Policy.Read.All",
+        "Policy.ReadWrite.CrossTenantAccess",
+        "Policy.ReadWrite.Authorization",
+        "Policy.ReadWrite.B2BManagementPolicy",
+    ]
+    .map(String::from)
+    .to_vec();
+    let app = apps::create_app(&cloud, CONTOSO, "entente", &permissions).unwrap();
+    let emu = emulator::start(cloud.clone(), EmulatorConfig::default()).await.unwrap();
+
+    use base64::Engine as _;
+    let secret_value = base64::engine::general_purpose::STANDARD.encode(&app.client_secret);
+    let t = tenant(
+        "default",
+        json!({ "backend": { "type": "graph", "graph": { "clientId": app.client_id, "authorityHost": emu.url(),
+                 "graphEndpoint": emu.url(), "clientSecretRef": { "name": "graph-creds", "key": "client-secret" } } } }),
+    );
+    let secret = json!({ "apiVersion": "v1", "kind": "Secret", "metadata": meta("default", "graph-creds"),
+                         "data": { "client-secret": secret_value } });
+    let alice = invitation("default", "alice", "alice@fabrikam.com", json!({ "groups": ["Fabrikam partners"] }));
+    let h = Harness::new(&[t.clone(), secret, alice.clone()]);
+    h.reconcile("default", "contoso").await.expect("reconciles through Graph");
+
+    let guest = cloud.user_by_mail(CONTOSO, "alice@fabrikam.com").unwrap().expect("invited through Graph");
+    let alice_now = reread(&h, &alice);
+    assert_eq!(condition(&alice_now, "Ready")["status"], "True", "{alice_now:#}");
+    assert_eq!(alice_now["status"]["userId"], guest.id.as_str());
+    assert!(alice_now["status"]["inviteRedeemUrl"].as_str().is_some_and(|u| !u.is_empty()));
+    assert_eq!(condition(&reread(&h, &t), "Ready")["status"], "True");
+    for r in h.api.requests().iter().filter(|r| r.method != Method::GET) {
+        assert!(!r.body.to_string().contains(&app.client_secret), "{} leaks the client secret", r.path);
+    }
+
+    let seq = cloud.change_seq().unwrap();
+    h.clear_requests();
+    h.reconcile("default", "contoso").await.expect("reconciles again");
+    assert_eq!(cloud.change_seq().unwrap(), seq, "nothing written to Graph");
+    let writes: Vec<_> = h.api.requests().into_iter().filter(|r| r.method != Method::GET).collect();
+    assert!(writes.is_empty(), "nothing written to the API server: {writes:#?}");
+}
