@@ -657,3 +657,31 @@ async fn a_graph_tenant_is_reconciled_through_graph_with_credentials_from_a_secr
     let writes: Vec<_> = h.api.requests().into_iter().filter(|r| r.method != Method::GET).collect();
     assert!(writes.is_empty(), "nothing written to the API server: {writes:#?}");
 }
+
+/// The ownership record of a deleted object is gone (a replica started on empty storage): the guest is
+/// adopted again, then deleted, never orphaned; the finalizer goes only after that.
+#[tokio::test]
+async fn a_deleted_object_whose_record_was_lost_is_adopted_again_then_deleted() {
+    use entente::core::model::Kind;
+    use entente::core::operation::Operation;
+    use entente::directory::Directory;
+
+    let t = tenant("default", json!({}));
+    let bob = invitation("default", "bob", "bob@fabrikam.com", json!({}));
+    let h = Harness::new(&[t, bob.clone()]);
+    h.reconcile("default", "contoso").await.unwrap();
+    let forget = Operation::Forget { kind: Kind::GuestInvitation, key: "bob@fabrikam.com".into() };
+    h.directory().apply(CONTOSO, &[forget]).await.unwrap();
+    let mut deleting = reread(&h, &bob);
+    deleting["metadata"]["deletionTimestamp"] = json!("2026-01-02T00:00:00Z");
+    h.put(deleting);
+
+    h.reconcile("default", "contoso").await.unwrap();
+    assert!(h.directory().user_by_mail(CONTOSO, "bob@fabrikam.com").unwrap().is_some(), "adopted first");
+    assert_eq!(finalizers(&reread(&h, &bob)), [FINALIZER], "the finalizer stays until the guest is deleted");
+    assert_eq!(condition(&reread(&h, &bob), "Ready")["reason"], "Deleting");
+
+    h.reconcile("default", "contoso").await.unwrap();
+    assert!(h.directory().user_by_mail(CONTOSO, "bob@fabrikam.com").unwrap().is_none(), "then deleted");
+    assert!(finalizers(&reread(&h, &bob)).is_empty());
+}

@@ -32,7 +32,7 @@ use super::status::{self, GuestKnowledge, Verdict, reason};
 use crate::api::cross_tenant_access_policy::CrossTenantAccessPolicyStatus;
 use crate::api::tenant::{ManagedCounts, TenantStatus};
 use crate::api::{CrossTenantAccessPolicy, GuestInvitation, Tenant};
-use crate::core::model::{GuestUser, Kind, ObjectRef, TenantSnapshot};
+use crate::core::model::{DeletionPolicy, GuestUser, Kind, ObjectRef, TenantSnapshot};
 use crate::core::operation::{InvitationResult, Outcome};
 use crate::core::plan::{Action as PlanAction, Change, Observed, PlanOptions, Prune, plan};
 use crate::core::validate;
@@ -172,6 +172,24 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         .map(|(o, _)| o.clone())
         .collect();
     let observed = observe(&tenant_id, &routes).await;
+    // Never orphan what a deleted object owns: when its ownership record is missing (the record store was
+    // lost, e.g. a replica started on empty storage) but its directory object exists, adopt it again now
+    // and delete it on the next pass.
+    let readopt = match observed.get(&tenant_id) {
+        Some(Ok(Some(snapshot))) => unrecorded(&policies, &invitations, snapshot),
+        _ => BTreeSet::new(),
+    };
+    let prune: BTreeSet<ObjectRef> = prune.difference(&readopt).cloned().collect();
+    let manifests = if readopt.is_empty() {
+        manifests
+    } else {
+        let again = |s: &&Scoped<_>| readopt.contains(&s.object);
+        let mut p = live_policies.clone();
+        p.extend(policies.iter().filter(again).map(|s| (*s.obj).clone()));
+        let mut i = live_invitations.clone();
+        i.extend(invitations.iter().filter(|s| readopt.contains(&s.object)).map(|s| (*s.obj).clone()));
+        convert_objects(std::slice::from_ref(tenant), &p, &i).0
+    };
     let the_plan = plan(&manifests.desired, &observed, PlanOptions { prune: Prune::Only(prune) });
     let report = engine::apply(&the_plan, &routes).await;
     let before = observed.get(&tenant_id).cloned().unwrap_or_else(|| Err("not read".into()));
@@ -196,6 +214,7 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         before: before.as_ref().ok().cloned().flatten(),
         after: after.as_ref().ok().map(|s| s.as_ref()),
         readable: after.is_ok(),
+        readopted: readopt.clone(),
     };
 
     // Statuses and events.
@@ -222,7 +241,33 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     if failed > 0 {
         return Err(Error::Sync { tenant: tenant_obj.to_string(), failed });
     }
+    if !outcome.readopted.is_empty() {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     Ok(Action::requeue(interval_of(tenant)))
+}
+
+/// Deleted objects (our finalizer, `deletionPolicy: Delete`) with no ownership record in the tenant
+/// whose directory object still exists by its natural key, and no other object's record claims it.
+fn unrecorded(
+    policies: &[Scoped<CrossTenantAccessPolicy>],
+    invitations: &[Scoped<GuestInvitation>],
+    snapshot: &TenantSnapshot,
+) -> BTreeSet<ObjectRef> {
+    let recorded = |object: &ObjectRef, kind: Kind, key: &str| {
+        snapshot.managed.iter().any(|r| r.object == *object || (r.kind == kind && r.key.eq_ignore_ascii_case(key)))
+    };
+    let deleting = |d: Disposition, p: DeletionPolicy| d == Disposition::Deleting && p == DeletionPolicy::Delete;
+    let partners = policies.iter().filter(|s| deleting(s.disposition, s.obj.spec.deletion_policy)).filter(|s| {
+        let key = &s.obj.spec.partner_tenant_id;
+        !recorded(&s.object, Kind::CrossTenantAccessPolicy, key)
+            && snapshot.partners.iter().any(|p| p.tenant_id.eq_ignore_ascii_case(key))
+    });
+    let guests = invitations.iter().filter(|s| deleting(s.disposition, s.obj.spec.deletion_policy)).filter(|s| {
+        let key = &s.obj.spec.invited_user_email_address;
+        !recorded(&s.object, Kind::GuestInvitation, key) && snapshot.guests.iter().any(|g| g.mail.eq_ignore_ascii_case(key))
+    });
+    partners.map(|s| s.object.clone()).chain(guests.map(|s| s.object.clone())).collect()
 }
 
 /// `engine::observe` for the one tenant of a reconcile. (`engine::observe` itself cannot be used here:
@@ -261,6 +306,8 @@ struct Reconciled<'a> {
     /// The tenant as read after applying (`Some(None)`: not in the directory; `None`: unreadable).
     after: Option<Option<&'a TenantSnapshot>>,
     readable: bool,
+    /// Deleted objects adopted again in this pass (their record was missing): deleted on the next one.
+    readopted: BTreeSet<ObjectRef>,
 }
 
 impl Reconciled<'_> {
@@ -294,7 +341,7 @@ impl Reconciled<'_> {
 
     /// Whether a deleted object may let go: nothing in the directory refers to it any more.
     fn released(&self, object: &ObjectRef) -> bool {
-        if !self.readable || self.errors.contains_key(object) {
+        if !self.readable || self.errors.contains_key(object) || self.readopted.contains(object) {
             return false;
         }
         if let Some((_, result)) = self.changes.get(object) {
@@ -349,6 +396,9 @@ fn decide<K: Child>(
                     let attempted = outcome.errors.contains_key(&s.object) || outcome.changes.contains_key(&s.object);
                     match planned(&s.object) {
                         _ if outcome.released(&s.object) => Verdict::Deleting("released".into()),
+                        _ if outcome.readopted.contains(&s.object) => Verdict::Deleting(
+                            "its ownership record was missing: the directory object was adopted again and is deleted next".into(),
+                        ),
                         v @ Verdict::Failed { .. } if attempted => v,
                         _ => Verdict::Deleting("waiting for the directory object to be deleted or released".into()),
                     }
