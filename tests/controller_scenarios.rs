@@ -146,8 +146,8 @@ impl Harness {
         self.api.requests.lock().unwrap().clear();
     }
 
-    /// Reconciles the Tenant `name` (namespace `ns`) with the objects the fake API server holds now.
-    async fn reconcile(&self, ns: &str, name: &str) -> Result<(), entente::controller::Error> {
+    /// A client whose requests the fake API server answers (and records), and the server's task.
+    fn serve(&self) -> (kube::Client, tokio::task::JoinHandle<()>) {
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let api = self.api.clone();
         let server = tokio::spawn(async move {
@@ -168,7 +168,12 @@ impl Harness {
                 send.send_response(response);
             }
         });
-        let client = kube::Client::new(service, "default");
+        (kube::Client::new(service, "default"), server)
+    }
+
+    /// Reconciles the Tenant `name` (namespace `ns`) with the objects the fake API server holds now.
+    async fn reconcile(&self, ns: &str, name: &str) -> Result<(), entente::controller::Error> {
+        let (client, server) = self.serve();
         let objects: Vec<Value> = self.api.objects.lock().unwrap().values().cloned().collect();
         let of_kind = |k: &str| objects.iter().filter(|o| o["kind"] == k).cloned().collect::<Vec<_>>();
         let tenants: Store<Tenant> = store(of_kind("Tenant"));
@@ -183,6 +188,21 @@ impl Harness {
         let result = reconcile_tenant(tenant, ctx).await.map(|_| ());
         server.abort();
         result
+    }
+
+    /// Runs the sweep for objects whose Tenant does not exist, over the objects the fake API server holds.
+    async fn sweep(&self) {
+        let (client, server) = self.serve();
+        let objects: Vec<Value> = self.api.objects.lock().unwrap().values().cloned().collect();
+        let of_kind = |k: &str| objects.iter().filter(|o| o["kind"] == k).cloned().collect::<Vec<_>>();
+        let stores = Stores {
+            tenants: store::<Tenant>(of_kind("Tenant")),
+            policies: store::<CrossTenantAccessPolicy>(of_kind("CrossTenantAccessPolicy")),
+            invitations: store::<GuestInvitation>(of_kind("GuestInvitation")),
+        };
+        let ctx = Context::new(client, stores, &self.directory, Arc::new(Metrics::default()), Settings::default(), None);
+        entente::controller::sweep_orphans(&ctx).await.expect("sweeps");
+        server.abort();
     }
 
     fn directory(&self) -> LocalDirectory {
@@ -684,4 +704,26 @@ async fn a_deleted_object_whose_record_was_lost_is_adopted_again_then_deleted() 
     h.reconcile("default", "contoso").await.unwrap();
     assert!(h.directory().user_by_mail(CONTOSO, "bob@fabrikam.com").unwrap().is_none(), "then deleted");
     assert!(finalizers(&reread(&h, &bob)).is_empty());
+}
+
+/// Objects naming a Tenant that does not exist: `TenantNotFound`, once; a deleted one lets go.
+#[tokio::test]
+async fn objects_whose_tenant_is_missing_say_so_and_a_deleted_one_lets_go() {
+    let lost = invitation("default", "lost", "lost@fabrikam.com", json!({ "tenantRef": { "name": "nobody" } }));
+    let mut gone = policy("default", "gone", "9a3e5b17-2c4d-4f6e-8a1b-7d9c0e2f3b02");
+    gone["spec"]["tenantRef"] = json!({ "name": "nobody" });
+    gone["metadata"]["finalizers"] = json!([FINALIZER]);
+    gone["metadata"]["deletionTimestamp"] = json!("2026-01-02T00:00:00Z");
+    let h = Harness::new(&[lost.clone(), gone.clone()]);
+    h.sweep().await;
+    let ready = condition(&reread(&h, &lost), "Ready").clone();
+    assert_eq!(ready["reason"], "TenantNotFound");
+    assert!(ready["message"].as_str().unwrap().contains("spec.tenantRef"), "{ready}");
+    assert!(finalizers(&reread(&h, &gone)).is_empty(), "nothing to clean without a Tenant: the finalizer goes");
+    let evs = events(&h.api.requests());
+    assert!(evs.contains(&("lost".into(), "Warning".into(), "TenantNotFound".into())), "{evs:?}");
+
+    h.clear_requests();
+    h.sweep().await;
+    assert!(h.api.requests().is_empty(), "the same status is not written twice");
 }

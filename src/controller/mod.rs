@@ -39,6 +39,7 @@ use tracing::{debug, info, warn};
 
 pub use context::{Context, Settings, Stores};
 pub use error::Error;
+pub use orphans::sweep as sweep_orphans;
 pub use reconcile::{DEFAULT_INTERVAL, error_policy, reconcile_tenant};
 pub use secrets::KubeSecret;
 
