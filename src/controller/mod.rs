@@ -134,14 +134,27 @@ pub async fn run_with(
     let mut lease_task = None;
     if args.leader_election {
         let ns = args.lease_namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
-        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
-            .with_namespace(&ns)
-            .with_identity(&identity)
-            .with_duration(15)
-            .with_grace(5)
-            .build()
-            .await
-            .map_err(|e| Error::Lease(e.to_string()))?;
+        // The API server may be briefly unreachable at start: retry (1 s doubling to 30 s) until stopped.
+        let mut wait = Duration::from_secs(1);
+        let manager = loop {
+            let built = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+                .with_namespace(&ns)
+                .with_identity(&identity)
+                .with_duration(15)
+                .with_grace(5)
+                .build()
+                .await;
+            match built {
+                Ok(m) => break m,
+                Err(e) => warn!(error = %e, retry_in = ?wait, "cannot set up the leader lease"),
+            }
+            let mut stop = stop_rx.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+            }
+            wait = (wait * 2).min(Duration::from_secs(30));
+        };
         let (mut leading, task) = manager.watch().await;
         lease_task = Some(task);
         health.set_ready(true);
