@@ -146,3 +146,39 @@ async fn the_cli_converges_examples_through_the_graph_backend() {
     assert_eq!(code, 2, "{out}\n{err}");
     assert!(format!("{out}{err}").contains("ENTENTE_GRAPH_CLIENT_SECRET"), "{out}\n{err}");
 }
+
+/// `Backends` keeps one Graph directory per tenant (one token cache, one rate limiter) and builds a new one
+/// when the backend settings change or the secret rotates (the controller reads the Secret each reconcile).
+#[test]
+fn graph_routes_are_cached_until_the_settings_or_the_secret_change() {
+    use entente::api::tenant::{Backend, BackendKind, GraphBackend};
+    use entente::engine::routes::{Backends, SecretSource};
+
+    struct Fixed(&'static str);
+    impl SecretSource for Fixed {
+        fn client_secret(&self, _: &str, _: &GraphBackend) -> Result<Option<String>, String> {
+            Ok(Some(self.0.to_string()))
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let backends = Backends::new(tmp.path().join("directory.db"));
+    let graph = GraphBackend {
+        client_id: "app".into(),
+        authority_host: Some("http://127.0.0.1:9".into()),
+        graph_endpoint: Some("http://127.0.0.1:9".into()),
+        ..GraphBackend::default()
+    };
+    let backend = Backend { kind: BackendKind::Graph, graph: Some(graph.clone()) };
+    let a = backends.route(CONTOSO, &backend, &Fixed("one")).unwrap();
+    let b = backends.route(CONTOSO, &backend, &Fixed("one")).unwrap();
+    assert!(Arc::ptr_eq(&a, &b), "cached");
+    let c = backends.route(CONTOSO, &backend, &Fixed("two")).unwrap();
+    assert!(!Arc::ptr_eq(&a, &c), "a rotated secret builds a new directory");
+    let other = Backend { kind: BackendKind::Graph, graph: Some(GraphBackend { client_id: "app-2".into(), ..graph }) };
+    let d = backends.route(CONTOSO, &other, &Fixed("two")).unwrap();
+    assert!(!Arc::ptr_eq(&c, &d), "a new client id builds a new directory");
+    assert!(tmp.path().join("inventory.db").exists(), "the inventory sits next to the local directory file");
+    let missing = Backend { kind: BackendKind::Graph, graph: None };
+    let err = backends.route(CONTOSO, &missing, &Fixed("x")).err().expect("refused");
+    assert!(err.contains("spec.backend.graph is required"), "{err}");
+}

@@ -18,11 +18,15 @@ pub trait SecretSource: Send + Sync {
     fn client_secret(&self, tenant_id: &str, graph: &GraphBackend) -> Result<Option<String>, String>;
 }
 
+/// A directory and a fingerprint of what it was built from.
+type FingerprintedDirectory = (u64, Arc<dyn Directory>);
+
 /// Opens each backend once and hands out shared handles.
 pub struct Backends {
     local_path: PathBuf,
     local: Mutex<Option<Arc<LocalDirectory>>>,
-    graph: Mutex<HashMap<String, Arc<dyn Directory>>>,
+    /// Graph directories by tenant id, with a fingerprint of the settings and secret they were built from.
+    graph: Mutex<HashMap<String, FingerprintedDirectory>>,
     /// Where Graph backends keep entente's ownership records (Graph has no place for them).
     inventory_path: PathBuf,
     inventory: Mutex<Option<Arc<dyn Inventory>>>,
@@ -81,17 +85,27 @@ impl Backends {
             BackendKind::Local => Ok(self.local()? as Arc<dyn Directory>),
             BackendKind::Graph => {
                 let key = tenant_id.trim().to_ascii_lowercase();
-                if let Some(d) = self.graph.lock().map_err(|_| "graph backend lock poisoned".to_string())?.get(&key) {
-                    return Ok(d.clone());
-                }
                 let graph = backend.graph.as_ref().ok_or_else(|| {
                     format!("tenant {tenant_id}: spec.backend.graph is required when spec.backend.type is graph")
                 })?;
                 let secret = secrets.client_secret(tenant_id, graph)?;
+                // A changed backend (client id, endpoints) or a rotated secret builds a new directory.
+                let fingerprint = {
+                    use std::hash::{Hash, Hasher};
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    serde_json::to_string(graph).unwrap_or_default().hash(&mut h);
+                    secret.hash(&mut h);
+                    h.finish()
+                };
+                if let Some((f, d)) = self.graph.lock().map_err(|_| "graph backend lock poisoned".to_string())?.get(&key)
+                    && *f == fingerprint
+                {
+                    return Ok(d.clone());
+                }
                 let config = GraphConfig::from_backend(tenant_id, graph, secret)?;
                 let dir: Arc<dyn Directory> =
                     Arc::new(GraphDirectory::new(config, self.inventory()?).map_err(|e| format!("tenant {tenant_id}: {e}"))?);
-                self.graph.lock().map_err(|_| "graph backend lock poisoned".to_string())?.insert(key, dir.clone());
+                self.graph.lock().map_err(|_| "graph backend lock poisoned".to_string())?.insert(key, (fingerprint, dir.clone()));
                 Ok(dir)
             }
         }
