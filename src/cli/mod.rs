@@ -61,6 +61,10 @@ pub struct RunArgs {
     /// The local directory file, for tenants whose backend is `local`.
     #[arg(long, env = "ENTENTE_DIRECTORY", default_value = DEFAULT_DIRECTORY)]
     pub directory: PathBuf,
+    /// Where entente keeps ownership records for Graph tenants (default: `inventory.db` next to the directory file).
+    /// Keep it: without it, entente adopts its objects again and never deletes what it holds no record for.
+    #[arg(long, env = "ENTENTE_INVENTORY")]
+    pub inventory: Option<PathBuf>,
     /// Also delete managed objects that are no longer in the manifests (honours deletionPolicy).
     #[arg(long)]
     pub prune: bool,
@@ -114,7 +118,7 @@ async fn plan_or_apply(args: RunArgs, apply: bool, out: &mut dyn Write, err: &mu
             return Ok(exit::ERROR);
         }
     };
-    let routes = routes(&manifests, &args.directory);
+    let routes = routes(&manifests, &args.directory, args.inventory.as_deref());
     let options = PlanOptions { prune: if args.prune { Prune::All } else { Prune::Off } };
     let observed = engine::observe(&manifests.desired, &routes).await;
     let plan = crate::core::plan::plan(&manifests.desired, &observed, options);
@@ -176,7 +180,10 @@ impl SecretSource for EnvSecrets {
 }
 
 /// Picks each tenant's directory.
-fn routes(manifests: &Manifests, local_path: &Path) -> Routes {
-    let backends = Backends::new(local_path);
+fn routes(manifests: &Manifests, local_path: &Path, inventory: Option<&Path>) -> Routes {
+    let mut backends = Backends::new(local_path);
+    if let Some(path) = inventory {
+        backends = backends.with_inventory_path(path);
+    }
     manifests.backends.iter().map(|(id, backend)| (id.clone(), backends.route(id, backend, &EnvSecrets))).collect()
 }
