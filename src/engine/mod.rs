@@ -18,24 +18,26 @@ use crate::core::policy::Refusal;
 use crate::directory::{Directory, DirectoryError};
 
 /// Which directory holds each tenant (by tenant id), or why none can be used.
-pub type Routes = BTreeMap<String, Result<Arc<dyn Directory>, String>>;
+pub type Routes = BTreeMap<String, Route>;
+
+/// One tenant's directory, or why it cannot be used.
+pub type Route = Result<Arc<dyn Directory>, String>;
 
 /// How many tenants are read at once.
 const READ_CONCURRENCY: usize = 8;
 
 /// Reads every desired tenant from its directory.
 pub async fn observe(desired: &DesiredState, routes: &Routes) -> Observed {
-    let reads = desired.tenants.iter().map(|t| {
-        let id = t.identity.tenant_id.clone();
-        let route = routes.get(&id).cloned();
-        async move {
-            let result = match route {
-                Some(Ok(dir)) => dir.snapshot(&id).await.map_err(|e| e.to_string()),
-                Some(Err(why)) => Err(why),
-                None => Err("no directory is configured for this tenant".to_string()),
-            };
-            (id, result)
-        }
+    // Owned (id, route) pairs: the future borrows nothing from `desired`, so it is `Send` in any executor.
+    let targets: Vec<(String, Option<Route>)> =
+        desired.tenants.iter().map(|t| (t.identity.tenant_id.clone(), routes.get(&t.identity.tenant_id).cloned())).collect();
+    let reads = targets.into_iter().map(|(id, route)| async move {
+        let result = match route {
+            Some(Ok(dir)) => dir.snapshot(&id).await.map_err(|e| e.to_string()),
+            Some(Err(why)) => Err(why),
+            None => Err("no directory is configured for this tenant".to_string()),
+        };
+        (id, result)
     });
     stream::iter(reads).buffer_unordered(READ_CONCURRENCY).collect::<Vec<_>>().await.into_iter().collect()
 }
