@@ -26,6 +26,8 @@ use crate::core::settings::{
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
+// The settings are spelled out here rather than `#[serde(flatten)]`ed from `CrossTenantAccessSettings`: serde cannot
+// combine `flatten` with `deny_unknown_fields`, and a typo in a manifest must be an error, not a silently ignored key.
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CrossTenantAccessPolicySpec {
     /// The tenant whose settings these are. Immutable.
