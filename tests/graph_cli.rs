@@ -18,17 +18,8 @@ const CONTOSO: &str = "6f1c7a52-3d4b-4e8a-9f21-0c5d8e7b1a01";
 const FABRIKAM: &str = "9a3e5b17-2c4d-4f6e-8a1b-7d9c0e2f3b02";
 const ISSUER: &str = "https://oidc.cluster.example";
 const SUBJECT: &str = "system:serviceaccount:entente:entente";
-const PERMISSIONS: &[&str] = &[
-    "User.ReadWrite.All",
-    "User.Invite.All",
-    "GroupMember.ReadWrite.All",
-    "Group.Create",
-    "Policy.Read.All",
-    "Policy.ReadWrite.CrossTenantAccess",
-    "Policy.ReadWrite.Authorization",
-    "Policy.ReadWrite.B2BManagementPolicy",
-    "Organization.Read.All",
-];
+/// Exactly what the Graph backend asks for (docs/permissions.md).
+const PERMISSIONS: &[&str] = entente::directory::graph::APPLY_PERMISSIONS;
 
 fn examples() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples")

@@ -220,11 +220,7 @@ pub(crate) async fn member_of(ctx: &Ctx, req: &GraphRequest, user_id: &str) -> R
     let key = user_id.to_string();
     let groups = ctx
         .db(move |dir| {
-            let user = match dir.user(&tenant, &key)? {
-                Some(u) => Some(u),
-                None => dir.users(&tenant)?.into_iter().find(|u| u.user_principal_name.eq_ignore_ascii_case(&key)),
-            };
-            let Some(user) = user else { return Ok(None) };
+            let Some(user) = dir.user_by_id_or_upn(&tenant, &key)? else { return Ok(None) };
             let extras = dir.emulator_read(|c| store::all_extras(c, &tenant, kind::GROUP))?;
             let mut groups: Vec<Group> = dir.groups(&tenant)?.into_iter().filter(|g| user.group_ids.contains(&g.id)).collect();
             groups.sort_by(|a, b| a.id.cmp(&b.id));

@@ -196,14 +196,7 @@ async fn load_one(ctx: &Ctx, id_or_upn: &str) -> Result<Option<Map<String, Value
     let tenant = ctx.tenant().to_string();
     let key = id_or_upn.to_string();
     ctx.db(move |dir| {
-        let user = match dir.user(&tenant, &key)? {
-            Some(u) => Some(u),
-            None => dir
-                .users(&tenant)?
-                .into_iter()
-                .find(|u| u.user_principal_name.eq_ignore_ascii_case(&key) || u.id.eq_ignore_ascii_case(&key)),
-        };
-        let Some(user) = user else { return Ok(None) };
+        let Some(user) = dir.user_by_id_or_upn(&tenant, &key)? else { return Ok(None) };
         Ok(Some(UserView::load(dir, &tenant)?.full(&user)))
     })
     .await
@@ -335,13 +328,7 @@ pub(crate) async fn update(ctx: &Ctx, req: &GraphRequest, id: &str) -> Result<Gr
     let key = id.to_string();
     let found = ctx
         .db(move |dir| {
-            let user = match dir.user(&tenant, &key)? {
-                Some(u) => u,
-                None => match dir.users(&tenant)?.into_iter().find(|u| u.user_principal_name.eq_ignore_ascii_case(&key)) {
-                    Some(u) => u,
-                    None => return Ok(false),
-                },
-            };
+            let Some(user) = dir.user_by_id_or_upn(&tenant, &key)? else { return Ok(false) };
             let ops = if patch.is_empty() { vec![] } else { vec![Operation::UpdateGuest { user_id: user.id.clone(), patch }] };
             dir.apply_then(&tenant, &ops, |c, _| {
                 let mut changed = false;
@@ -373,13 +360,7 @@ pub(crate) async fn delete(ctx: &Ctx, id: &str) -> Result<GraphResponse, GraphEr
     let key = id.to_string();
     let found = ctx
         .db(move |dir| {
-            let user = match dir.user(&tenant, &key)? {
-                Some(u) => u,
-                None => match dir.users(&tenant)?.into_iter().find(|u| u.user_principal_name.eq_ignore_ascii_case(&key)) {
-                    Some(u) => u,
-                    None => return Ok(false),
-                },
-            };
+            let Some(user) = dir.user_by_id_or_upn(&tenant, &key)? else { return Ok(false) };
             dir.apply_then(&tenant, &[Operation::DeleteGuest { user_id: user.id.clone() }], |c, _| {
                 store::delete_extras(c, &tenant, kind::USER, &user.id)
             })?;

@@ -25,6 +25,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 use reqwest::Url;
 
+/// The application permissions the Graph backend needs to apply everything it manages, least privilege
+/// (docs/permissions.md explains each one). `Organization.Read.All` is optional (tenant identity).
+pub const APPLY_PERMISSIONS: &[&str] = &[
+    "User.ReadWrite.All",
+    "User.Invite.All",
+    "GroupMember.ReadWrite.All",
+    "Group.Create",
+    "Policy.Read.All",
+    "Policy.ReadWrite.CrossTenantAccess",
+    "Policy.ReadWrite.Authorization",
+    "Policy.ReadWrite.B2BManagementPolicy",
+    "Organization.Read.All",
+];
+
 pub use auth::Credential;
 pub use http::{RetryPolicy, parse_retry_after};
 pub use limiter::{Limits, TenantSize};

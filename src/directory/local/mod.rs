@@ -251,6 +251,12 @@ impl LocalDirectory {
     }
 
     /// The tenant's user with this id, with its groups.
+    /// One user by id or user principal name, as Graph addresses `/users/{id | userPrincipalName}`.
+    pub(crate) fn user_by_id_or_upn(&self, tenant_id: &str, key: &str) -> Result<Option<GuestUser>, DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.read(|c| users::by_id_or_upn(c, &tenant_id, key))
+    }
+
     pub(crate) fn user(&self, tenant_id: &str, user_id: &str) -> Result<Option<GuestUser>, DirectoryError> {
         let tenant_id = norm(tenant_id);
         self.read(|c| users::by_id(c, &tenant_id, user_id))

@@ -90,6 +90,18 @@ pub(super) fn by_id(c: &Connection, tenant_id: &str, user_id: &str) -> Result<Op
     with_groups(c, user)
 }
 
+/// The user whose id or user principal name is `key` (case-insensitive; an id match wins), in one query.
+pub(super) fn by_id_or_upn(c: &Connection, tenant_id: &str, key: &str) -> Result<Option<GuestUser>> {
+    let user = c
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM users WHERE tenant_id = ?1 AND (lower(id) = lower(?2) OR lower(user_principal_name) = lower(?2))
+             ORDER BY lower(id) = lower(?2) DESC LIMIT 1"
+        ))
+        .and_then(|mut s| s.query_row(params![tenant_id, key], read_user).optional())
+        .ctx("reading a user")?;
+    with_groups(c, user)
+}
+
 /// The user with this mail, case-insensitively (one per tenant, R6).
 pub(super) fn by_mail(c: &Connection, tenant_id: &str, mail: &str) -> Result<Option<GuestUser>> {
     let user = c
