@@ -656,6 +656,7 @@ async fn update_and_delete_guests() {
         user_type: Some(UserType::Member),
         add_to_groups: vec!["B".into()],
         remove_from_groups: vec!["A".into()],
+        ..Default::default()
     };
     dir.apply(CONTOSO, &[Operation::UpdateGuest { user_id: r.user_id.clone(), patch }]).await.unwrap();
     let groups = dir.groups(CONTOSO).unwrap();
@@ -728,5 +729,5 @@ async fn a_directory_file_is_created_with_its_parents_and_reopened() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
-    assert_eq!((version, mode.as_str()), (2, "wal"), "migration 2 adds the Graph emulator's tables");
+    assert_eq!((version, mode.as_str()), (3, "wal"), "migration 3 adds user attributes and multi-tenant organizations");
 }

@@ -1,7 +1,7 @@
 //! Prometheus metrics (prometheus-client). Every label value comes from a fixed set: kinds, outcomes,
 //! operation names, error categories (STYLE 5); never an object name, an email or an error message.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -16,6 +16,7 @@ use prometheus_client::registry::Registry;
 
 use crate::core::model::{Kind, TenantSnapshot};
 use crate::core::operation::{Operation, Outcome};
+use crate::core::sync::{DirectoryUser, UserChanges};
 use crate::directory::{Directory, DirectoryError};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -243,6 +244,27 @@ impl Directory for Instrumented {
         let start = Instant::now();
         let r = self.inner.apply(tenant_id, ops).await;
         self.metrics.directory_request("apply", status_of(&r), start.elapsed());
+        r
+    }
+
+    async fn user_changes(&self, tenant_id: &str, cursor: Option<&str>) -> Result<UserChanges, DirectoryError> {
+        let start = Instant::now();
+        let r = self.inner.user_changes(tenant_id, cursor).await;
+        self.metrics.directory_request("userChanges", status_of(&r), start.elapsed());
+        r
+    }
+
+    async fn users_by_id(&self, tenant_id: &str, ids: &[String]) -> Result<Vec<DirectoryUser>, DirectoryError> {
+        let start = Instant::now();
+        let r = self.inner.users_by_id(tenant_id, ids).await;
+        self.metrics.directory_request("usersById", status_of(&r), start.elapsed());
+        r
+    }
+
+    async fn group_member_ids(&self, tenant_id: &str, group: &str) -> Result<Option<BTreeSet<String>>, DirectoryError> {
+        let start = Instant::now();
+        let r = self.inner.group_member_ids(tenant_id, group).await;
+        self.metrics.directory_request("groupMembers", status_of(&r), start.elapsed());
         r
     }
 }

@@ -10,4 +10,5 @@ pub mod plan;
 pub mod policy;
 pub mod resolved;
 pub mod settings;
+pub mod sync;
 pub mod validate;

@@ -1,6 +1,8 @@
 //! The writes a plan asks a directory to make. Plain data: the planner produces them, tests assert
 //! on them, and every backend executes them (`crate::directory::Directory::apply`).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::model::{InvitedUserMessageInfo, Kind, ManagedRecord, PartnerConfiguration, TenantIdentity, UserType};
@@ -40,6 +42,11 @@ pub enum Operation {
     DeleteGuest {
         user_id: String,
     },
+    /// Create (or take over, by mail) the user a cross-tenant sync job keeps for a source user (R13): a
+    /// B2B collaboration user, without any invitation email, with the mapped properties set.
+    ProvisionUser {
+        user: ProvisionRequest,
+    },
     /// Write entente's ownership record. When `external_id` is empty and an `Invite` ran earlier in the
     /// same change, the backend fills in the invited user's id in the same step (never lose the id).
     Record {
@@ -61,6 +68,7 @@ impl Operation {
             Operation::PutPartner { .. } => "putPartner",
             Operation::DeletePartner { .. } => "deletePartner",
             Operation::Invite { .. } => "invite",
+            Operation::ProvisionUser { .. } => "provisionUser",
             Operation::UpdateGuest { .. } => "updateGuest",
             Operation::DeleteGuest { .. } => "deleteGuest",
             Operation::Record { .. } => "record",
@@ -83,6 +91,21 @@ pub struct InvitationRequest {
     pub groups: Vec<String>,
 }
 
+/// What `Operation::ProvisionUser` creates: the target user of a synchronized source user.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisionRequest {
+    pub mail: String,
+    pub display_name: Option<String>,
+    pub user_type: UserType,
+    pub account_enabled: bool,
+    /// Profile attributes by Graph name (`givenName`, `jobTitle`, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+    /// Where the user comes from (its home tenant id), for the rules that check it (R3, R13).
+    pub source_tenant_id: String,
+}
+
 /// Changes to an existing guest. Group names refer to the tenant's groups by display name.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -95,6 +118,15 @@ pub struct GuestPatch {
     pub add_to_groups: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub remove_from_groups: Vec<String>,
+    /// A new mail address (cross-tenant sync follows the source user's address).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mail: Option<String>,
+    /// Block (`false`) or allow (`true`) sign-in.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub account_enabled: Option<bool>,
+    /// Profile attributes by Graph name (`givenName`, `jobTitle`, …): `Some` sets, `None` clears.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub attributes: BTreeMap<String, Option<String>>,
 }
 
 impl GuestPatch {

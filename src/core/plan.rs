@@ -549,6 +549,7 @@ impl<'a> TenantContext<'a> {
             user_type: (guest.user_type != inv.user_type).then_some(inv.user_type),
             add_to_groups: inv.groups.iter().filter(|g| !observed_groups.contains(&g.as_str())).cloned().collect(),
             remove_from_groups: observed_groups.iter().filter(|g| !inv.groups.contains(**g)).map(|g| g.to_string()).collect(),
+            ..Default::default()
         };
         let record_op =
             record_op(Kind::GuestInvitation, &key, &inv.object, Some(guest.id.clone()), inv.deletion_policy, &desired);

@@ -123,6 +123,7 @@ fn simulate(snapshot: Option<TenantSnapshot>, plan: &Plan) -> TenantSnapshot {
                     t.managed.push(record);
                 }
                 Operation::Forget { kind, key } => t.managed.retain(|r| !(r.kind == kind && r.key == key)),
+                Operation::ProvisionUser { .. } => unreachable!("the planner never provisions: sync jobs do"),
             }
         }
     }

@@ -10,9 +10,12 @@ pub mod local;
 
 use async_trait::async_trait;
 
+use std::collections::BTreeSet;
+
 use crate::core::model::TenantSnapshot;
 use crate::core::operation::{Operation, Outcome};
 use crate::core::policy::Refusal;
+use crate::core::sync::{DirectoryUser, UserChanges};
 
 #[async_trait]
 pub trait Directory: Send + Sync {
@@ -23,6 +26,18 @@ pub trait Directory: Send + Sync {
     /// Executes the operations of one change, in order, and returns one outcome per operation.
     /// Backends that can (the local directory) do it atomically: all or nothing.
     async fn apply(&self, tenant_id: &str, ops: &[Operation]) -> Result<Vec<Outcome>, DirectoryError>;
+
+    /// For cross-tenant sync (R13): the tenant's users created, changed or deleted since `cursor`, with
+    /// the properties a sync maps; every user when `cursor` is `None` or the directory dropped it.
+    /// The cost follows the number of changes, not the number of users.
+    async fn user_changes(&self, tenant_id: &str, cursor: Option<&str>) -> Result<UserChanges, DirectoryError>;
+
+    /// For cross-tenant sync: the users with these ids (absent ones are left out).
+    async fn users_by_id(&self, tenant_id: &str, ids: &[String]) -> Result<Vec<DirectoryUser>, DirectoryError>;
+
+    /// For cross-tenant sync: the ids of the members of the group with this display name, `None` when
+    /// the tenant has no such group.
+    async fn group_member_ids(&self, tenant_id: &str, group: &str) -> Result<Option<BTreeSet<String>>, DirectoryError>;
 }
 
 /// Errors of the directory layer. `category()` is the fixed label used in metrics and event reasons.

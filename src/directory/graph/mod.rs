@@ -22,7 +22,11 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use std::collections::BTreeSet;
+
 use async_trait::async_trait;
+
+use crate::core::sync::{DirectoryUser, UserChanges};
 use reqwest::Url;
 
 /// The application permissions the Graph backend needs to apply everything it manages, least privilege
@@ -240,6 +244,18 @@ impl Directory for GraphDirectory {
         self.check_tenant(tenant_id)?;
         let _one_at_a_time = self.apply_lock.lock().await;
         self.apply_ops(ops).await
+    }
+
+    async fn user_changes(&self, _tenant_id: &str, _cursor: Option<&str>) -> Result<UserChanges, DirectoryError> {
+        Err(DirectoryError::NotImplemented("user_changes".into()))
+    }
+
+    async fn users_by_id(&self, _tenant_id: &str, _ids: &[String]) -> Result<Vec<DirectoryUser>, DirectoryError> {
+        Err(DirectoryError::NotImplemented("users_by_id".into()))
+    }
+
+    async fn group_member_ids(&self, _tenant_id: &str, _group: &str) -> Result<Option<BTreeSet<String>>, DirectoryError> {
+        Err(DirectoryError::NotImplemented("group_member_ids".into()))
     }
 }
 

@@ -67,6 +67,7 @@ impl GraphDirectory {
                 self.configure(external_collaboration, default_access).await?;
                 Ok(Outcome::Done)
             }
+            Operation::ProvisionUser { .. } => Err(DirectoryError::NotImplemented("provisionUser on Graph".into())),
             Operation::EnsureGroups { display_names } => {
                 self.ensure_groups(display_names).await?;
                 Ok(Outcome::Done)

@@ -24,7 +24,11 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use std::collections::BTreeSet;
+
 use async_trait::async_trait;
+
+use crate::core::sync::{DirectoryUser, UserChanges};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::{Directory, DirectoryError};
@@ -314,6 +318,18 @@ impl Directory for LocalDirectory {
     async fn apply(&self, tenant_id: &str, ops: &[Operation]) -> Result<Vec<Outcome>, DirectoryError> {
         let tenant_id = norm(tenant_id);
         self.write(|c| apply::apply(c, &tenant_id, ops))
+    }
+
+    async fn user_changes(&self, _tenant_id: &str, _cursor: Option<&str>) -> Result<UserChanges, DirectoryError> {
+        Err(DirectoryError::NotImplemented("user_changes".into()))
+    }
+
+    async fn users_by_id(&self, _tenant_id: &str, _ids: &[String]) -> Result<Vec<DirectoryUser>, DirectoryError> {
+        Err(DirectoryError::NotImplemented("users_by_id".into()))
+    }
+
+    async fn group_member_ids(&self, _tenant_id: &str, _group: &str) -> Result<Option<BTreeSet<String>>, DirectoryError> {
+        Err(DirectoryError::NotImplemented("group_member_ids".into()))
     }
 }
 

@@ -164,6 +164,45 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant_id, kind, key)
     );
     "#,
+    // 3: cross-tenant sync and multi-tenant organizations (R13, R15).
+    // Users get their profile attributes (givenName, jobTitle, … as one JSON object): a sync job reads
+    // them in the source and writes them in the target. Until now only the emulator kept them, as
+    // extras; they move here so every backend sees the same user.
+    // A tenant owns or belongs to at most one multi-tenant organization; its owner lists the members,
+    // each pending until it joins from its own side.
+    r#"
+    ALTER TABLE users ADD COLUMN attributes TEXT NOT NULL DEFAULT '{}';
+    UPDATE users SET attributes = COALESCE(
+        (SELECT e.json FROM emulator_extras e WHERE e.tenant_id = users.tenant_id AND e.kind = 'user' AND e.key = lower(users.id)),
+        '{}');
+    DELETE FROM emulator_extras WHERE kind = 'user';
+
+    CREATE TABLE mto (
+        tenant_id TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+        id TEXT NOT NULL,
+        display_name TEXT NOT NULL,
+        description TEXT,
+        created_at TEXT NOT NULL
+    );
+    -- Members as the owner lists them (role owner|member); state pending|active|removed. A member
+    -- becomes active when it joins (its own joinRequest names the owner).
+    CREATE TABLE mto_members (
+        owner_tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        member_tenant_id TEXT NOT NULL,
+        display_name TEXT,
+        role TEXT NOT NULL,
+        state TEXT NOT NULL,
+        added_at TEXT NOT NULL,
+        joined_at TEXT,
+        PRIMARY KEY (owner_tenant_id, member_tenant_id)
+    );
+    -- The member side: which owner's organization this tenant asked to join.
+    CREATE TABLE mto_join_requests (
+        tenant_id TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+        added_by_tenant_id TEXT NOT NULL,
+        requested_at TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.
