@@ -546,6 +546,7 @@ async fn publish_writes(
                     ctx.publish(i.obj.as_ref(), EventType::Normal, reason.into(), note).await;
                 }
             }
+            Kind::SyncJob | Kind::MultiTenantOrganization => {}
         }
     }
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::resolved::{ResolvedAccess, ResolvedCollaboration};
 use super::settings::{CrossTenantAccessSettings, IdentitySynchronization};
+use super::sync::DesiredSyncJob;
 
 /// The kinds of object entente manages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -17,15 +18,20 @@ pub enum Kind {
     Tenant,
     CrossTenantAccessPolicy,
     GuestInvitation,
+    SyncJob,
+    MultiTenantOrganization,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Tenant, Kind::CrossTenantAccessPolicy, Kind::GuestInvitation];
+    pub const ALL: [Kind; 5] =
+        [Kind::Tenant, Kind::CrossTenantAccessPolicy, Kind::GuestInvitation, Kind::SyncJob, Kind::MultiTenantOrganization];
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Tenant => "Tenant",
             Kind::CrossTenantAccessPolicy => "CrossTenantAccessPolicy",
             Kind::GuestInvitation => "GuestInvitation",
+            Kind::SyncJob => "SyncJob",
+            Kind::MultiTenantOrganization => "MultiTenantOrganization",
         }
     }
     pub fn parse(s: &str) -> Option<Kind> {
@@ -181,6 +187,8 @@ pub struct InvitedUserMessageInfo {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct DesiredState {
     pub tenants: Vec<DesiredTenant>,
+    /// Cross-tenant sync jobs: each spans two tenants, so they are not grouped by tenant.
+    pub sync_jobs: Vec<DesiredSyncJob>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -608,7 +608,7 @@ fn prune_change(tenant_id: &str, r: &ManagedRecord, snapshot: &TenantSnapshot) -
                 format!("deletes the partner configuration for {}", p.tenant_id),
             )
         }),
-        Kind::Tenant => None,
+        Kind::Tenant | Kind::SyncJob | Kind::MultiTenantOrganization => None,
     };
     match delete {
         Some((op, note)) => base(Action::Delete, vec![op, forget], note),

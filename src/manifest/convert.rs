@@ -145,6 +145,10 @@ fn type_document(doc: &Document, errors: &mut Vec<ManifestError>) -> Option<Type
         Kind::Tenant => deserialize::<Tenant>(&mut ctx).map(|t| Typed::Tenant(Box::new(t))),
         Kind::CrossTenantAccessPolicy => deserialize::<CrossTenantAccessPolicy>(&mut ctx).map(|p| Typed::Policy(Box::new(p))),
         Kind::GuestInvitation => deserialize::<GuestInvitation>(&mut ctx).map(|i| Typed::Invitation(Box::new(i))),
+        Kind::SyncJob | Kind::MultiTenantOrganization => {
+            ctx.err("kind", format!("{kind} is not implemented yet"));
+            None
+        }
     }
 }
 
