@@ -148,6 +148,8 @@ pub struct DesiredSyncJob {
     pub suspended: bool,
     /// Source users (mail, user principal name or id) to provision now, whatever the schedule.
     pub provision_on_demand: Vec<String>,
+    /// The MultiTenantOrganization that generated this job; `None` for a SyncJob of the manifests.
+    pub generated_by: Option<ObjectRef>,
 }
 
 impl DesiredSyncJob {
@@ -490,6 +492,7 @@ mod tests {
             on_leaving_scope: LeavingScope::Delete,
             suspended: false,
             provision_on_demand: vec![],
+            generated_by: None,
         }
     }
 
