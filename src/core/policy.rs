@@ -77,6 +77,9 @@ pub enum RefusalReason {
     DomainBlocked,
     /// R3/R9: cross-tenant access settings of the resource or the home tenant block B2B collaboration.
     CrossTenantAccessBlocked,
+    /// R13: the target tenant does not allow inbound user sync from the source tenant
+    /// (`identitySynchronization.userSyncInbound.isSyncAllowed` of its partner configuration).
+    SyncNotAllowed,
 }
 
 impl RefusalReason {
@@ -85,10 +88,13 @@ impl RefusalReason {
             Self::InvitationsDisabled => "InvitationsDisabled",
             Self::DomainBlocked => "DomainBlocked",
             Self::CrossTenantAccessBlocked => "CrossTenantAccessBlocked",
+            Self::SyncNotAllowed => "SyncNotAllowed",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::InvitationsDisabled, Self::DomainBlocked, Self::CrossTenantAccessBlocked].into_iter().find(|r| r.as_str() == s)
+        [Self::InvitationsDisabled, Self::DomainBlocked, Self::CrossTenantAccessBlocked, Self::SyncNotAllowed]
+            .into_iter()
+            .find(|r| r.as_str() == s)
     }
 }
 

@@ -59,8 +59,8 @@ fn run(c: &Connection, tenant_id: &str, op: &Operation, policies: &mut Policies)
         Operation::Invite { invitation } => {
             return Ok(Outcome::Invited(users::invite(c, tenant_id, invitation, policies)?));
         }
-        Operation::ProvisionUser { .. } => {
-            return Err(DirectoryError::NotImplemented("provisionUser in the local directory".into()));
+        Operation::ProvisionUser { user } => {
+            return Ok(Outcome::Invited(users::provision(c, tenant_id, user, policies)?));
         }
         Operation::UpdateGuest { user_id, patch } => users::update(c, tenant_id, user_id, patch)?,
         Operation::DeleteGuest { user_id } => {

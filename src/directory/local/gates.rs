@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use rusqlite::Connection;
 
-use super::{groups, tenants, users};
-use crate::core::policy::{self, Home, Refusal, TenantPolicy, email_domain};
+use super::{groups, partners, tenants, users};
+use crate::core::policy::{self, Home, Refusal, RefusalReason, TenantPolicy, email_domain};
 use crate::directory::DirectoryError;
 
 type Rule = fn(&TenantPolicy, &str, Option<&Home<'_>>) -> Result<(), Refusal>;
@@ -33,6 +33,60 @@ impl Policies {
     /// R3 (second example), R9: may the pending invitation of `email` be redeemed now?
     pub(super) fn check_redemption(&mut self, c: &Connection, tenant_id: &str, email: &str) -> Result<(), DirectoryError> {
         self.check(c, tenant_id, email, policy::check_redemption)
+    }
+
+    /// R13: does `tenant_id` allow inbound user sync from `source` (its partner configuration's
+    /// `identitySynchronization.userSyncInbound.isSyncAllowed`)?
+    pub(super) fn check_sync_inbound(&mut self, c: &Connection, tenant_id: &str, source: &str) -> Result<(), DirectoryError> {
+        let setting = partners::get(c, tenant_id, source)?.map(|p| p.identity_synchronization.map(|s| s.user_sync_inbound));
+        let why = match setting {
+            Some(Some(inbound)) if inbound.is_sync_allowed => return Ok(()),
+            Some(Some(_)) => "is false".to_string(),
+            Some(None) => "is not set".to_string(),
+            None => format!("is not set: the tenant has no partner configuration for {source}"),
+        };
+        self.load(c, tenant_id)?;
+        let source_name = match tenants::get(c, source)? {
+            Some(identity) => format!("{} ({source})", identity.display_name),
+            None => source.to_string(),
+        };
+        Err(DirectoryError::Refused(Refusal {
+            reason: RefusalReason::SyncNotAllowed,
+            message: format!(
+                "tenant {} does not allow inbound user sync from {source_name}: \
+                 identitySynchronization.userSyncInbound.isSyncAllowed of its partner configuration for {source} {why} (R13)",
+                self.cache[tenant_id].name()
+            ),
+        }))
+    }
+
+    /// R3, R4, R5, R9 for a user whose home tenant is known (`home_id`, the source of a sync job)
+    /// rather than found from the address's domain. The person is identified in the home tenant by
+    /// `email`; when no user there has it, who they are is unknown (settings naming users or groups
+    /// are not held against them).
+    pub(super) fn check_invitation_from(
+        &mut self,
+        c: &Connection,
+        tenant_id: &str,
+        email: &str,
+        home_id: &str,
+    ) -> Result<(), DirectoryError> {
+        self.load(c, tenant_id)?;
+        let home = if home_id != tenant_id && tenants::exists(c, home_id)? {
+            self.load(c, home_id)?;
+            let ids = match users::id_by_mail(c, home_id, email)? {
+                Some(user_id) => {
+                    let mut ids = groups::of_user(c, &user_id)?;
+                    ids.insert(0, user_id);
+                    Some(ids)
+                }
+                None => None,
+            };
+            Some(Home { policy: &self.cache[home_id], principal_ids: ids })
+        } else {
+            None
+        };
+        policy::check_invitation(&self.cache[tenant_id], email, home.as_ref()).map_err(DirectoryError::Refused)
     }
 
     fn check(&mut self, c: &Connection, tenant_id: &str, email: &str, rule: Rule) -> Result<(), DirectoryError> {

@@ -1,6 +1,8 @@
 //! Security groups and their memberships. Operations name groups by display name; the directory
 //! gives them ids (which cross-tenant settings target, R9).
 
+use std::collections::BTreeSet;
+
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Ctx, feed};
@@ -23,6 +25,13 @@ fn id_of(c: &Connection, tenant_id: &str, display_name: &str) -> Result<Option<S
     c.prepare_cached("SELECT id FROM groups WHERE tenant_id = ?1 AND display_name = ?2")
         .and_then(|mut s| s.query_row(params![tenant_id, display_name], |r| r.get(0)).optional())
         .ctx("looking up a group")
+}
+
+/// The ids of the members of the group with this display name; `None` when there is no such group.
+pub(super) fn member_ids(c: &Connection, tenant_id: &str, display_name: &str) -> Result<Option<BTreeSet<String>>> {
+    let Some(group_id) = id_of(c, tenant_id, display_name)? else { return Ok(None) };
+    let mut s = c.prepare_cached("SELECT user_id FROM group_members WHERE group_id = ?1").ctx("reading group members")?;
+    s.query_map([group_id], |r| r.get(0)).and_then(|rows| rows.collect()).map(Some).ctx("reading group members")
 }
 
 /// Creates the groups that do not exist yet.

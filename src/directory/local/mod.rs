@@ -24,7 +24,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 
@@ -33,7 +33,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::{Directory, DirectoryError};
 use crate::core::model::{Group, GuestUser, PartnerConfiguration, TenantIdentity, TenantSnapshot};
-use crate::core::operation::{InvitationResult, Operation, Outcome};
+use crate::core::operation::{GuestPatch, InvitationResult, Operation, Outcome};
 use crate::core::policy::TenantPolicy;
 
 pub use feed::ChangeEntry;
@@ -162,7 +162,70 @@ impl LocalDirectory {
     /// the same address again returns the existing member.
     pub fn add_member(&self, tenant_id: &str, mail: &str, display_name: Option<&str>) -> Result<String, DirectoryError> {
         let tenant_id = norm(tenant_id);
-        self.write(|c| users::add_member(c, &tenant_id, mail, display_name))
+        self.write(|c| users::add_member(c, &tenant_id, mail, display_name, &BTreeMap::new()))
+    }
+
+    /// Many home-tenant members at once, in ONE transaction (a 10,000-user source tenant in about a
+    /// second): `(mail, display name, profile attributes)` each, as `add_member` adds one (an existing
+    /// member keeps its id and gets the given attributes). Returns their ids, in order. All or nothing.
+    pub fn add_members(
+        &self,
+        tenant_id: &str,
+        members: &[(String, Option<String>, BTreeMap<String, String>)],
+    ) -> Result<Vec<String>, DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.write(|c| users::add_members(c, &tenant_id, members))
+    }
+
+    /// Someone edits a user's profile attributes (`givenName`, `jobTitle`, … by Graph name): `Some`
+    /// sets, `None` clears. A name that is not a profile attribute is invalid.
+    pub fn set_user_attributes(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        attributes: &BTreeMap<String, Option<String>>,
+    ) -> Result<(), DirectoryError> {
+        self.patch_user(tenant_id, user_id, GuestPatch { attributes: attributes.clone(), ..GuestPatch::default() })
+    }
+
+    /// Someone renames a user.
+    pub fn set_display_name(&self, tenant_id: &str, user_id: &str, display_name: &str) -> Result<(), DirectoryError> {
+        self.patch_user(tenant_id, user_id, GuestPatch { display_name: Some(display_name.to_string()), ..GuestPatch::default() })
+    }
+
+    /// Someone blocks (`false`) or allows (`true`) a user's sign-in.
+    pub fn set_account_enabled(&self, tenant_id: &str, user_id: &str, enabled: bool) -> Result<(), DirectoryError> {
+        self.patch_user(tenant_id, user_id, GuestPatch { account_enabled: Some(enabled), ..GuestPatch::default() })
+    }
+
+    /// Someone adds a user to a group (by display name; the group must exist: `EnsureGroups` creates
+    /// groups). Already a member: nothing changes.
+    pub fn add_group_member(&self, tenant_id: &str, group: &str, user_id: &str) -> Result<(), DirectoryError> {
+        self.patch_user(tenant_id, user_id, GuestPatch { add_to_groups: vec![group.to_string()], ..GuestPatch::default() })
+    }
+
+    /// Someone removes a user from a group (by display name; the group must exist). Not a member:
+    /// nothing changes.
+    pub fn remove_group_member(&self, tenant_id: &str, group: &str, user_id: &str) -> Result<(), DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.write(|c| {
+            tenants::require(c, &tenant_id)?;
+            groups::ids(c, &tenant_id, &[group.to_string()])?;
+            users::update(
+                c,
+                &tenant_id,
+                user_id,
+                &GuestPatch { remove_from_groups: vec![group.to_string()], ..GuestPatch::default() },
+            )
+        })
+    }
+
+    fn patch_user(&self, tenant_id: &str, user_id: &str, patch: GuestPatch) -> Result<(), DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.write(|c| {
+            tenants::require(c, &tenant_id)?;
+            users::update(c, &tenant_id, user_id, &patch)
+        })
     }
 
     /// The invited person at `email` redeems their invitation (R6), if the tenant's settings still
@@ -266,34 +329,14 @@ impl LocalDirectory {
         self.read(|c| users::by_id(c, &tenant_id, user_id))
     }
 
-    /// Graph's `accountEnabled`, inside a write of the emulator. `false` when the user does not exist.
-    pub(crate) fn set_account_enabled_in(
+    /// The profile attributes (`users.attributes`) of the tenant's users, or of one user, by user id,
+    /// inside a read or write of the emulator. Users without attributes are left out.
+    pub(crate) fn user_attributes_in(
         c: &Connection,
         tenant_id: &str,
-        user_id: &str,
-        enabled: bool,
-    ) -> Result<bool, DirectoryError> {
-        let n = c
-            .execute(
-                "UPDATE users SET account_enabled = ?1 WHERE tenant_id = ?2 AND id = ?3 AND account_enabled <> ?1",
-                rusqlite::params![enabled, norm(tenant_id), user_id],
-            )
-            .ctx("changing a user's accountEnabled")?;
-        if n > 0 {
-            feed::append(c, &norm(tenant_id), "user", user_id, "updated")?;
-        }
-        Ok(n > 0)
-    }
-
-    /// Appends to the change feed from a write of the emulator (a user property only it keeps).
-    pub(crate) fn append_change_in(
-        c: &Connection,
-        tenant_id: &str,
-        entity: &str,
-        entity_id: &str,
-        change: &str,
-    ) -> Result<(), DirectoryError> {
-        feed::append(c, &norm(tenant_id), entity, entity_id, change)
+        user_id: Option<&str>,
+    ) -> Result<HashMap<String, BTreeMap<String, String>>, DirectoryError> {
+        users::attributes_by_user(c, &norm(tenant_id), user_id)
     }
 }
 
@@ -320,16 +363,45 @@ impl Directory for LocalDirectory {
         self.write(|c| apply::apply(c, &tenant_id, ops))
     }
 
-    async fn user_changes(&self, _tenant_id: &str, _cursor: Option<&str>) -> Result<UserChanges, DirectoryError> {
-        Err(DirectoryError::NotImplemented("user_changes".into()))
+    /// The cursor is the change feed's sequence number. No cursor, one that does not parse, or one
+    /// beyond the feed's end (another file): every user of the tenant. Otherwise the users with a
+    /// `user` feed entry since, each read once, and the ids of those that no longer exist.
+    async fn user_changes(&self, tenant_id: &str, cursor: Option<&str>) -> Result<UserChanges, DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.read(|c| {
+            tenants::require(c, &tenant_id)?;
+            let end = feed::max_seq(c)?;
+            let from = cursor.and_then(|s| s.trim().parse::<i64>().ok()).filter(|s| (0..=end).contains(s));
+            let Some(from) = from else {
+                return Ok(UserChanges {
+                    users: users::directory_users(c, &tenant_id)?,
+                    removed: vec![],
+                    cursor: end.to_string(),
+                    full: true,
+                });
+            };
+            let ids = users::changed_ids(c, &tenant_id, from, end)?;
+            let found = users::directory_users_by_id(c, &tenant_id, &ids)?;
+            let present: HashSet<&str> = found.iter().map(|u| u.id.as_str()).collect();
+            let removed = ids.iter().filter(|id| !present.contains(id.as_str())).cloned().collect();
+            Ok(UserChanges { users: found, removed, cursor: end.to_string(), full: false })
+        })
     }
 
-    async fn users_by_id(&self, _tenant_id: &str, _ids: &[String]) -> Result<Vec<DirectoryUser>, DirectoryError> {
-        Err(DirectoryError::NotImplemented("users_by_id".into()))
+    async fn users_by_id(&self, tenant_id: &str, ids: &[String]) -> Result<Vec<DirectoryUser>, DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.read(|c| {
+            tenants::require(c, &tenant_id)?;
+            users::directory_users_by_id(c, &tenant_id, ids)
+        })
     }
 
-    async fn group_member_ids(&self, _tenant_id: &str, _group: &str) -> Result<Option<BTreeSet<String>>, DirectoryError> {
-        Err(DirectoryError::NotImplemented("group_member_ids".into()))
+    async fn group_member_ids(&self, tenant_id: &str, group: &str) -> Result<Option<BTreeSet<String>>, DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.read(|c| {
+            tenants::require(c, &tenant_id)?;
+            groups::member_ids(c, &tenant_id, group)
+        })
     }
 }
 

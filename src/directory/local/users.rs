@@ -1,7 +1,7 @@
 //! Users: guests created by invitation (R6), home-tenant members, group memberships and the redeem
 //! tickets behind invitation URLs. No credential is ever stored: guests sign in at home (R7).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -10,7 +10,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::gates::Policies;
 use super::{Ctx, feed, groups, now, tenants};
 use crate::core::model::{GuestUser, RedemptionState, UserType};
-use crate::core::operation::{GuestPatch, InvitationRequest, InvitationResult};
+use crate::core::operation::{GuestPatch, InvitationRequest, InvitationResult, ProvisionRequest};
+use crate::core::sync::{DirectoryUser, is_profile_attribute};
 use crate::core::validate;
 use crate::directory::DirectoryError;
 
@@ -149,7 +150,13 @@ pub(super) fn invite(
     let (user_id, upn, state, created) = match existing {
         Some((id, upn, state)) => (id, upn, state, false),
         None => {
-            let (id, upn) = create_guest(c, tenant_id, email, req)?;
+            let new = NewGuest {
+                display_name: req.invited_user_display_name.as_deref(),
+                user_type: req.invited_user_type,
+                account_enabled: true,
+                attributes: &BTreeMap::new(),
+            };
+            let (id, upn) = create_guest(c, tenant_id, email, new)?;
             (id, upn, Some(RedemptionState::PendingAcceptance.as_str().to_string()), true)
         }
     };
@@ -169,7 +176,15 @@ pub(super) fn invite(
     Ok(InvitationResult { user_id, user_principal_name: upn, invite_redeem_url, status: status.to_string() })
 }
 
-fn create_guest(c: &Connection, tenant_id: &str, email: &str, req: &InvitationRequest) -> Result<(String, String)> {
+/// What a new B2B collaboration user (invited or provisioned) starts with.
+struct NewGuest<'a> {
+    display_name: Option<&'a str>,
+    user_type: UserType,
+    account_enabled: bool,
+    attributes: &'a BTreeMap<String, String>,
+}
+
+fn create_guest(c: &Connection, tenant_id: &str, email: &str, new: NewGuest<'_>) -> Result<(String, String)> {
     let initial_domain: String = c
         .prepare_cached("SELECT initial_domain FROM tenants WHERE id = ?1")
         .and_then(|mut s| s.query_row([tenant_id], |r| r.get(0)).optional())
@@ -178,10 +193,20 @@ fn create_guest(c: &Connection, tenant_id: &str, email: &str, req: &InvitationRe
     let id = uuid::Uuid::new_v4().to_string();
     // graph-contract 1.2: `alice@fabrikam.com` becomes `alice_fabrikam.com#EXT#@contoso.onmicrosoft.com`.
     let upn = format!("{}#EXT#@{initial_domain}", email.replace('@', "_"));
+    let taken = c
+        .prepare_cached("SELECT id FROM users WHERE tenant_id = ?1 AND user_principal_name = ?2")
+        .and_then(|mut s| s.query_row(params![tenant_id, upn], |r| r.get::<_, String>(0)).optional())
+        .ctx("looking up a user principal name")?;
+    if let Some(other) = taken {
+        return Err(DirectoryError::Conflict(format!(
+            "user principal name {upn} already belongs to user {other} of tenant {tenant_id} (its mail was changed)"
+        )));
+    }
+    let attributes = encode_attributes(new.attributes)?;
     c.prepare_cached(
         "INSERT INTO users (id, tenant_id, user_principal_name, mail, mail_lower, display_name,
-           user_type, creation_type, external_user_state, external_user_state_change, account_enabled)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1)",
+           user_type, creation_type, external_user_state, external_user_state_change, account_enabled, attributes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -190,11 +215,13 @@ fn create_guest(c: &Connection, tenant_id: &str, email: &str, req: &InvitationRe
             upn,
             email,
             email.to_ascii_lowercase(),
-            req.invited_user_display_name,
-            req.invited_user_type.as_str(),
+            new.display_name,
+            new.user_type.as_str(),
             INVITATION,
             RedemptionState::PendingAcceptance.as_str(),
             now(),
+            new.account_enabled,
+            attributes,
         ])
     })
     .ctx("creating a guest")?;
@@ -305,31 +332,60 @@ pub(super) fn reset_redemption(c: &Connection, tenant_id: &str, user_id: &str) -
 }
 
 /// A member of the tenant itself (userType Member, no creationType, UPN = mail): someone a partner
-/// tenant can invite. Adding an existing member again returns its id.
-pub(super) fn add_member(c: &Connection, tenant_id: &str, mail: &str, display_name: Option<&str>) -> Result<String> {
+/// tenant can invite, or a source user of cross-tenant sync. Adding an existing member again returns
+/// its id (and sets the given attributes).
+pub(super) fn add_member(
+    c: &Connection,
+    tenant_id: &str,
+    mail: &str,
+    display_name: Option<&str>,
+    attributes: &BTreeMap<String, String>,
+) -> Result<String> {
     let mail = mail.trim();
     validate::email(mail).map_err(DirectoryError::Invalid)?;
+    check_attribute_names(attributes.keys())?;
     tenants::require(c, tenant_id)?;
     if let Some(u) = by_mail(c, tenant_id, mail)? {
         if u.user_type == UserType::Member && u.creation_type.is_none() {
+            if !attributes.is_empty() {
+                let patch = GuestPatch {
+                    attributes: attributes.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect(),
+                    ..GuestPatch::default()
+                };
+                update(c, tenant_id, &u.id, &patch)?;
+            }
             return Ok(u.id);
         }
         return Err(DirectoryError::Conflict(format!("{mail} is already an invited user of tenant {tenant_id} ({})", u.id)));
     }
     let id = uuid::Uuid::new_v4().to_string();
-    c.execute(
+    let attributes_json = encode_attributes(attributes)?;
+    c.prepare_cached(
         "INSERT INTO users (id, tenant_id, user_principal_name, mail, mail_lower, display_name,
-           user_type, account_enabled)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
-        params![id, tenant_id, mail, mail, mail.to_ascii_lowercase(), display_name, UserType::Member.as_str()],
+           user_type, account_enabled, attributes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8)",
     )
+    .and_then(|mut s| {
+        s.execute(params![
+            id,
+            tenant_id,
+            mail,
+            mail,
+            mail.to_ascii_lowercase(),
+            display_name,
+            UserType::Member.as_str(),
+            attributes_json,
+        ])
+    })
     .ctx("creating a member")?;
     feed::append(c, tenant_id, "user", &id, "created")?;
     Ok(id)
 }
 
-/// Applies a `GuestPatch`. Removing a membership of a group that does not exist is a no-op.
+/// Applies a `GuestPatch`. Removing a membership of a group that does not exist is a no-op. One
+/// `user`/`updated` feed entry when anything changed, none otherwise.
 pub(super) fn update(c: &Connection, tenant_id: &str, user_id: &str, patch: &GuestPatch) -> Result<()> {
+    check_attribute_names(patch.attributes.keys())?;
     let user = require(c, tenant_id, user_id)?;
     let mut changed = false;
     if let Some(name) = patch.display_name.as_deref().filter(|n| user.display_name.as_deref() != Some(*n)) {
@@ -340,6 +396,35 @@ pub(super) fn update(c: &Connection, tenant_id: &str, user_id: &str, patch: &Gue
         c.execute("UPDATE users SET user_type = ?1 WHERE id = ?2", params![t.as_str(), user.id])
             .ctx("changing a guest's user type")?;
         changed = true;
+    }
+    if let Some(mail) = patch.mail.as_deref().map(str::trim).filter(|m| *m != user.mail) {
+        validate::email(mail).map_err(DirectoryError::Invalid)?;
+        if let Some(other) = id_by_mail(c, tenant_id, mail)?.filter(|id| *id != user.id) {
+            return Err(DirectoryError::Conflict(format!("{mail} is already the mail of user {other} in tenant {tenant_id}")));
+        }
+        c.execute("UPDATE users SET mail = ?1, mail_lower = ?2 WHERE id = ?3", params![mail, mail.to_ascii_lowercase(), user.id])
+            .ctx("changing a user's mail")?;
+        changed = true;
+    }
+    if let Some(enabled) = patch.account_enabled.filter(|e| *e != user.account_enabled) {
+        c.execute("UPDATE users SET account_enabled = ?1 WHERE id = ?2", params![enabled, user.id])
+            .ctx("changing a user's accountEnabled")?;
+        changed = true;
+    }
+    if !patch.attributes.is_empty() {
+        let before = attributes_of(c, &user.id)?;
+        let mut after = before.clone();
+        for (name, value) in &patch.attributes {
+            match value {
+                Some(v) => after.insert(name.clone(), v.clone()),
+                None => after.remove(name),
+            };
+        }
+        if after != before {
+            c.execute("UPDATE users SET attributes = ?1 WHERE id = ?2", params![encode_attributes(&after)?, user.id])
+                .ctx("changing a user's attributes")?;
+            changed = true;
+        }
     }
     for g in groups::ids(c, tenant_id, &patch.add_to_groups)? {
         changed |= groups::add(c, &g, &user.id)?;
@@ -356,6 +441,178 @@ pub(super) fn update(c: &Connection, tenant_id: &str, user_id: &str, patch: &Gue
         feed::append(c, tenant_id, "user", &user.id, "updated")?;
     }
     Ok(())
+}
+
+/// R13: creates the target user of a synchronized source user, a B2B collaboration user like an
+/// invited one (`alice_contoso.com#EXT#@…`, creationType `Invitation`, PendingAcceptance) but with no
+/// invitation email and with the mapped properties. A user who already has the address is taken
+/// over instead (user type, display name, accountEnabled and the given attributes are set; other
+/// attributes stay): never a second user. Refused (nothing written) unless the tenant allows inbound
+/// user sync from the source (`SyncNotAllowed`) and the gates of an invitation from the source
+/// tenant pass (R3–R5, R9). A redeem URL is issued only for a new user (`""` for a taken-over one).
+pub(super) fn provision(
+    c: &Connection,
+    tenant_id: &str,
+    req: &ProvisionRequest,
+    policies: &mut Policies,
+) -> Result<InvitationResult> {
+    let email = req.mail.trim();
+    validate::email(email).map_err(DirectoryError::Invalid)?;
+    check_attribute_names(req.attributes.keys())?;
+    let source = req.source_tenant_id.trim().to_ascii_lowercase();
+    policies.check_sync_inbound(c, tenant_id, &source)?;
+    policies.check_invitation_from(c, tenant_id, email, &source)?;
+
+    if let Some(user) = by_mail(c, tenant_id, email)? {
+        let patch = GuestPatch {
+            display_name: req.display_name.clone(),
+            user_type: Some(req.user_type),
+            account_enabled: Some(req.account_enabled),
+            attributes: req.attributes.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect(),
+            ..GuestPatch::default()
+        };
+        update(c, tenant_id, &user.id, &patch)?;
+        let status = match user.external_user_state {
+            Some(RedemptionState::Accepted) => "Completed",
+            _ => "PendingAcceptance",
+        };
+        return Ok(InvitationResult {
+            user_id: user.id,
+            user_principal_name: user.user_principal_name,
+            invite_redeem_url: String::new(),
+            status: status.to_string(),
+        });
+    }
+    let new = NewGuest {
+        display_name: req.display_name.as_deref(),
+        user_type: req.user_type,
+        account_enabled: req.account_enabled,
+        attributes: &req.attributes,
+    };
+    let (user_id, upn) = create_guest(c, tenant_id, email, new)?;
+    let invite_redeem_url = issue_ticket(c, tenant_id, &user_id, DEFAULT_REDIRECT)?;
+    Ok(InvitationResult {
+        user_id,
+        user_principal_name: upn,
+        invite_redeem_url,
+        status: RedemptionState::PendingAcceptance.as_str().to_string(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Profile attributes and the users cross-tenant sync reads
+
+/// Refuses names that are not profile attributes (`core::sync::is_profile_attribute`).
+fn check_attribute_names<'a>(names: impl IntoIterator<Item = &'a String>) -> Result<()> {
+    match names.into_iter().find(|n| !is_profile_attribute(n)) {
+        None => Ok(()),
+        Some(n) => Err(DirectoryError::Invalid(format!(
+            "{n:?} is not a profile attribute of a user (expected one of givenName, surname, jobTitle, department, \
+             companyName, officeLocation, mobilePhone, usageLocation, preferredLanguage)"
+        ))),
+    }
+}
+
+fn encode_attributes(attributes: &BTreeMap<String, String>) -> Result<String> {
+    serde_json::to_string(attributes).ctx("encoding a user's attributes")
+}
+
+/// The stored JSON object; values that are not strings (a `null` the emulator kept before schema
+/// migration 3) read as absent.
+fn decode_attributes(json: &str) -> serde_json::Result<BTreeMap<String, String>> {
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)?;
+    Ok(map.into_iter().filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_string()))).collect())
+}
+
+fn attributes_of(c: &Connection, user_id: &str) -> Result<BTreeMap<String, String>> {
+    let json: String = c
+        .prepare_cached("SELECT attributes FROM users WHERE id = ?1")
+        .and_then(|mut s| s.query_row([user_id], |r| r.get(0)))
+        .ctx("reading a user's attributes")?;
+    decode_attributes(&json).ctx("reading a user's attributes")
+}
+
+/// The profile attributes of the tenant's users (of one user when `user_id` is given), by user id;
+/// users without attributes are left out.
+pub(super) fn attributes_by_user(
+    c: &Connection,
+    tenant_id: &str,
+    user_id: Option<&str>,
+) -> Result<HashMap<String, BTreeMap<String, String>>> {
+    let mut s = c
+        .prepare_cached(
+            "SELECT id, attributes FROM users WHERE tenant_id = ?1 AND (?2 IS NULL OR id = ?2) AND attributes <> '{}'",
+        )
+        .ctx("reading users' attributes")?;
+    let rows = s
+        .query_map(params![tenant_id, user_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .ctx("reading users' attributes")?;
+    rows.into_iter()
+        .map(|(id, json)| Ok((id, decode_attributes(&json).ctx("reading users' attributes")?)))
+        .filter(|r| r.as_ref().map_or(true, |(_, a)| !a.is_empty()))
+        .collect()
+}
+
+const SYNC_COLUMNS: &str = "id, user_principal_name, mail, display_name, user_type, creation_type, account_enabled, attributes";
+
+fn read_directory_user(r: &Row<'_>) -> rusqlite::Result<DirectoryUser> {
+    let bad = |i: usize, e: String| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into());
+    let mail: String = r.get(2)?;
+    let user_type: String = r.get(4)?;
+    let attributes: String = r.get(7)?;
+    Ok(DirectoryUser {
+        id: r.get(0)?,
+        user_principal_name: r.get(1)?,
+        mail: Some(mail).filter(|m| !m.is_empty()),
+        display_name: r.get(3)?,
+        user_type: UserType::parse(&user_type).ok_or_else(|| bad(4, format!("unexpected value {user_type:?}")))?,
+        creation_type: r.get(5)?,
+        account_enabled: r.get(6)?,
+        attributes: decode_attributes(&attributes).map_err(|e| bad(7, e.to_string()))?,
+    })
+}
+
+/// Every user of the tenant (members and guests) with the properties sync reads, by id.
+pub(super) fn directory_users(c: &Connection, tenant_id: &str) -> Result<Vec<DirectoryUser>> {
+    let mut s =
+        c.prepare_cached(&format!("SELECT {SYNC_COLUMNS} FROM users WHERE tenant_id = ?1 ORDER BY id")).ctx("reading users")?;
+    s.query_map([tenant_id], read_directory_user).and_then(|rows| rows.collect()).ctx("reading users")
+}
+
+/// The tenant's users with these ids, by id, in one query (primary-key lookups); absent ids are left out.
+pub(super) fn directory_users_by_id(c: &Connection, tenant_id: &str, ids: &[String]) -> Result<Vec<DirectoryUser>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let ids = serde_json::to_string(ids).ctx("encoding user ids")?;
+    let mut s = c
+        .prepare_cached(&format!(
+            "SELECT {SYNC_COLUMNS} FROM users WHERE id IN (SELECT value FROM json_each(?2)) AND tenant_id = ?1 ORDER BY id"
+        ))
+        .ctx("reading users")?;
+    s.query_map(params![tenant_id, ids], read_directory_user).and_then(|rows| rows.collect()).ctx("reading users")
+}
+
+/// Ids of the tenant's users with a change-feed entry in `(after, upto]`, through the feed's
+/// `(tenant_id, seq)` index: the cost follows the number of changes.
+pub(super) fn changed_ids(c: &Connection, tenant_id: &str, after: i64, upto: i64) -> Result<Vec<String>> {
+    let mut s = c
+        .prepare_cached(
+            "SELECT DISTINCT entity_id FROM changes
+             WHERE tenant_id = ?1 AND seq > ?2 AND seq <= ?3 AND entity = 'user' ORDER BY entity_id",
+        )
+        .ctx("reading the change feed")?;
+    s.query_map(params![tenant_id, after, upto], |r| r.get(0)).and_then(|rows| rows.collect()).ctx("reading the change feed")
+}
+
+/// Many home-tenant members in one transaction (see `add_member`); their ids, in order.
+pub(super) fn add_members(
+    c: &Connection,
+    tenant_id: &str,
+    members: &[(String, Option<String>, BTreeMap<String, String>)],
+) -> Result<Vec<String>> {
+    members.iter().map(|(mail, name, attributes)| add_member(c, tenant_id, mail, name.as_deref(), attributes)).collect()
 }
 
 /// Deletes the user; memberships and redeem tickets go with it (foreign keys cascade).
