@@ -1,7 +1,9 @@
 //! The emulator's own rows in the directory file: signing keys, and "extras" — the Graph properties
-//! of an object that the directory does not model (a partner's `isServiceProvider`, a user's
-//! `jobTitle`, the B2B management policy's display name, …), kept as one JSON object per object so
-//! that what a client writes it reads back.
+//! of an object that the directory does not model (a partner's `isServiceProvider`, a group's
+//! description, the B2B management policy's display name, …), kept as one JSON object per object so
+//! that what a client writes it reads back. A user's profile strings (`jobTitle`, …) are not extras:
+//! the directory keeps them (`users.attributes`, schema migration 3) so that every backend and
+//! cross-tenant sync see them.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
@@ -10,9 +12,8 @@ use super::jwt::SigningKey;
 use crate::directory::DirectoryError;
 use crate::directory::local::LocalDirectory;
 
-/// Kinds of extras.
+/// Kinds of extras. (`user` was one until schema migration 3 moved users' extras to `users.attributes`.)
 pub(crate) mod kind {
-    pub const USER: &str = "user";
     pub const GROUP: &str = "group";
     pub const PARTNER: &str = "partner";
     pub const IDENTITY_SYNC: &str = "identitySynchronization";

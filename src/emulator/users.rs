@@ -15,7 +15,7 @@
 //! `POST /_emulator/delta/invalidate`, or ahead of the file's change feed gets 410 Gone with a
 //! `Location` to start over (and no body, as the OpenAPI subset documents it). Page size: `Prefer: odata.maxpagesize=N`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 
 use http::StatusCode;
@@ -25,7 +25,6 @@ use super::errors::GraphError;
 use super::odata;
 use super::router::{GraphRequest, GraphResponse};
 use super::server::Ctx;
-use super::store::{self, kind};
 use crate::core::model::{GuestUser, RedemptionState, TenantIdentity, UserType};
 use crate::core::operation::{GuestPatch, Operation};
 use crate::core::policy::email_domain;
@@ -90,8 +89,9 @@ const FILTERABLE: &[&str] = &[
     "userType",
 ];
 
-/// Properties the directory does not model, kept as extras and writable by PATCH.
-const EXTRA_STRINGS: &[&str] = &[
+/// The profile attributes (`users.attributes` of the directory, `core::sync::is_profile_attribute`),
+/// writable by PATCH.
+const PROFILE_STRINGS: &[&str] = &[
     "givenName",
     "surname",
     "jobTitle",
@@ -106,7 +106,6 @@ const EXTRA_STRINGS: &[&str] = &[
 /// Graph properties the emulator cannot change (the directory derives them, or keeps them fixed).
 const FIXED: &[&str] = &[
     "id",
-    "mail",
     "userPrincipalName",
     "creationType",
     "externalUserState",
@@ -123,11 +122,18 @@ pub(crate) struct UserView {
     initial_domain: String,
     /// Domains of the other tenants of the file (a guest from one of them is an Entra ID user).
     other_domains: BTreeSet<String>,
-    extras: HashMap<String, Map<String, Value>>,
+    /// Profile attributes by user id.
+    attributes: HashMap<String, BTreeMap<String, String>>,
 }
 
 impl UserView {
+    /// What the users of the tenant need.
     pub(crate) fn load(dir: &LocalDirectory, tenant_id: &str) -> Result<Self, DirectoryError> {
+        Self::load_for(dir, tenant_id, None)
+    }
+
+    /// What the users of the tenant need, or only the user `user_id`.
+    fn load_for(dir: &LocalDirectory, tenant_id: &str, user_id: Option<&str>) -> Result<Self, DirectoryError> {
         let tenants = dir.tenants()?;
         let me: Option<&TenantIdentity> = tenants.iter().find(|t| t.tenant_id == tenant_id);
         let initial_domain = me.map(|t| t.initial_domain.clone()).unwrap_or_default();
@@ -136,8 +142,8 @@ impl UserView {
             .filter(|t| t.tenant_id != tenant_id)
             .flat_map(|t| std::iter::once(t.initial_domain.clone()).chain(t.verified_domains.iter().cloned()))
             .collect();
-        let extras = dir.emulator_read(|c| store::all_extras(c, tenant_id, kind::USER))?;
-        Ok(Self { initial_domain, other_domains, extras })
+        let attributes = dir.emulator_read(|c| LocalDirectory::user_attributes_in(c, tenant_id, user_id))?;
+        Ok(Self { initial_domain, other_domains, attributes })
     }
 
     /// Every property of a user, as Graph would spell it.
@@ -167,12 +173,12 @@ impl UserView {
         m.insert("otherMails".into(), if guest { json!([u.mail]) } else { json!([]) });
         m.insert("userPrincipalName".into(), json!(u.user_principal_name));
         m.insert("userType".into(), json!(u.user_type.as_str()));
-        for p in EXTRA_STRINGS {
+        for p in PROFILE_STRINGS {
             m.insert(p.to_string(), Value::Null);
         }
-        if let Some(extras) = self.extras.get(&u.id.to_ascii_lowercase()) {
-            for (k, v) in extras {
-                m.insert(k.clone(), v.clone());
+        if let Some(attributes) = self.attributes.get(&u.id) {
+            for (k, v) in attributes {
+                m.insert(k.clone(), json!(v));
             }
         }
         m
@@ -197,7 +203,7 @@ async fn load_one(ctx: &Ctx, id_or_upn: &str) -> Result<Option<Map<String, Value
     let key = id_or_upn.to_string();
     ctx.db(move |dir| {
         let Some(user) = dir.user_by_id_or_upn(&tenant, &key)? else { return Ok(None) };
-        Ok(Some(UserView::load(dir, &tenant)?.full(&user)))
+        Ok(Some(UserView::load_for(dir, &tenant, Some(&user.id))?.full(&user)))
     })
     .await
 }
@@ -266,12 +272,11 @@ pub(crate) async fn get(ctx: &Ctx, req: &GraphRequest, id: &str) -> Result<Graph
     Ok(GraphResponse::ok(Value::Object(body)))
 }
 
-/// `PATCH /users/{id}`: `displayName`, `userType`, `accountEnabled` and the simple profile strings.
+/// `PATCH /users/{id}`: `displayName`, `userType`, `accountEnabled`, `mail` (the user principal name
+/// stays) and the profile strings (`null` clears one), as one `UpdateGuest` of the directory.
 pub(crate) async fn update(ctx: &Ctx, req: &GraphRequest, id: &str) -> Result<GraphResponse, GraphError> {
     let body = req.object_body()?;
     let mut patch = GuestPatch::default();
-    let mut enabled = None;
-    let mut extras = Map::new();
     for (key, value) in body {
         if key.contains('@') {
             continue;
@@ -299,16 +304,25 @@ pub(crate) async fn update(ctx: &Ctx, req: &GraphRequest, id: &str) -> Result<Gr
                 }
             },
             "accountEnabled" => match value.as_bool() {
-                Some(b) => enabled = Some(b),
+                Some(b) => patch.account_enabled = Some(b),
                 None => {
                     return Err(GraphError::bad_request(
                         "Invalid value specified for property 'accountEnabled' of resource 'User'.",
                     ));
                 }
             },
-            n if EXTRA_STRINGS.contains(&n) => match value {
-                Value::String(_) | Value::Null => {
-                    extras.insert(n.to_string(), value.clone());
+            "mail" => match value.as_str().map(str::trim) {
+                Some(m) if crate::core::validate::email(m).is_ok() => patch.mail = Some(m.to_string()),
+                _ => {
+                    return Err(GraphError::bad_request("Invalid value specified for property 'mail' of resource 'User'."));
+                }
+            },
+            n if PROFILE_STRINGS.contains(&n) => match value {
+                Value::String(v) => {
+                    patch.attributes.insert(n.to_string(), Some(v.clone()));
+                }
+                Value::Null => {
+                    patch.attributes.insert(n.to_string(), None);
                 }
                 _ => {
                     return Err(GraphError::bad_request(format!(
@@ -330,21 +344,7 @@ pub(crate) async fn update(ctx: &Ctx, req: &GraphRequest, id: &str) -> Result<Gr
         .db(move |dir| {
             let Some(user) = dir.user_by_id_or_upn(&tenant, &key)? else { return Ok(false) };
             let ops = if patch.is_empty() { vec![] } else { vec![Operation::UpdateGuest { user_id: user.id.clone(), patch }] };
-            dir.apply_then(&tenant, &ops, |c, _| {
-                let mut changed = false;
-                if let Some(b) = enabled {
-                    LocalDirectory::set_account_enabled_in(c, &tenant, &user.id, b)?;
-                }
-                if !extras.is_empty() {
-                    let current = store::extras(c, &tenant, kind::USER, &user.id)?;
-                    changed = extras.iter().any(|(k, v)| current.get(k).unwrap_or(&Value::Null) != v);
-                    store::merge_extras(c, &tenant, kind::USER, &user.id, &extras)?;
-                }
-                if changed {
-                    LocalDirectory::append_change_in(c, &tenant, "user", &user.id, "updated")?;
-                }
-                Ok(())
-            })?;
+            dir.apply_then(&tenant, &ops, |_, _| Ok(()))?;
             Ok(true)
         })
         .await?;
@@ -361,9 +361,7 @@ pub(crate) async fn delete(ctx: &Ctx, id: &str) -> Result<GraphResponse, GraphEr
     let found = ctx
         .db(move |dir| {
             let Some(user) = dir.user_by_id_or_upn(&tenant, &key)? else { return Ok(false) };
-            dir.apply_then(&tenant, &[Operation::DeleteGuest { user_id: user.id.clone() }], |c, _| {
-                store::delete_extras(c, &tenant, kind::USER, &user.id)
-            })?;
+            dir.apply_then(&tenant, &[Operation::DeleteGuest { user_id: user.id.clone() }], |_, _| Ok(()))?;
             Ok(true)
         })
         .await?;
