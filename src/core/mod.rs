@@ -5,6 +5,7 @@ pub mod diff;
 pub mod explain;
 pub mod impact;
 pub mod model;
+pub mod mto;
 pub mod operation;
 pub mod plan;
 pub mod policy;

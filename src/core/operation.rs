@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::model::{InvitedUserMessageInfo, Kind, ManagedRecord, PartnerConfiguration, TenantIdentity, UserType};
+use super::mto::MtoRole;
 use super::resolved::{ResolvedAccess, ResolvedCollaboration};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -47,6 +48,28 @@ pub enum Operation {
     ProvisionUser {
         user: ProvisionRequest,
     },
+    /// Create the tenant's multi-tenant organization, with the tenant as its owner, or change its name
+    /// and description (R15).
+    PutMultiTenantOrganization {
+        display_name: String,
+        description: Option<String>,
+    },
+    /// In the owner tenant: list a tenant as a member of the organization (pending until it joins).
+    AddMtoMember {
+        tenant_id: String,
+        display_name: Option<String>,
+        role: MtoRole,
+    },
+    /// In the owner tenant: remove a member from the organization.
+    RemoveMtoMember {
+        tenant_id: String,
+    },
+    /// In a member tenant: ask to join the organization owned by `owner_tenant_id` (joinRequest).
+    JoinMto {
+        owner_tenant_id: String,
+    },
+    /// In a member tenant: withdraw its join request (leave the organization).
+    LeaveMto,
     /// Write entente's ownership record. When `external_id` is empty and an `Invite` ran earlier in the
     /// same change, the backend fills in the invited user's id in the same step (never lose the id).
     Record {
@@ -71,6 +94,11 @@ impl Operation {
             Operation::ProvisionUser { .. } => "provisionUser",
             Operation::UpdateGuest { .. } => "updateGuest",
             Operation::DeleteGuest { .. } => "deleteGuest",
+            Operation::PutMultiTenantOrganization { .. } => "putMultiTenantOrganization",
+            Operation::AddMtoMember { .. } => "addMtoMember",
+            Operation::RemoveMtoMember { .. } => "removeMtoMember",
+            Operation::JoinMto { .. } => "joinMto",
+            Operation::LeaveMto => "leaveMto",
             Operation::Record { .. } => "record",
             Operation::Forget { .. } => "forget",
         }

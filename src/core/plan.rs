@@ -156,6 +156,8 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
     let policies = desired_policies(desired, observed);
     let mut prunable = Vec::new();
     let (mut partner_changes, mut invitation_changes) = (Vec::new(), Vec::new());
+    let mut mto_changes = Vec::new();
+    let tenant_domains = mto::tenant_domains(desired);
 
     for tenant in &desired.tenants {
         let snapshot = match observed.get(&tenant.identity.tenant_id) {
@@ -177,17 +179,24 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
         if observed.get(&tenant.identity.tenant_id).is_some_and(|o| matches!(o, Ok(Some(_)))) {
             out.changes.push(ctx.tenant_change());
         }
-        partner_changes.extend(tenant.partners.iter().map(|p| ctx.partner_change(p)));
+        mto_changes.extend(mto::changes(&ctx, desired));
+        partner_changes.extend(tenant.partners.iter().map(|p| {
+            let mut c = ctx.partner_change(p);
+            mto::annotate_partner(&mut c, p, tenant, &tenant_domains);
+            c
+        }));
         invitation_changes.extend(tenant.invitations.iter().map(|inv| ctx.invitation_change(inv, &policies)));
         prunable.push((tenant, snapshot));
     }
+    mto::order(&mut mto_changes);
+    out.changes.extend(mto_changes);
     out.changes.extend(partner_changes);
     out.changes.extend(invitation_changes);
 
     let orphans: Vec<(String, ManagedRecord, &TenantSnapshot)> = prunable
         .iter()
         .flat_map(|(tenant, snapshot)| {
-            let wanted = desired_keys(tenant);
+            let wanted = desired_keys(tenant, desired);
             snapshot
                 .managed
                 .iter()
@@ -195,6 +204,9 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
                 .map(move |r| (tenant.identity.tenant_id.clone(), r.clone(), snapshot))
         })
         .collect();
+    // What a multi-tenant organization that is still desired no longer generates (a removed member's
+    // partner configurations and join) is undone whatever the prune option.
+    let (withdrawn, orphans) = mto::split_withdrawn(desired, orphans);
     let orphans: Vec<_> = match &options.prune {
         Prune::Only(set) => orphans.into_iter().filter(|(_, r, _)| set.contains(&r.object)).collect(),
         _ => orphans,
@@ -215,6 +227,7 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
             out.changes.extend(orphans.iter().map(|(tid, r, s)| prune_change(tid, r, s)));
         }
     }
+    mto::withdraw(withdrawn, &mut out);
     out
 }
 
@@ -231,10 +244,11 @@ fn tenant_unreadable(tenant: &DesiredTenant, why: &str, out: &mut Plan) {
     out.errors.extend(objects.map(|o| PlanError { object: o.clone(), message: message.clone() }));
 }
 
-fn desired_keys(tenant: &DesiredTenant) -> BTreeSet<(Kind, String)> {
+fn desired_keys(tenant: &DesiredTenant, desired: &DesiredState) -> BTreeSet<(Kind, String)> {
     let partners = tenant.partners.iter().map(|p| (Kind::CrossTenantAccessPolicy, p.partner_tenant_id.clone()));
     let invitations = tenant.invitations.iter().map(|i| (Kind::GuestInvitation, i.key()));
-    partners.chain(invitations).collect()
+    let organizations = mto::desired_keys(desired, &tenant.identity.tenant_id);
+    partners.chain(invitations).chain(organizations).collect()
 }
 
 /// What every desired tenant's settings will be once the plan is applied: used to predict refusals.
@@ -267,6 +281,7 @@ fn empty_snapshot(tenant: &DesiredTenant) -> TenantSnapshot {
         partners: vec![],
         guests: vec![],
         managed: vec![],
+        multi_tenant_organization: None,
     }
 }
 
@@ -328,6 +343,7 @@ fn partner_view(default: &ResolvedAccess, p: &PartnerConfiguration, deletion_pol
     };
     let sync = p.identity_synchronization.as_ref().is_some_and(|s| s.user_sync_inbound.is_sync_allowed);
     view.insert("identitySynchronization".into(), json!({ "userSyncInbound": { "isSyncAllowed": sync } }));
+    view.insert("isInMultiTenantOrganization".into(), json!(p.is_in_multi_tenant_organization));
     if let Some(dp) = deletion_policy {
         view.insert("deletionPolicy".into(), json!(dp));
     }
@@ -455,7 +471,7 @@ impl<'a> TenantContext<'a> {
             tenant_id: p.partner_tenant_id.clone(),
             settings: p.settings.clone(),
             identity_synchronization: p.identity_synchronization.clone(),
-            is_in_multi_tenant_organization: false,
+            is_in_multi_tenant_organization: p.is_in_multi_tenant_organization,
         };
         let default = &self.tenant.default_access;
         let desired = partner_view(default, &desired_config, Some(p.deletion_policy));
@@ -595,6 +611,10 @@ fn prune_change(tenant_id: &str, r: &ManagedRecord, snapshot: &TenantSnapshot) -
     if r.deletion_policy == DeletionPolicy::Retain {
         return base(Action::Retain, vec![forget], "deletionPolicy is Retain: left in the directory, no longer managed".into());
     }
+    if r.kind == Kind::MultiTenantOrganization {
+        let (ops, note) = mto::prune_ops(r, snapshot);
+        return base(Action::Delete, ops, note);
+    }
     let delete = match r.kind {
         Kind::GuestInvitation => r
             .external_id
@@ -615,6 +635,9 @@ fn prune_change(tenant_id: &str, r: &ManagedRecord, snapshot: &TenantSnapshot) -
         None => base(Action::Delete, vec![forget], "already gone from the directory; drops the ownership record".into()),
     }
 }
+
+#[path = "plan_mto.rs"]
+mod mto;
 
 #[cfg(test)]
 #[path = "plan_tests.rs"]

@@ -67,6 +67,7 @@ fn simulate(snapshot: Option<TenantSnapshot>, plan: &Plan) -> TenantSnapshot {
                     partners: vec![],
                     guests: vec![],
                     managed: vec![],
+                    multi_tenant_organization: None,
                 });
                 continue;
             }
@@ -124,6 +125,11 @@ fn simulate(snapshot: Option<TenantSnapshot>, plan: &Plan) -> TenantSnapshot {
                 }
                 Operation::Forget { kind, key } => t.managed.retain(|r| !(r.kind == kind && r.key == key)),
                 Operation::ProvisionUser { .. } => unreachable!("the planner never provisions: sync jobs do"),
+                Operation::PutMultiTenantOrganization { .. }
+                | Operation::AddMtoMember { .. }
+                | Operation::RemoveMtoMember { .. }
+                | Operation::JoinMto { .. }
+                | Operation::LeaveMto => {}
             }
         }
     }

@@ -429,6 +429,7 @@ fn policy(ctx: &mut Ctx<'_>, object: ObjectRef, p: &CrossTenantAccessPolicy, ten
         settings,
         identity_synchronization: p.spec.identity_synchronization.clone(),
         deletion_policy: p.spec.deletion_policy,
+        is_in_multi_tenant_organization: false,
     })
 }
 

@@ -14,6 +14,7 @@ mod batch;
 mod http;
 mod limiter;
 mod mapping;
+mod mto;
 mod reads;
 mod writes;
 

@@ -411,6 +411,7 @@ impl GraphDirectory {
             partners: partners.iter().map(|p| mapping::partner(p, syncs.get(&p.tenant_id))).collect(),
             guests: mapping::guests(&users, &members),
             managed,
+            multi_tenant_organization: self.read_mto().await?,
         })
     }
 }

@@ -96,6 +96,11 @@ impl GraphDirectory {
                 }
                 Ok(Outcome::Done)
             }
+            Operation::PutMultiTenantOrganization { .. }
+            | Operation::AddMtoMember { .. }
+            | Operation::RemoveMtoMember { .. }
+            | Operation::JoinMto { .. }
+            | Operation::LeaveMto => self.apply_mto(op).await,
             Operation::Record { record } => {
                 self.inventory.upsert(&self.directory_key, &self.tenant_id, record)?;
                 Ok(Outcome::Done)

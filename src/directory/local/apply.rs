@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 
 use super::gates::Policies;
-use super::{groups, managed, partners, tenants, users};
+use super::{groups, managed, mto, partners, tenants, users};
 use crate::core::operation::{Operation, Outcome, bind_invited_id};
 use crate::directory::DirectoryError;
 
@@ -66,6 +66,15 @@ fn run(c: &Connection, tenant_id: &str, op: &Operation, policies: &mut Policies)
         Operation::DeleteGuest { user_id } => {
             users::delete(c, tenant_id, user_id)?;
         }
+        Operation::PutMultiTenantOrganization { display_name, description } => {
+            mto::put(c, tenant_id, display_name, description.as_deref())?
+        }
+        Operation::AddMtoMember { tenant_id: member, display_name, role } => {
+            mto::add_member(c, tenant_id, member, display_name.as_deref(), *role)?
+        }
+        Operation::RemoveMtoMember { tenant_id: member } => mto::remove_member(c, tenant_id, member)?,
+        Operation::JoinMto { owner_tenant_id } => mto::join(c, tenant_id, owner_tenant_id)?,
+        Operation::LeaveMto => mto::leave(c, tenant_id)?,
         Operation::Record { record } => managed::upsert(c, tenant_id, record)?,
         Operation::Forget { kind, key } => managed::forget(c, tenant_id, *kind, key)?,
     }

@@ -14,6 +14,7 @@ mod feed;
 mod gates;
 mod groups;
 mod managed;
+mod mto;
 mod partners;
 mod schema;
 mod setting_path;
@@ -353,6 +354,7 @@ impl Directory for LocalDirectory {
                 partners: partners::list(c, &tenant_id)?,
                 guests: users::list(c, &tenant_id, true)?,
                 managed: managed::list(c, &tenant_id)?,
+                multi_tenant_organization: mto::state(c, &tenant_id)?,
                 identity,
             }))
         })
