@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::core::model::{GuestUser, PartnerConfiguration, RedemptionState, UserType};
 use crate::core::resolved::{ResolvedAccess, ResolvedCollaboration, resolve_domain_list};
 use crate::core::settings::{DomainList, GUEST_ROLE_LIMITED};
+use crate::core::sync::{DirectoryUser, SYNCABLE_ATTRIBUTES, is_profile_attribute};
 use crate::graph::wire::{
     AuthorizationPolicy, CrossTenantAccessPolicyConfigurationDefault, CrossTenantAccessPolicyConfigurationPartner,
     CrossTenantIdentitySyncPolicyPartner, User,
@@ -102,6 +103,42 @@ pub fn guests<'a>(users: impl IntoIterator<Item = &'a User>, members: &BTreeMap<
     out
 }
 
+/// The `$select` a cross-tenant sync reads users with: what identifies and classifies a user, and every
+/// property a mapping may read (`SYNCABLE_ATTRIBUTES`).
+pub fn sync_user_select() -> String {
+    let mut props = vec!["id", "displayName", "mail", "userPrincipalName", "userType", "creationType", "accountEnabled"];
+    props.extend(SYNCABLE_ATTRIBUTES.iter().copied().filter(|p| is_profile_attribute(p)));
+    props.join(",")
+}
+
+/// Whether a user object carries what `directory_user` needs to classify it; a delta item may hold
+/// only the properties that changed.
+pub fn is_whole_sync_user(user: &serde_json::Value) -> bool {
+    ["userPrincipalName", "userType", "accountEnabled"].iter().all(|p| user.get(p).is_some())
+}
+
+/// A Graph user (as `sync_user_select` reads it) as the core's `DirectoryUser`. Profile attributes
+/// that are absent, `null` or blank are left out of `attributes`. `None` without an id.
+pub fn directory_user(user: &serde_json::Value) -> Option<DirectoryUser> {
+    let text = |name: &str| user.get(name).and_then(serde_json::Value::as_str).map(str::to_string);
+    let id = text("id").filter(|id| !id.is_empty())?;
+    let attributes = SYNCABLE_ATTRIBUTES
+        .iter()
+        .filter(|name| is_profile_attribute(name))
+        .filter_map(|name| Some((name.to_string(), text(name).filter(|v| !v.trim().is_empty())?)))
+        .collect();
+    Some(DirectoryUser {
+        id,
+        user_principal_name: text("userPrincipalName").unwrap_or_default(),
+        mail: text("mail").filter(|m| !m.trim().is_empty()),
+        display_name: text("displayName"),
+        user_type: text("userType").as_deref().and_then(UserType::parse).unwrap_or(UserType::Member),
+        creation_type: text("creationType"),
+        account_enabled: user.get("accountEnabled").and_then(serde_json::Value::as_bool).unwrap_or(true),
+        attributes,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +211,30 @@ mod tests {
         assert_eq!(g[1].mail, "bob@fabrikam.com");
         assert_eq!(g[1].external_user_state, Some(RedemptionState::Accepted));
         assert!(users.iter().all(is_external));
+    }
+
+    #[test]
+    fn sync_users_carry_profile_attributes_and_leave_nulls_out() {
+        let select = sync_user_select();
+        assert!(select.starts_with("id,displayName,mail,userPrincipalName,userType,creationType,accountEnabled,"));
+        assert!(select.contains("jobTitle") && select.contains("usageLocation"));
+        assert_eq!(select.matches("displayName").count(), 1, "{select}");
+        let v = serde_json::json!({"id":"u1","userPrincipalName":"ann@contoso.com","mail":"ann@contoso.com","userType":"Member",
+            "accountEnabled":false,"jobTitle":"Engineer","department":null,"surname":"  ","companyName":"Contoso"});
+        let u = directory_user(&v).unwrap();
+        assert_eq!(u.user_type, UserType::Member);
+        assert!(!u.account_enabled && u.is_internal_member());
+        assert_eq!(
+            u.attributes,
+            BTreeMap::from([
+                ("companyName".to_string(), "Contoso".to_string()),
+                ("jobTitle".to_string(), "Engineer".to_string())
+            ])
+        );
+        assert!(is_whole_sync_user(&v));
+        assert!(!is_whole_sync_user(&serde_json::json!({"id":"u1","jobTitle":"x"})));
+        assert!(directory_user(&serde_json::json!({"displayName":"no id"})).is_none());
+        let guest = directory_user(&serde_json::json!({"id":"g","userType":"Guest","creationType":"Invitation"})).unwrap();
+        assert!(!guest.is_internal_member() && guest.account_enabled);
     }
 }

@@ -541,3 +541,127 @@ fn invitation(mail: &str) -> InvitationRequest {
         groups: vec![],
     }
 }
+
+/// `http://host:port` of the fake, from the request (for the links it hands out).
+fn origin(req: &Seen) -> String {
+    format!("http://{}", req.headers["host"])
+}
+
+fn query_has(req: &Seen, part: &str) -> bool {
+    req.target.split_once('?').is_some_and(|(_, q)| q.split('&').any(|kv| kv == part))
+}
+
+#[tokio::test]
+async fn sync_delta_rounds_read_partial_items_whole_and_start_over_when_the_state_is_lost() {
+    let fake = Fake::start(|req, n| {
+        if let Some(t) = token_reply(req, n, 3600) {
+            return t;
+        }
+        let base = format!("{}/v1.0/users/delta", origin(req));
+        let member = |id: &str, title: &str| {
+            json!({"id": id, "userPrincipalName": format!("{id}@contoso.com"), "mail": format!("{id}@contoso.com"),
+                   "userType": "Member", "creationType": null, "accountEnabled": true, "displayName": id, "jobTitle": title})
+        };
+        match (req.method.as_str(), req.path()) {
+            ("GET", "/v1.0/users/delta") if query_has(req, "$skiptoken=p2") => {
+                ok(json!({"value": [member("u2", "B")], "@odata.deltaLink": format!("{base}?$deltatoken=d1")}))
+            }
+            ("GET", "/v1.0/users/delta") if query_has(req, "$deltatoken=d1") => ok(json!({
+                // Only the changed property, and a soft deletion.
+                "value": [{"id": "u1", "jobTitle": "New"}, {"id": "u2", "@removed": {"reason": "changed"}}],
+                "@odata.deltaLink": format!("{base}?$deltatoken=d2")
+            })),
+            ("GET", "/v1.0/users/delta") if query_has(req, "$deltatoken=stale") => {
+                ok(json!({"value": [], "@odata.nextLink": format!("{base}?$skiptoken=stale2")}))
+            }
+            ("GET", "/v1.0/users/delta") if query_has(req, "$skiptoken=stale2") => {
+                graph_error(400, "resyncRequired", "Resync required.", vec![])
+            }
+            ("GET", "/v1.0/users/delta") => {
+                assert!(
+                    req.target
+                        .contains("$select=id,displayName,mail,userPrincipalName,userType,creationType,accountEnabled,givenName")
+                );
+                assert!(!req.target.contains("$top"), "{}", req.target);
+                assert_eq!(req.headers.get("prefer").map(String::as_str), Some("odata.maxpagesize=999"));
+                ok(json!({"value": [member("u1", "A")], "@odata.nextLink": format!("{base}?$skiptoken=p2")}))
+            }
+            ("GET", "/v1.0/users/u1") => {
+                assert!(req.target.contains("jobTitle"), "{}", req.target);
+                ok(member("u1", "New"))
+            }
+            other => panic!("unexpected {other:?} {}", req.target),
+        }
+    })
+    .await;
+    let dir = fake.directory(secret());
+
+    let first = dir.user_changes(TENANT, None).await.unwrap();
+    assert!(first.full);
+    assert_eq!(first.users.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(), ["u1", "u2"]);
+    assert!(first.cursor.ends_with("$deltatoken=d1"), "{}", first.cursor);
+
+    let next = dir.user_changes(TENANT, Some(&first.cursor)).await.unwrap();
+    assert!(!next.full);
+    assert_eq!(next.removed, ["u2"]);
+    assert_eq!(next.users.len(), 1);
+    assert_eq!((next.users[0].user_principal_name.as_str(), next.users[0].get("jobTitle")), ("u1@contoso.com", Some("New")));
+    assert_eq!(fake.count("GET", "/v1.0/users/u1"), 1, "the partial item was read whole");
+
+    // resyncRequired on a later page of the round: the round starts over from scratch.
+    let stale = first.cursor.replace("d1", "stale");
+    let again = dir.user_changes(TENANT, Some(&stale)).await.unwrap();
+    assert!(again.full);
+    assert_eq!(again.users.len(), 2);
+    assert!(again.cursor.ends_with("$deltatoken=d1"));
+}
+
+#[tokio::test]
+async fn a_provisioned_user_whose_invitation_answer_was_lost_is_adopted_and_patched_once() {
+    let created = Arc::new(AtomicUsize::new(0));
+    let c = created.clone();
+    let fake = Fake::start(move |req, n| {
+        if let Some(t) = token_reply(req, n, 3600) {
+            return t;
+        }
+        match (req.method.as_str(), req.path()) {
+            ("GET", "/v1.0/users") => {
+                let value = if c.load(Ordering::SeqCst) > 0 {
+                    json!([{"id": "u-1", "mail": "ann@contoso.com", "userType": "Member", "creationType": "Invitation",
+                            "displayName": "Ann", "accountEnabled": true, "userPrincipalName": "ann_contoso.com#EXT#@fabrikam.onmicrosoft.com"}])
+                } else {
+                    json!([])
+                };
+                ok(json!({"value": value}))
+            }
+            ("POST", "/v1.0/invitations") => {
+                let body = req.json();
+                assert_eq!(body["sendInvitationMessage"], json!(false));
+                assert_eq!(body["invitedUserType"], json!("Member"));
+                assert_eq!(body["inviteRedirectUrl"], json!("https://myapps.microsoft.com"));
+                c.fetch_add(1, Ordering::SeqCst);
+                Reply::Drop
+            }
+            ("PATCH", "/v1.0/users/u-1") => Reply::Json(204, vec![], Value::Null),
+            other => panic!("unexpected {other:?}"),
+        }
+    })
+    .await;
+    let dir = fake.directory(secret());
+    let op = Operation::ProvisionUser {
+        user: crate::core::operation::ProvisionRequest {
+            mail: "ann@contoso.com".into(),
+            display_name: Some("Ann".into()),
+            user_type: UserType::Member,
+            account_enabled: false,
+            attributes: BTreeMap::from([("jobTitle".to_string(), "Engineer".to_string())]),
+            source_tenant_id: "src".into(),
+        },
+    };
+    let out = dir.apply(TENANT, &[op]).await.unwrap();
+    assert!(matches!(&out[0], Outcome::Invited(r) if r.user_id == "u-1"), "{out:?}");
+    assert_eq!(fake.count("POST", "/v1.0/invitations"), 1, "never invited twice");
+    let patches: Vec<Value> = fake.seen().iter().filter(|s| s.method == "PATCH").map(Seen::json).collect();
+    // Display name and type already match; sign-in and the attribute do not.
+    assert_eq!(patches, [json!({"accountEnabled": false, "jobTitle": "Engineer"})]);
+}
