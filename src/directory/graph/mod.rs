@@ -3,8 +3,9 @@
 //! app registration: its token, its rate limiter, its delta checkpoint.
 //!
 //! Files: `auth` (client credentials, token cache), `http` (one request with retries and Graph's
-//! errors), `limiter` (client-side rate limits), `batch` (`$batch`), `reads` (`snapshot`), `writes`
-//! (`apply`), `mapping` (Graph payloads → the core's canonical forms).
+//! errors), `limiter` (client-side rate limits), `batch` (`$batch`), `reads` (`snapshot`), `sync` (the
+//! reads of cross-tenant sync: `/users/delta` from the caller's cursor, users by id, group members),
+//! `writes` (`apply`), `mapping` (Graph payloads → the core's canonical forms).
 //!
 //! Ownership records live in an `Inventory` beside Graph (see `crate::directory::inventory`): the
 //! documented Graph subset has nowhere to keep them.
@@ -16,6 +17,7 @@ mod limiter;
 mod mapping;
 mod mto;
 mod reads;
+mod sync;
 mod writes;
 
 use std::path::PathBuf;
@@ -247,16 +249,19 @@ impl Directory for GraphDirectory {
         self.apply_ops(ops).await
     }
 
-    async fn user_changes(&self, _tenant_id: &str, _cursor: Option<&str>) -> Result<UserChanges, DirectoryError> {
-        Err(DirectoryError::NotImplemented("user_changes".into()))
+    async fn user_changes(&self, tenant_id: &str, cursor: Option<&str>) -> Result<UserChanges, DirectoryError> {
+        self.check_tenant(tenant_id)?;
+        self.read_user_changes(cursor).await
     }
 
-    async fn users_by_id(&self, _tenant_id: &str, _ids: &[String]) -> Result<Vec<DirectoryUser>, DirectoryError> {
-        Err(DirectoryError::NotImplemented("users_by_id".into()))
+    async fn users_by_id(&self, tenant_id: &str, ids: &[String]) -> Result<Vec<DirectoryUser>, DirectoryError> {
+        self.check_tenant(tenant_id)?;
+        self.read_users_by_id(ids).await
     }
 
-    async fn group_member_ids(&self, _tenant_id: &str, _group: &str) -> Result<Option<BTreeSet<String>>, DirectoryError> {
-        Err(DirectoryError::NotImplemented("group_member_ids".into()))
+    async fn group_member_ids(&self, tenant_id: &str, group: &str) -> Result<Option<BTreeSet<String>>, DirectoryError> {
+        self.check_tenant(tenant_id)?;
+        self.read_group_member_ids(group).await
     }
 }
 

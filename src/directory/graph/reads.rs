@@ -52,6 +52,16 @@ pub(super) fn odata_string(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// One `/users/delta` round as `delta_pages` followed it.
+pub(super) enum DeltaPages {
+    Round {
+        items: Vec<Value>,
+        delta_link: String,
+    },
+    /// The service dropped the state: read in full.
+    Reset,
+}
+
 /// Why a delta round could not continue.
 enum DeltaRound {
     Users(Vec<User>, DeltaCheckpoint),
@@ -83,7 +93,7 @@ impl GraphDirectory {
     }
 
     /// Every item of a paged collection, and the delta link when the collection is a delta round.
-    async fn get_pages<T: DeserializeOwned>(&self, first: Url) -> Result<(Vec<T>, Option<String>), DirectoryError> {
+    pub(super) async fn get_pages<T: DeserializeOwned>(&self, first: Url) -> Result<(Vec<T>, Option<String>), DirectoryError> {
         let mut items = Vec::new();
         let mut next = Some(first);
         for _ in 0..MAX_PAGES {
@@ -94,6 +104,49 @@ impl GraphDirectory {
                 next = Some(Url::parse(&link).map_err(|e| DirectoryError::Invalid(format!("bad @odata.nextLink {link}: {e}")))?);
             } else {
                 return Ok((items, page.delta_link));
+            }
+        }
+        Err(DirectoryError::Invalid(format!("more than {MAX_PAGES} pages: stopped following @odata.nextLink")))
+    }
+
+    /// One `/users/delta` round from `first` (an initial delta URL or a stored delta link): every item
+    /// of every page, in order, and the link for the next round. `Reset` when the service dropped the
+    /// state (`410 Gone`, `syncStateNotFound`, `resyncRequired`), and, with `bad_link_resets`, when it
+    /// refused `first` itself as a bad request (a token it cannot read). `page_size` asks for larger
+    /// pages (`Prefer: odata.maxpagesize`; `$top` is not allowed on delta).
+    pub(super) async fn delta_pages(
+        &self,
+        first: Url,
+        page_size: Option<u32>,
+        bad_link_resets: bool,
+    ) -> Result<DeltaPages, DirectoryError> {
+        let mut items = Vec::new();
+        let mut next = Some(first);
+        for page_no in 0..MAX_PAGES {
+            let Some(url) = next.take() else { break };
+            let cost = Cost::read(&url);
+            let mut call = Call::new(Method::GET, url, cost);
+            if let Some(n) = page_size {
+                call = call.header("Prefer", format!("odata.maxpagesize={n}"));
+            }
+            let resp = self.http.send(&call).await?;
+            if resp.status == 410
+                || (resp.status >= 400 && [codes::SYNC_STATE_NOT_FOUND, codes::RESYNC_REQUIRED].contains(&resp.code().as_str()))
+                || (bad_link_resets && page_no == 0 && resp.status == 400)
+            {
+                return Ok(DeltaPages::Reset);
+            }
+            let page: Page<Value> = resp.json()?;
+            items.extend(page.value);
+            match (page.next_link, page.delta_link) {
+                (Some(link), _) => {
+                    next =
+                        Some(Url::parse(&link).map_err(|e| DirectoryError::Invalid(format!("bad @odata.nextLink {link}: {e}")))?)
+                }
+                (None, Some(delta_link)) => return Ok(DeltaPages::Round { items, delta_link }),
+                (None, None) => {
+                    return Err(DirectoryError::Invalid("a /users/delta round ended without @odata.deltaLink".into()));
+                }
             }
         }
         Err(DirectoryError::Invalid(format!("more than {MAX_PAGES} pages: stopped following @odata.nextLink")))
@@ -178,10 +231,10 @@ impl GraphDirectory {
         Ok(users.into_iter().filter(|u| mapping::guest_mail(u).is_some_and(|m| m.eq_ignore_ascii_case(mail.trim()))).collect())
     }
 
-    /// Users by id (`$batch`); ids that no longer exist are left out.
-    async fn users_by_id(&self, ids: &[String]) -> Result<Vec<Value>, DirectoryError> {
+    /// Users by id with these properties (`$batch`, 20 per request); ids that no longer exist are left out.
+    pub(super) async fn fetch_users(&self, ids: &[String], select: &str) -> Result<Vec<Value>, DirectoryError> {
         let reqs: Vec<SubRequest> =
-            ids.iter().map(|id| SubRequest::new(Method::GET, format!("{}?$select={USER_SELECT}", paths::user(id)))).collect();
+            ids.iter().map(|id| SubRequest::new(Method::GET, format!("{}?$select={select}", paths::user(id)))).collect();
         let answers = batch::run(&self.http, &self.v1, &reqs).await?;
         let mut out = Vec::new();
         for (req, answer) in reqs.iter().zip(answers) {
@@ -243,7 +296,7 @@ impl GraphDirectory {
             }
         }
         let missing: Vec<String> = managed_ids.iter().filter(|id| !state.contains_key(*id)).cloned().collect();
-        for u in self.users_by_id(&missing).await? {
+        for u in self.fetch_users(&missing, USER_SELECT).await? {
             if let Some(id) = u.get("id").and_then(Value::as_str) {
                 state.insert(id.to_string(), u);
             }
@@ -278,40 +331,20 @@ impl GraphDirectory {
         let Ok(mut state) = serde_json::from_str::<BTreeMap<String, Value>>(&checkpoint.state) else {
             return Ok(DeltaRound::Reset);
         };
-        let mut next = Some(
-            Url::parse(&checkpoint.delta_link)
-                .map_err(|e| DirectoryError::Invalid(format!("bad stored delta link {}: {e}", checkpoint.delta_link)))?,
-        );
-        let mut delta_link = None;
-        for _ in 0..MAX_PAGES {
-            let Some(url) = next.take() else { break };
-            let cost = Cost::read(&url);
-            let resp = self.http.send(&Call::new(Method::GET, url, cost)).await?;
-            if resp.status == 410
-                || (resp.status >= 400 && [codes::SYNC_STATE_NOT_FOUND, codes::RESYNC_REQUIRED].contains(&resp.code().as_str()))
-            {
-                return Ok(DeltaRound::Reset);
-            }
-            let page: Page<Value> = resp.json()?;
-            for item in page.value {
-                let Some(id) = item.get("id").and_then(Value::as_str).map(str::to_string) else { continue };
-                if item.get("@removed").is_some() {
-                    state.remove(&id);
-                    continue;
-                }
-                merge(state.entry(id).or_insert_with(|| Value::Object(Map::new())), item);
-            }
-            match (page.next_link, page.delta_link) {
-                (Some(link), _) => {
-                    next =
-                        Some(Url::parse(&link).map_err(|e| DirectoryError::Invalid(format!("bad @odata.nextLink {link}: {e}")))?)
-                }
-                (None, link) => delta_link = link,
-            }
-        }
-        let Some(delta_link) = delta_link else {
-            return Err(DirectoryError::Invalid("a /users/delta round ended without @odata.deltaLink".into()));
+        let url = Url::parse(&checkpoint.delta_link)
+            .map_err(|e| DirectoryError::Invalid(format!("bad stored delta link {}: {e}", checkpoint.delta_link)))?;
+        let (items, delta_link) = match self.delta_pages(url, None, false).await? {
+            DeltaPages::Round { items, delta_link } => (items, delta_link),
+            DeltaPages::Reset => return Ok(DeltaRound::Reset),
         };
+        for item in items {
+            let Some(id) = item.get("id").and_then(Value::as_str).map(str::to_string) else { continue };
+            if item.get("@removed").is_some() {
+                state.remove(&id);
+                continue;
+            }
+            merge(state.entry(id).or_insert_with(|| Value::Object(Map::new())), item);
+        }
         // Keep only the users the snapshot lists; fetch whole any that a change made relevant but that
         // came with only the changed properties.
         state.retain(|id, v| {
@@ -326,7 +359,7 @@ impl GraphDirectory {
             for id in &partial {
                 state.remove(id);
             }
-            for u in self.users_by_id(&partial).await? {
+            for u in self.fetch_users(&partial, USER_SELECT).await? {
                 if let Some(id) = u.get("id").and_then(Value::as_str) {
                     state.insert(id.to_string(), u);
                 }

@@ -21,11 +21,14 @@ use super::batch::{self, SubRequest};
 use super::http::{Call, Response};
 use super::limiter::Cost;
 use super::mapping;
-use crate::core::model::{PartnerConfiguration, RedemptionState};
-use crate::core::operation::{GuestPatch, InvitationRequest, InvitationResult, Operation, Outcome, bind_invited_id};
+use crate::core::model::{PartnerConfiguration, RedemptionState, UserType};
+use crate::core::operation::{
+    GuestPatch, InvitationRequest, InvitationResult, Operation, Outcome, ProvisionRequest, bind_invited_id,
+};
 use crate::core::policy::{Refusal, RefusalReason};
 use crate::core::resolved::{ResolvedAccess, ResolvedCollaboration, ResolvedDomainList};
 use crate::core::settings::DomainList;
+use crate::core::sync::is_profile_attribute;
 use crate::directory::DirectoryError;
 use crate::graph::wire::{
     self, CrossTenantAccessPolicyConfigurationDefault, CrossTenantAccessPolicyConfigurationPartner,
@@ -35,6 +38,26 @@ use crate::graph::wire::{
 
 /// Tries of a create whose outcome was unknown (each preceded by a lookup).
 const CREATE_TRIES: u32 = 5;
+
+/// Where a provisioned user's invitation points (no invitation email is sent: only the redemption uses it).
+const PROVISION_REDIRECT_URL: &str = "https://myapps.microsoft.com";
+
+/// What `POST /invitations` led to.
+enum Invited {
+    /// The invitation created the user.
+    New(InvitationResult),
+    /// A user with the address existed already (before, or because an earlier answer was lost).
+    Existing(User),
+}
+
+impl Invited {
+    fn result(&self) -> InvitationResult {
+        match self {
+            Invited::New(r) => r.clone(),
+            Invited::Existing(u) => adopted(u),
+        }
+    }
+}
 
 /// Graph's documented message when cross-tenant access settings block an invitation (Entra
 /// troubleshooting). Graph documents no code for it, so this text is the only signal; the emulator
@@ -67,7 +90,7 @@ impl GraphDirectory {
                 self.configure(external_collaboration, default_access).await?;
                 Ok(Outcome::Done)
             }
-            Operation::ProvisionUser { .. } => Err(DirectoryError::NotImplemented("provisionUser on Graph".into())),
+            Operation::ProvisionUser { user } => Ok(Outcome::Invited(self.provision(user).await?)),
             Operation::EnsureGroups { display_names } => {
                 self.ensure_groups(display_names).await?;
                 Ok(Outcome::Done)
@@ -349,11 +372,7 @@ impl GraphDirectory {
     // Guests
 
     async fn invite(&self, req: &InvitationRequest) -> Result<InvitationResult, DirectoryError> {
-        let mail = req.invited_user_email_address.trim();
-        let result = match self.adopt_by_mail(mail).await? {
-            Some(r) => r,
-            None => self.send_invitation(req).await?,
-        };
+        let result = self.invite_once(req).await?.result();
         if !req.groups.is_empty() {
             // A user just created may not have replicated yet: a 404 on the membership is retried.
             let mut attempt = 0;
@@ -370,14 +389,22 @@ impl GraphDirectory {
         Ok(result)
     }
 
-    /// The existing user with this mail, as an invitation result (there is no new redeem URL: none was sent).
-    async fn adopt_by_mail(&self, mail: &str) -> Result<Option<InvitationResult>, DirectoryError> {
-        let mut users = self.users_by_mail(mail).await?;
-        users.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(users.first().map(adopted))
+    /// The user with the invited address: the existing one (R6, never invited twice), else a new one.
+    async fn invite_once(&self, req: &InvitationRequest) -> Result<Invited, DirectoryError> {
+        match self.user_by_mail(req.invited_user_email_address.trim()).await? {
+            Some(u) => Ok(Invited::Existing(u)),
+            None => self.send_invitation(req).await,
+        }
     }
 
-    async fn send_invitation(&self, req: &InvitationRequest) -> Result<InvitationResult, DirectoryError> {
+    /// The existing user with this mail (the lowest id when there are several).
+    async fn user_by_mail(&self, mail: &str) -> Result<Option<User>, DirectoryError> {
+        let mut users = self.users_by_mail(mail).await?;
+        users.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(users.into_iter().next())
+    }
+
+    async fn send_invitation(&self, req: &InvitationRequest) -> Result<Invited, DirectoryError> {
         let body = Invitation {
             invited_user_email_address: req.invited_user_email_address.trim().to_string(),
             invite_redirect_url: req.invite_redirect_url.clone(),
@@ -392,8 +419,8 @@ impl GraphDirectory {
         for attempt in 0..CREATE_TRIES {
             if attempt > 0 {
                 // The last POST may have created the guest: adopt it rather than invite twice.
-                if let Some(r) = self.adopt_by_mail(&req.invited_user_email_address).await? {
-                    return Ok(r);
+                if let Some(u) = self.user_by_mail(req.invited_user_email_address.trim()).await? {
+                    return Ok(Invited::Existing(u));
                 }
                 tokio::time::sleep(self.http.retry.backoff(attempt - 1)).await;
             }
@@ -401,7 +428,7 @@ impl GraphDirectory {
             match self.http.send(&call).await {
                 Ok(resp) if resp.is_success() => {
                     let inv: Invitation = resp.json()?;
-                    return invitation_result(inv, &resp);
+                    return invitation_result(inv, &resp).map(Invited::New);
                 }
                 Ok(resp) if resp.status >= 500 => last_error = Some(resp.error()),
                 Ok(resp) => return Err(refusal_or_error(&resp)),
@@ -413,17 +440,97 @@ impl GraphDirectory {
     }
 
     async fn update_guest(&self, user_id: &str, patch: &GuestPatch) -> Result<(), DirectoryError> {
-        let user_patch = User {
-            display_name: patch.display_name.clone(),
-            user_type: patch.user_type.map(|t| t.as_str().to_string()),
-            ..User::default()
-        };
+        let body = user_patch_body(patch)?;
         let mut extra = Vec::new();
-        if user_patch != User::default() {
-            extra.push(SubRequest::new(Method::PATCH, paths::user(user_id)).json(to_json(&user_patch)?));
+        if !body.is_empty() {
+            extra.push(SubRequest::new(Method::PATCH, paths::user(user_id)).json(Value::Object(body)));
         }
         self.change_memberships(user_id, &patch.add_to_groups, &patch.remove_from_groups, extra).await
     }
+
+    /// The user a cross-tenant sync keeps for a source user (R13): invited without an email (adopting
+    /// the user with the address if there is one, as every invitation does), then one `PATCH` with what
+    /// the invitation did not set.
+    async fn provision(&self, req: &ProvisionRequest) -> Result<InvitationResult, DirectoryError> {
+        let mail = req.mail.trim();
+        if mail.is_empty() {
+            return Err(DirectoryError::Invalid("provisioning a user needs a mail address".into()));
+        }
+        let invitation = InvitationRequest {
+            invited_user_email_address: mail.to_string(),
+            invited_user_display_name: req.display_name.clone(),
+            invite_redirect_url: PROVISION_REDIRECT_URL.into(),
+            invited_user_type: req.user_type,
+            send_invitation_message: false,
+            invited_user_message_info: None,
+            groups: vec![],
+        };
+        let invited = self.invite_once(&invitation).await?;
+        let result = invited.result();
+        let patch = provision_patch(req, &invited);
+        let body = user_patch_body(&patch)?;
+        if !body.is_empty() {
+            // A user just created may not have replicated yet: a 404 is tried again.
+            let url = self.url(&paths::user(&result.user_id), &[])?;
+            let mut attempt = 0;
+            loop {
+                let resp =
+                    self.http.send(&Call::new(Method::PATCH, url.clone(), Cost::Write).json(Value::Object(body.clone()))).await?;
+                if resp.status == 404 && attempt < 3 {
+                    tokio::time::sleep(self.http.retry.backoff(attempt)).await;
+                    attempt += 1;
+                    continue;
+                }
+                resp.ok()?;
+                break;
+            }
+        }
+        Ok(result)
+    }
+}
+
+/// What a provisioned user still needs after its invitation: the profile attributes, and sign-in,
+/// type and display name where the user that came back differs (an existing user is adopted as it is).
+fn provision_patch(req: &ProvisionRequest, invited: &Invited) -> GuestPatch {
+    let (display_name, user_type, enabled) = match invited {
+        // The invitation set the display name and type; a new user can sign in.
+        Invited::New(_) => (req.display_name.clone(), Some(req.user_type), true),
+        Invited::Existing(u) => {
+            (u.display_name.clone(), u.user_type.as_deref().and_then(UserType::parse), u.account_enabled.unwrap_or(true))
+        }
+    };
+    GuestPatch {
+        display_name: req.display_name.clone().filter(|d| display_name.as_deref() != Some(d.as_str())),
+        user_type: (user_type != Some(req.user_type)).then_some(req.user_type),
+        account_enabled: (enabled != req.account_enabled).then_some(req.account_enabled),
+        attributes: req.attributes.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect(),
+        ..GuestPatch::default()
+    }
+}
+
+/// The `PATCH /users/{id}` body of a guest patch: only what it changes; a cleared attribute is `null`
+/// (which clears it in Graph). Group changes are not part of it.
+fn user_patch_body(patch: &GuestPatch) -> Result<serde_json::Map<String, Value>, DirectoryError> {
+    let mut body = serde_json::Map::new();
+    if let Some(d) = &patch.display_name {
+        body.insert("displayName".into(), json!(d));
+    }
+    if let Some(t) = patch.user_type {
+        body.insert("userType".into(), json!(t.as_str()));
+    }
+    if let Some(m) = &patch.mail {
+        body.insert("mail".into(), json!(m.trim()));
+    }
+    if let Some(e) = patch.account_enabled {
+        body.insert("accountEnabled".into(), json!(e));
+    }
+    for (name, value) in &patch.attributes {
+        if !is_profile_attribute(name) {
+            return Err(DirectoryError::Invalid(format!("{name:?} is not a profile attribute entente writes")));
+        }
+        body.insert(name.clone(), json!(value));
+    }
+    Ok(body)
 }
 
 /// An invitation answer as the core's result; the user id is required.
@@ -550,5 +657,62 @@ mod tests {
     fn nicknames_are_plain() {
         assert_eq!(mail_nickname("Fabrikam partners"), "Fabrikampartners");
         assert_eq!(mail_nickname("!!"), "entente-group");
+    }
+
+    #[test]
+    fn patch_bodies_hold_only_changes_and_null_clears() {
+        let patch = GuestPatch {
+            display_name: Some("Ann".into()),
+            mail: Some(" ann@contoso.com ".into()),
+            account_enabled: Some(false),
+            attributes: BTreeMap::from([
+                ("jobTitle".to_string(), Some("Engineer".to_string())),
+                ("department".to_string(), None),
+            ]),
+            add_to_groups: vec!["G".into()],
+            ..GuestPatch::default()
+        };
+        assert_eq!(
+            Value::Object(user_patch_body(&patch).unwrap()),
+            json!({"displayName": "Ann", "mail": "ann@contoso.com", "accountEnabled": false, "jobTitle": "Engineer", "department": null})
+        );
+        assert!(user_patch_body(&GuestPatch { add_to_groups: vec!["G".into()], ..GuestPatch::default() }).unwrap().is_empty());
+        let bad = GuestPatch { attributes: BTreeMap::from([("mail".to_string(), None)]), ..GuestPatch::default() };
+        assert!(matches!(user_patch_body(&bad), Err(DirectoryError::Invalid(_))));
+    }
+
+    #[test]
+    fn provisioning_patches_what_the_invitation_did_not_set() {
+        let req = ProvisionRequest {
+            mail: "ann@contoso.com".into(),
+            display_name: Some("Ann".into()),
+            user_type: UserType::Member,
+            account_enabled: true,
+            attributes: BTreeMap::from([("jobTitle".to_string(), "Engineer".to_string())]),
+            source_tenant_id: "s".into(),
+        };
+        let new = Invited::New(InvitationResult {
+            user_id: "u".into(),
+            user_principal_name: String::new(),
+            invite_redeem_url: String::new(),
+            status: "PendingAcceptance".into(),
+        });
+        let p = provision_patch(&req, &new);
+        assert_eq!((p.display_name, p.user_type, p.account_enabled), (None, None, None));
+        assert_eq!(p.attributes.len(), 1);
+        let disabled = ProvisionRequest { account_enabled: false, attributes: BTreeMap::new(), ..req.clone() };
+        assert_eq!(provision_patch(&disabled, &new).account_enabled, Some(false));
+        let existing = Invited::Existing(User {
+            id: "u".into(),
+            display_name: Some("Old".into()),
+            user_type: Some("Guest".into()),
+            account_enabled: Some(false),
+            ..User::default()
+        });
+        let p = provision_patch(&req, &existing);
+        assert_eq!(
+            (p.display_name.as_deref(), p.user_type, p.account_enabled),
+            (Some("Ann"), Some(UserType::Member), Some(true))
+        );
     }
 }
