@@ -271,6 +271,15 @@ async fn provisioning_creates_one_user_with_its_attributes_and_updates_clear_the
     assert_eq!(read.get("jobTitle"), Some("Architect"));
     assert!(read.account_enabled);
 
+    // The source user's address changed: the mail follows.
+    let patch = GuestPatch { mail: Some("ann.lee@contoso.net".into()), ..GuestPatch::default() };
+    target.apply(FABRIKAM, &[Operation::UpdateGuest { user_id: id.clone(), patch }]).await.unwrap();
+    assert_eq!(env.dir.user_by_mail(FABRIKAM, "ann.lee@contoso.net").unwrap().map(|u| u.id), Some(id.clone()));
+    assert_eq!(
+        target.users_by_id(FABRIKAM, std::slice::from_ref(&id)).await.unwrap()[0].mail.as_deref(),
+        Some("ann.lee@contoso.net")
+    );
+
     // A property that is not a profile attribute is refused before anything is sent.
     let patch = GuestPatch { attributes: attrs(&[("userPrincipalName", Some("x@y.z"))]), ..GuestPatch::default() };
     assert!(target.apply(FABRIKAM, &[Operation::UpdateGuest { user_id: id, patch }]).await.is_err());
