@@ -12,3 +12,4 @@ pub mod emulator;
 pub mod engine;
 pub mod graph;
 pub mod manifest;
+pub mod sync;

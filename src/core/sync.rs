@@ -436,7 +436,9 @@ pub struct SyncCounts {
     pub deleted: u64,
     /// Disabled in the target (left scope with `Disable`).
     pub disabled: u64,
-    /// Out of scope, unchanged or not synchronizable (no address): nothing to write.
+    /// In scope and already up to date: nothing to write.
+    pub unchanged: u64,
+    /// Out of scope, or not synchronizable (no address): nothing to write.
     pub skipped: u64,
     pub failed: u64,
 }

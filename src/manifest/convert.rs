@@ -9,11 +9,16 @@ use serde_json::Value;
 use super::documents::Document;
 use super::error::ManifestError;
 use crate::api::guest_invitation::DEFAULT_REDIRECT_URL;
+use crate::api::sync_job::PROVISION_ON_DEMAND_ANNOTATION;
 use crate::api::tenant::{Backend, BackendKind};
-use crate::api::{API_VERSION, CrossTenantAccessPolicy, GuestInvitation, Tenant, TenantRef};
+use crate::api::{API_VERSION, CrossTenantAccessPolicy, GuestInvitation, SyncJob, Tenant, TenantRef};
 use crate::core::model::*;
 use crate::core::resolved::{ResolvedAccess, ResolvedCollaboration};
 use crate::core::settings::*;
+use crate::core::sync::{
+    AttributeMapping, DEFAULT_INTERVAL, DEFAULT_MAPPED, DesiredSyncJob, FilterOperator, SOURCE_ONLY_ATTRIBUTES,
+    SYNCABLE_ATTRIBUTES,
+};
 use crate::core::validate;
 
 /// The manifests, validated: the desired state and, per tenant id, which backend holds the tenant.
@@ -27,6 +32,7 @@ enum Typed {
     Tenant(Box<Tenant>),
     Policy(Box<CrossTenantAccessPolicy>),
     Invitation(Box<GuestInvitation>),
+    SyncJob(Box<SyncJob>),
 }
 
 /// Collects errors for one document and object.
@@ -49,7 +55,7 @@ impl Ctx<'_> {
 }
 
 const TOP_LEVEL: [&str; 5] = ["apiVersion", "kind", "metadata", "spec", "status"];
-const KINDS: &str = "Tenant, CrossTenantAccessPolicy, GuestInvitation";
+const KINDS: &str = "Tenant, CrossTenantAccessPolicy, GuestInvitation, SyncJob";
 
 /// Turns documents into the desired state, or every error found.
 pub fn convert(docs: &[Document]) -> Result<Manifests, Vec<ManifestError>> {
@@ -74,6 +80,26 @@ pub fn convert_objects(
     policies: &[CrossTenantAccessPolicy],
     invitations: &[GuestInvitation],
 ) -> (Manifests, Vec<ManifestError>) {
+    convert_live(&Live {
+        tenants: tenants.to_vec(),
+        policies: policies.to_vec(),
+        invitations: invitations.to_vec(),
+        ..Live::default()
+    })
+}
+
+/// Live objects of every kind, as read from a cluster.
+#[derive(Clone, Debug, Default)]
+pub struct Live {
+    pub tenants: Vec<Tenant>,
+    pub policies: Vec<CrossTenantAccessPolicy>,
+    pub invitations: Vec<GuestInvitation>,
+    pub sync_jobs: Vec<SyncJob>,
+}
+
+/// `convert_objects` for every kind.
+pub fn convert_live(live: &Live) -> (Manifests, Vec<ManifestError>) {
+    let Live { tenants, policies, invitations, sync_jobs } = live;
     let doc = |kind: Kind, m: &kube::api::ObjectMeta| {
         let (ns, name) = meta(m);
         Document {
@@ -86,10 +112,12 @@ pub fn convert_objects(
     let docs: Vec<Document> = (tenants.iter().map(|t| doc(Kind::Tenant, &t.metadata)))
         .chain(policies.iter().map(|p| doc(Kind::CrossTenantAccessPolicy, &p.metadata)))
         .chain(invitations.iter().map(|i| doc(Kind::GuestInvitation, &i.metadata)))
+        .chain(sync_jobs.iter().map(|j| doc(Kind::SyncJob, &j.metadata)))
         .collect();
     let objects = (tenants.iter().map(|t| Typed::Tenant(Box::new(t.clone()))))
         .chain(policies.iter().map(|p| Typed::Policy(Box::new(p.clone()))))
-        .chain(invitations.iter().map(|i| Typed::Invitation(Box::new(i.clone()))));
+        .chain(invitations.iter().map(|i| Typed::Invitation(Box::new(i.clone()))))
+        .chain(sync_jobs.iter().map(|j| Typed::SyncJob(Box::new(j.clone()))));
     let typed: Vec<(&Document, Typed)> = docs.iter().zip(objects).collect();
     let mut errors = Vec::new();
     let manifests = build(&typed, &mut errors);
@@ -145,7 +173,8 @@ fn type_document(doc: &Document, errors: &mut Vec<ManifestError>) -> Option<Type
         Kind::Tenant => deserialize::<Tenant>(&mut ctx).map(|t| Typed::Tenant(Box::new(t))),
         Kind::CrossTenantAccessPolicy => deserialize::<CrossTenantAccessPolicy>(&mut ctx).map(|p| Typed::Policy(Box::new(p))),
         Kind::GuestInvitation => deserialize::<GuestInvitation>(&mut ctx).map(|i| Typed::Invitation(Box::new(i))),
-        Kind::SyncJob | Kind::MultiTenantOrganization => {
+        Kind::SyncJob => deserialize::<SyncJob>(&mut ctx).map(|j| Typed::SyncJob(Box::new(j))),
+        Kind::MultiTenantOrganization => {
             ctx.err("kind", format!("{kind} is not implemented yet"));
             None
         }
@@ -193,6 +222,7 @@ fn build(typed: &[(&Document, Typed)], errors: &mut Vec<ManifestError>) -> Manif
 
     let mut partner_keys: HashMap<(String, String), String> = HashMap::new();
     let mut invitation_keys: HashMap<(String, String), String> = HashMap::new();
+    let mut sync_keys: HashMap<(String, String), String> = HashMap::new();
     for (doc, t) in typed {
         match t {
             Typed::Tenant(_) => {}
@@ -237,9 +267,146 @@ fn build(typed: &[(&Document, Typed)], errors: &mut Vec<ManifestError>) -> Manif
                     tenant.invitations.push(inv);
                 }
             }
+            Typed::SyncJob(j) => {
+                let (ns, name) = meta(&j.metadata);
+                let object = ObjectRef::new(Kind::SyncJob, &ns, &name);
+                if duplicate(&mut seen, &object, doc, errors) {
+                    continue;
+                }
+                let mut ctx = Ctx { doc, object: Some(object.to_string()), errors };
+                let Some(si) = resolve_ref(&mut ctx, &j.spec.tenant_ref, &ns, &tenant_index) else { continue };
+                let source = out.desired.tenants[si].identity.tenant_id.clone();
+                let target = match (&j.spec.target.tenant_ref, &j.spec.target.tenant_id) {
+                    (Some(r), None) => resolve_ref_at(&mut ctx, "spec.target.tenantRef.name", r, &ns, &tenant_index)
+                        .map(|i| out.desired.tenants[i].identity.tenant_id.clone()),
+                    (None, Some(id)) => {
+                        let id = id.to_ascii_lowercase();
+                        if out.desired.tenants.iter().any(|t| t.identity.tenant_id == id) {
+                            Some(id)
+                        } else {
+                            ctx.err(
+                                "spec.target.tenantId",
+                                format!("no Tenant in the manifests has tenant id {id}: entente writes to the target, so it must manage it"),
+                            );
+                            None
+                        }
+                    }
+                    _ => {
+                        ctx.err("spec.target", "give exactly one of tenantRef and tenantId");
+                        None
+                    }
+                };
+                let Some(target) = target else { continue };
+                if let Some(job) = sync_job(&mut ctx, object.clone(), j, source, target) {
+                    let key = (job.source_tenant_id.clone(), job.target_tenant_id.clone());
+                    if let Some(other) = sync_keys.get(&key) {
+                        ctx.err("spec.target", format!("{other} already synchronizes {} into {}", key.0, key.1));
+                        continue;
+                    }
+                    sync_keys.insert(key, object.to_string());
+                    out.desired.sync_jobs.push(job);
+                }
+            }
         }
     }
     out
+}
+
+fn sync_job(ctx: &mut Ctx<'_>, object: ObjectRef, j: &SyncJob, source: String, target: String) -> Option<DesiredSyncJob> {
+    let s = &j.spec;
+    let before = ctx.errors.len();
+    if source == target {
+        ctx.err("spec.target", "is the source tenant itself; a sync job copies users into another tenant");
+    }
+    let interval = match &s.interval {
+        Some(iv) => match validate::duration(iv) {
+            Ok(d) if d.as_secs() < 60 => {
+                ctx.err("spec.interval", format!("{iv:?} is too short: at least 1m"));
+                DEFAULT_INTERVAL
+            }
+            Ok(d) => d,
+            Err(e) => {
+                ctx.err("spec.interval", e);
+                DEFAULT_INTERVAL
+            }
+        },
+        None => DEFAULT_INTERVAL,
+    };
+    let mut targets = BTreeSet::new();
+    for (i, m) in s.attribute_mappings.iter().enumerate() {
+        let path = format!("spec.attributeMappings[{i}]");
+        if !SYNCABLE_ATTRIBUTES.contains(&m.target.as_str()) {
+            ctx.err(
+                &format!("{path}.target"),
+                format!("{:?} cannot be written; use one of {}", m.target, SYNCABLE_ATTRIBUTES.join(", ")),
+            );
+        }
+        if !targets.insert(m.target.clone()) {
+            ctx.err(&format!("{path}.target"), format!("{:?} is mapped twice", m.target));
+        }
+        match (&m.source, &m.constant) {
+            (Some(_), Some(_)) => ctx.err(&path, "give source or constant, not both"),
+            (Some(src), None) if !readable(src) => ctx.err(
+                &format!("{path}.source"),
+                format!(
+                    "{src:?} is not a source property; use one of {}, {}",
+                    SYNCABLE_ATTRIBUTES.join(", "),
+                    SOURCE_ONLY_ATTRIBUTES.join(", ")
+                ),
+            ),
+            _ => {}
+        }
+    }
+    for (i, g) in s.scope.groups.iter().enumerate() {
+        if g.trim().is_empty() {
+            ctx.err(&format!("spec.scope.groups[{i}]"), "must not be empty");
+        }
+    }
+    for (i, f) in s.scope.filter.iter().enumerate() {
+        let path = format!("spec.scope.filter[{i}]");
+        if !readable(&f.attribute) && f.attribute != "userType" {
+            ctx.err(&format!("{path}.attribute"), format!("{:?} is not a source property", f.attribute));
+        }
+        match f.operator {
+            FilterOperator::In | FilterOperator::NotIn if f.values.is_empty() => {
+                ctx.err(&format!("{path}.values"), "needs at least one value for In and NotIn")
+            }
+            FilterOperator::IsPresent | FilterOperator::IsAbsent if !f.values.is_empty() => {
+                ctx.err(&format!("{path}.values"), "takes no values for IsPresent and IsAbsent")
+            }
+            _ => {}
+        }
+    }
+    let mut provision_on_demand = Vec::new();
+    if let Some(v) = j.metadata.annotations.as_ref().and_then(|a| a.get(PROVISION_ON_DEMAND_ANNOTATION)) {
+        provision_on_demand = v.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_string).collect();
+    }
+    if ctx.errors.len() > before {
+        return None;
+    }
+    let mappings = if s.attribute_mappings.is_empty() {
+        DEFAULT_MAPPED.iter().map(|n| AttributeMapping::copy(n)).collect()
+    } else {
+        s.attribute_mappings.clone()
+    };
+    Some(DesiredSyncJob {
+        object,
+        source_tenant_id: source,
+        target_tenant_id: target,
+        scope: s.scope.clone(),
+        mappings,
+        user_type: s.user_type,
+        interval,
+        on_leaving_scope: s.on_leaving_scope,
+        suspended: s.suspend,
+        provision_on_demand,
+        generated_by: None,
+    })
+}
+
+/// Whether a mapping or filter may read this source property.
+fn readable(name: &str) -> bool {
+    SYNCABLE_ATTRIBUTES.contains(&name) || SOURCE_ONLY_ATTRIBUTES.contains(&name)
 }
 
 /// Records `object` as seen; when it was already, reports the duplicate and returns true.
@@ -262,8 +429,19 @@ fn duplicate(
 }
 
 fn resolve_ref(ctx: &mut Ctx<'_>, r: &TenantRef, own_ns: &str, index: &HashMap<(String, String), usize>) -> Option<usize> {
+    resolve_ref_at(ctx, "spec.tenantRef.name", r, own_ns, index)
+}
+
+/// `resolve_ref` for a reference at another field.
+fn resolve_ref_at(
+    ctx: &mut Ctx<'_>,
+    field: &str,
+    r: &TenantRef,
+    own_ns: &str,
+    index: &HashMap<(String, String), usize>,
+) -> Option<usize> {
     if r.name.is_empty() {
-        ctx.err("spec.tenantRef.name", "missing: name the Tenant this object belongs to");
+        ctx.err(field, "missing: name the Tenant this object belongs to");
         return None;
     }
     let ns = r.namespace.clone().unwrap_or_else(|| own_ns.to_string());
@@ -272,7 +450,7 @@ fn resolve_ref(ctx: &mut Ctx<'_>, r: &TenantRef, own_ns: &str, index: &HashMap<(
         let mut known: Vec<String> = index.keys().map(|(n, t)| format!("{n}/{t}")).collect();
         known.sort();
         let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
-        ctx.err("spec.tenantRef.name", format!("no Tenant {:?} in namespace {ns:?} (Tenants in the manifests: {known})", r.name));
+        ctx.err(field, format!("no Tenant {:?} in namespace {ns:?} (Tenants in the manifests: {known})", r.name));
     }
     found
 }

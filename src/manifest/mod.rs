@@ -7,7 +7,7 @@ mod error;
 
 use std::path::PathBuf;
 
-pub use convert::{Manifests, convert_objects};
+pub use convert::{Live, Manifests, convert_live, convert_objects};
 pub use documents::Document;
 pub use error::{ManifestError, ManifestErrors};
 

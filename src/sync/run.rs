@@ -1,0 +1,590 @@
+//! One run of a sync job: read what changed in the source, decide per user (core::sync), write the
+//! target, remember the outcome.
+//!
+//! The run reads only what changed since its cursor (a full read the first time, after the job's
+//! settings changed, or when the directory dropped the cursor), and compares each changed user with
+//! what the last run wrote, so an unchanged source costs one read and no write. Writes go in chunks
+//! through `Directory::apply`; a chunk that fails is replayed one user at a time, so one bad user
+//! never blocks the others. A failure of the target itself (unreachable, throttled past retries,
+//! unauthorized) stops the run without moving the cursor: the next run picks up the same changes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::store::{JobState, SyncStore, SyncedUser, UserState};
+use crate::core::model::ObjectRef;
+use crate::core::operation::{GuestPatch, Operation, Outcome, ProvisionRequest};
+use crate::core::sync::{
+    DesiredSyncJob, DirectoryUser, JobHealth, LeavingScope, MAX_REPORTED_ERRORS, MissingPrerequisite, SyncCounts, SyncJobState,
+    SyncUserError, TargetUser, UserChanges,
+};
+use crate::directory::{Directory, DirectoryError};
+
+/// Writes sent to the target in one `apply`.
+const CHUNK: usize = 100;
+/// Planned writes a dry run lists (the counts stay exact).
+const MAX_LISTED: usize = 50;
+
+/// How to run.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Read the source in full even if a cursor exists (a resync).
+    pub full: bool,
+    /// Decide and report, but write nothing and remember nothing (what `plan` shows).
+    pub dry_run: bool,
+    /// Provision on demand: only these source users (id, user principal name or mail), now; the
+    /// cursor does not move.
+    pub only_users: Vec<String>,
+}
+
+/// What one run did (or, in a dry run, would do).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncRunReport {
+    pub job: ObjectRef,
+    pub source_tenant_id: String,
+    pub target_tenant_id: String,
+    pub state: SyncJobState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantine_reason: Option<String>,
+    /// Whether the source was read in full.
+    pub full: bool,
+    pub dry_run: bool,
+    /// Provision on demand: the users asked for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub on_demand: Vec<String>,
+    pub counts: SyncCounts,
+    /// The first errors, with the user each concerns.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<SyncUserError>,
+    /// Settings that must change first (R12, R13); nothing was read or written.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_prerequisites: Vec<MissingPrerequisite>,
+    /// Why the run failed as a whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// Source users synchronized into the target after the run.
+    pub users_in_scope: u64,
+    /// Directory calls the run made (reads and applies; a Graph call may be several requests).
+    pub directory_calls: u64,
+    /// In a dry run: the writes it would make, the first few.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub planned: Vec<String>,
+    pub finished_at: String,
+}
+
+impl SyncRunReport {
+    pub fn failed(&self) -> bool {
+        self.failure.is_some()
+    }
+}
+
+/// The store's key for a job.
+pub fn job_key(job: &DesiredSyncJob) -> String {
+    format!("{}/{}", job.object.namespace, job.object.name)
+}
+
+/// What to write for one source user.
+struct Decision {
+    source_id: String,
+    address: String,
+    op: Operation,
+    /// The row to keep when the write succeeds (`None`: drop it).
+    row: Option<SyncedUser>,
+    kind: WriteKind,
+    describe: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WriteKind {
+    Created,
+    Updated,
+    Deleted,
+    Disabled,
+}
+
+struct Run<'a> {
+    job: &'a DesiredSyncJob,
+    key: String,
+    counts: SyncCounts,
+    errors: Vec<SyncUserError>,
+    calls: u64,
+    planned: Vec<String>,
+    /// Rows to write to the store at the end (or after each chunk).
+    rows: Vec<(String, Option<SyncedUser>)>,
+}
+
+impl Run<'_> {
+    fn error(&mut self, user: &str, reason: &str, message: String) {
+        if self.errors.len() < MAX_REPORTED_ERRORS {
+            self.errors.push(SyncUserError { user: user.to_string(), reason: reason.to_string(), message });
+        }
+    }
+}
+
+/// Runs `job` once. `missing` are the prerequisites the caller found missing (R12, R13, see
+/// `core::sync::prerequisites`); when there are any, nothing is read or written.
+pub async fn run_job(
+    job: &DesiredSyncJob,
+    source: &dyn Directory,
+    target: &dyn Directory,
+    store: &SyncStore,
+    missing: Vec<MissingPrerequisite>,
+    options: &RunOptions,
+) -> Result<SyncRunReport, DirectoryError> {
+    let key = job_key(job);
+    let fingerprint = job.fingerprint();
+    let mut state = match store.job(&key)? {
+        // Another source or target is another job: start over (the users already in the old target stay).
+        Some(s) if s.source_tenant_id == job.source_tenant_id && s.target_tenant_id == job.target_tenant_id => s,
+        Some(_) => {
+            if !options.dry_run {
+                store.forget_job(&key)?;
+            }
+            JobState::default()
+        }
+        None => JobState::default(),
+    };
+    state.source_tenant_id = job.source_tenant_id.clone();
+    state.target_tenant_id = job.target_tenant_id.clone();
+    let mut run =
+        Run { job, key: key.clone(), counts: SyncCounts::default(), errors: vec![], calls: 0, planned: vec![], rows: vec![] };
+
+    if job.suspended {
+        return Ok(report(&run, &state, store, options, false, None, missing, SyncJobState::Paused)?);
+    }
+    let full = options.full || state.cursor.is_none() || state.fingerprint != fingerprint;
+    let outcome = if !missing.is_empty() {
+        let names: Vec<String> = missing.iter().map(|m| format!("{} in {}", m.setting, m.tenant)).collect();
+        Err(format!("prerequisites missing (R12, R13): {}", names.join("; ")))
+    } else if !options.only_users.is_empty() {
+        run.on_demand(source, target, store, options).await.map(|()| None)
+    } else {
+        run.scheduled(source, target, store, options, full, state.cursor.as_deref()).await
+    };
+    let (failure, read_full) = match outcome {
+        Ok(Some((cursor, read_full))) => {
+            state.cursor = Some(cursor);
+            state.fingerprint = fingerprint;
+            (None, read_full)
+        }
+        Ok(None) => (None, false),
+        Err(why) => (Some(why), full),
+    };
+    if options.dry_run {
+        let state_now = state.health.state(false);
+        return Ok(report(&run, &state, store, options, read_full, failure, missing, state_now)?);
+    }
+    state.health = state.health.after_run(failure.clone());
+    state.last_run = Some(now());
+    if let Some(asked) = (!options.only_users.is_empty()).then(|| options.only_users.join(",")) {
+        state.on_demand_done = Some(asked);
+    }
+    let job_state = state.health.state(false);
+    let r = report(&run, &state, store, options, read_full, failure, missing, job_state)?;
+    state.last_report = Some(serde_json::to_string(&r).expect("a report serializes"));
+    store.put_job(&key, &state)?;
+    Ok(r)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    run: &Run<'_>,
+    state: &JobState,
+    store: &SyncStore,
+    options: &RunOptions,
+    full: bool,
+    failure: Option<String>,
+    missing: Vec<MissingPrerequisite>,
+    job_state: SyncJobState,
+) -> Result<SyncRunReport, DirectoryError> {
+    let health: &JobHealth = &state.health;
+    Ok(SyncRunReport {
+        job: run.job.object.clone(),
+        source_tenant_id: run.job.source_tenant_id.clone(),
+        target_tenant_id: run.job.target_tenant_id.clone(),
+        state: job_state,
+        quarantine_reason: if job_state == SyncJobState::Quarantine { health.quarantine_reason() } else { None },
+        full,
+        dry_run: options.dry_run,
+        on_demand: options.only_users.clone(),
+        counts: run.counts,
+        errors: run.errors.clone(),
+        missing_prerequisites: missing,
+        failure,
+        users_in_scope: store.count(&run.key, UserState::Synced)?,
+        directory_calls: run.calls,
+        planned: run.planned.clone(),
+        finished_at: now(),
+    })
+}
+
+impl Run<'_> {
+    /// A scheduled run: changes since the cursor (or everything), plus users to retry and, for a
+    /// group-scoped job, users who joined or left the scope's groups. Returns the new cursor.
+    async fn scheduled(
+        &mut self,
+        source: &dyn Directory,
+        target: &dyn Directory,
+        store: &SyncStore,
+        options: &RunOptions,
+        full: bool,
+        cursor: Option<&str>,
+    ) -> Result<Option<(String, bool)>, String> {
+        let job = self.job;
+        let src = &job.source_tenant_id;
+        self.calls += 1;
+        let changes: UserChanges = source
+            .user_changes(src, if full { None } else { cursor })
+            .await
+            .map_err(|e| format!("reading the source tenant {src}: {e}"))?;
+        let full = full || changes.full;
+        let members = self.scope_members(source).await?;
+
+        let mut users: BTreeMap<String, DirectoryUser> = changes.users.into_iter().map(|u| (u.id.clone(), u)).collect();
+        let mut gone: BTreeSet<String> = changes.removed.into_iter().filter(|id| !users.contains_key(id)).collect();
+        let stored = if full || members.is_some() { Some(store_read(store.all_users(&self.key))?) } else { None };
+        // Users to look at besides the changed ones: retries, and group joiners not in this change set.
+        let mut fetch: BTreeSet<String> = store_read(store.users_in_state(&self.key, UserState::Retry))?.into_keys().collect();
+        if let (Some(members), Some(stored)) = (&members, &stored) {
+            fetch.extend(members.iter().filter(|id| !stored.contains_key(*id)).cloned());
+            // Members who left a scope group without another change: they leave scope.
+            gone.extend(stored.keys().filter(|id| !members.contains(*id) && !users.contains_key(*id)).cloned());
+        }
+        if full && let Some(stored) = &stored {
+            // Rows of users the full read did not return: deleted at the source.
+            gone.extend(stored.keys().filter(|id| !users.contains_key(*id)).cloned());
+        }
+        fetch.retain(|id| !users.contains_key(id) && !gone.contains(id));
+        if !fetch.is_empty() {
+            let ids: Vec<String> = fetch.iter().cloned().collect();
+            self.calls += 1;
+            let found = source.users_by_id(src, &ids).await.map_err(|e| format!("reading the source tenant {src}: {e}"))?;
+            let found_ids: BTreeSet<String> = found.iter().map(|u| u.id.clone()).collect();
+            gone.extend(fetch.difference(&found_ids).cloned());
+            users.extend(found.into_iter().map(|u| (u.id.clone(), u)));
+        }
+        self.process(target, store, options, users.into_values().collect(), gone, members.as_ref()).await?;
+        Ok(Some((changes.cursor, full)))
+    }
+
+    /// Provision on demand: the named users only.
+    async fn on_demand(
+        &mut self,
+        source: &dyn Directory,
+        target: &dyn Directory,
+        store: &SyncStore,
+        options: &RunOptions,
+    ) -> Result<(), String> {
+        let src = &self.job.source_tenant_id;
+        self.calls += 1;
+        let found =
+            source.users_by_id(src, &options.only_users).await.map_err(|e| format!("reading the source tenant {src}: {e}"))?;
+        for key in &options.only_users {
+            if !found.iter().any(|u| u.is_named(key)) {
+                self.counts.failed += 1;
+                self.error(key, "NotFound", format!("no user {key} in the source tenant {src}"));
+            }
+        }
+        let members = self.scope_members(source).await?;
+        self.process(target, store, options, found, BTreeSet::new(), members.as_ref()).await
+    }
+
+    /// The ids of the members of the scope's groups; `None` when the scope names no groups.
+    async fn scope_members(&mut self, source: &dyn Directory) -> Result<Option<BTreeSet<String>>, String> {
+        let job = self.job;
+        if job.scope.groups.is_empty() {
+            return Ok(None);
+        }
+        let mut members = BTreeSet::new();
+        for g in &job.scope.groups {
+            self.calls += 1;
+            match source.group_member_ids(&job.source_tenant_id, g).await {
+                Ok(Some(ids)) => members.extend(ids),
+                Ok(None) => {
+                    return Err(format!("scope group {g:?} does not exist in the source tenant {}", job.source_tenant_id));
+                }
+                Err(e) => return Err(format!("reading scope group {g:?} of the source tenant {}: {e}", job.source_tenant_id)),
+            }
+        }
+        Ok(Some(members))
+    }
+
+    /// Decides for each user, then writes.
+    async fn process(
+        &mut self,
+        target: &dyn Directory,
+        store: &SyncStore,
+        options: &RunOptions,
+        users: Vec<DirectoryUser>,
+        gone: BTreeSet<String>,
+        members: Option<&BTreeSet<String>>,
+    ) -> Result<(), String> {
+        let ids: Vec<String> = users.iter().map(|u| u.id.clone()).chain(gone.iter().cloned()).collect();
+        let rows = store_read(store.users(&self.key, &ids))?;
+        let mut decisions = Vec::new();
+        for user in &users {
+            let row = rows.get(&user.id);
+            if self.job.in_scope(user, members) {
+                if let Some(d) = self.decide_in_scope(user, row) {
+                    decisions.push(d);
+                }
+            } else if let Some(d) = row.and_then(|r| self.decide_leaving(r)) {
+                decisions.push(d);
+            } else {
+                self.counts.skipped += 1;
+            }
+        }
+        for id in &gone {
+            match rows.get(id).and_then(|r| self.decide_leaving(r)) {
+                Some(d) => decisions.push(d),
+                None => self.counts.skipped += 1,
+            }
+        }
+        if options.dry_run {
+            for d in &decisions {
+                self.count(d.kind);
+                if self.planned.len() < MAX_LISTED {
+                    self.planned.push(d.describe.clone());
+                }
+            }
+            return Ok(());
+        }
+        self.write(target, store, decisions).await
+    }
+
+    fn decide_in_scope(&mut self, user: &DirectoryUser, row: Option<&SyncedUser>) -> Option<Decision> {
+        let address = user.address().unwrap_or(&user.id).to_string();
+        let desired = match self.job.map_user(user) {
+            Ok(t) => t,
+            Err(why) => {
+                self.counts.skipped += 1;
+                self.error(&address, "Unmappable", format!("{address} {why}"));
+                return None;
+            }
+        };
+        let synced = |target_id: String, applied: TargetUser| SyncedUser {
+            source_id: user.id.clone(),
+            target_id: Some(target_id),
+            address: address.clone(),
+            applied: Some(applied),
+            state: UserState::Synced,
+        };
+        match row {
+            Some(SyncedUser { target_id: Some(tid), applied: Some(applied), .. }) => {
+                let patch = desired.patch_from(applied);
+                if patch.is_empty() {
+                    if row.is_some_and(|r| r.state != UserState::Synced) {
+                        // A retried user whose values already landed: only the row changes.
+                        self.rows.push((user.id.clone(), Some(synced(tid.clone(), desired))));
+                    }
+                    self.counts.unchanged += 1;
+                    return None;
+                }
+                let describe = format!("update {address} ({})", patch_fields(&patch).join(", "));
+                Some(Decision {
+                    source_id: user.id.clone(),
+                    address: address.clone(),
+                    op: Operation::UpdateGuest { user_id: tid.clone(), patch },
+                    row: Some(synced(tid.clone(), desired)),
+                    kind: WriteKind::Updated,
+                    describe,
+                })
+            }
+            _ => Some(Decision {
+                source_id: user.id.clone(),
+                address: address.clone(),
+                describe: format!("create {} in {}", desired.mail, self.job.target_tenant_id),
+                op: Operation::ProvisionUser {
+                    user: ProvisionRequest {
+                        mail: desired.mail.clone(),
+                        display_name: desired.display_name.clone(),
+                        user_type: desired.user_type,
+                        account_enabled: desired.account_enabled,
+                        attributes: desired.attributes.clone(),
+                        source_tenant_id: self.job.source_tenant_id.clone(),
+                    },
+                },
+                // The target id is filled in from the outcome.
+                row: Some(SyncedUser {
+                    source_id: user.id.clone(),
+                    target_id: None,
+                    address,
+                    applied: Some(desired),
+                    state: UserState::Synced,
+                }),
+                kind: WriteKind::Created,
+            }),
+        }
+    }
+
+    /// A synchronized user left scope (or the source): per `onLeavingScope`.
+    fn decide_leaving(&mut self, row: &SyncedUser) -> Option<Decision> {
+        let Some(tid) = row.target_id.clone() else {
+            // Never created (a failed first write): nothing to undo.
+            self.rows.push((row.source_id.clone(), None));
+            return None;
+        };
+        match (self.job.on_leaving_scope, row.state) {
+            (LeavingScope::Delete, _) => Some(Decision {
+                source_id: row.source_id.clone(),
+                address: row.address.clone(),
+                op: Operation::DeleteGuest { user_id: tid },
+                row: None,
+                kind: WriteKind::Deleted,
+                describe: format!("delete {} (left scope)", row.address),
+            }),
+            (LeavingScope::Disable, UserState::Disabled) => None,
+            (LeavingScope::Disable, _) => {
+                let applied = row.applied.clone().map(|a| TargetUser { account_enabled: false, ..a });
+                Some(Decision {
+                    source_id: row.source_id.clone(),
+                    address: row.address.clone(),
+                    op: Operation::UpdateGuest {
+                        user_id: tid.clone(),
+                        patch: GuestPatch { account_enabled: Some(false), ..GuestPatch::default() },
+                    },
+                    row: Some(SyncedUser { applied, state: UserState::Disabled, ..row.clone() }),
+                    kind: WriteKind::Disabled,
+                    describe: format!("disable {} (left scope)", row.address),
+                })
+            }
+            (LeavingScope::Ignore, _) => {
+                self.rows.push((row.source_id.clone(), None));
+                None
+            }
+        }
+    }
+
+    fn count(&mut self, kind: WriteKind) {
+        match kind {
+            WriteKind::Created => self.counts.created += 1,
+            WriteKind::Updated => self.counts.updated += 1,
+            WriteKind::Deleted => self.counts.deleted += 1,
+            WriteKind::Disabled => self.counts.disabled += 1,
+        }
+    }
+
+    /// Writes in chunks; a failed chunk is replayed one user at a time. Stops at the first failure of
+    /// the target itself, keeping what succeeded.
+    async fn write(&mut self, target: &dyn Directory, store: &SyncStore, decisions: Vec<Decision>) -> Result<(), String> {
+        let tgt = self.job.target_tenant_id.clone();
+        let mut systemic = None;
+        for chunk in decisions.chunks(CHUNK) {
+            let ops: Vec<Operation> = chunk.iter().map(|d| d.op.clone()).collect();
+            self.calls += 1;
+            match target.apply(&tgt, &ops).await {
+                Ok(outcomes) => {
+                    for (d, outcome) in chunk.iter().zip(outcomes) {
+                        self.succeeded(d, outcome);
+                    }
+                }
+                Err(_) if chunk.len() > 1 => {
+                    for d in chunk {
+                        self.calls += 1;
+                        match target.apply(&tgt, std::slice::from_ref(&d.op)).await {
+                            Ok(mut outcomes) => self.succeeded(d, outcomes.pop().unwrap_or(Outcome::Done)),
+                            Err(e) => {
+                                if let Some(why) = self.failed(d, &e) {
+                                    systemic = Some(why);
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(e) => systemic = chunk.first().and_then(|d| self.failed(d, &e)),
+            }
+            store_read(store.put_users(&self.key, &std::mem::take(&mut self.rows)))?;
+            if systemic.is_some() {
+                break;
+            }
+        }
+        store_read(store.put_users(&self.key, &std::mem::take(&mut self.rows)))?;
+        match systemic {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
+
+    fn succeeded(&mut self, d: &Decision, outcome: Outcome) {
+        self.count(d.kind);
+        let row = d.row.clone().map(|mut row| {
+            if let Outcome::Invited(result) = outcome {
+                row.target_id = Some(result.user_id);
+            }
+            row
+        });
+        self.rows.push((d.source_id.clone(), row));
+    }
+
+    /// Records a failed write; returns why the run must stop when the target itself failed.
+    fn failed(&mut self, d: &Decision, e: &DirectoryError) -> Option<String> {
+        self.counts.failed += 1;
+        self.error(&d.address, e.category(), e.to_string());
+        // Keep what is known (the target id, the values that did land) and retry next run.
+        let retry = match &d.op {
+            Operation::ProvisionUser { .. } => SyncedUser {
+                target_id: None,
+                applied: None,
+                state: UserState::Retry,
+                ..d.row.clone().expect("a create keeps a row")
+            },
+            Operation::UpdateGuest { user_id, .. } | Operation::DeleteGuest { user_id } => SyncedUser {
+                source_id: d.source_id.clone(),
+                target_id: Some(user_id.clone()),
+                address: d.address.clone(),
+                applied: None,
+                state: UserState::Retry,
+            },
+            _ => return None,
+        };
+        // An unknown applied state means the next attempt rewrites every mapped value.
+        let retry = match (&d.op, d.row.as_ref()) {
+            (Operation::UpdateGuest { .. }, Some(row)) => {
+                SyncedUser { applied: row.applied.clone().map(|_| TargetUser::default()), ..retry }
+            }
+            _ => retry,
+        };
+        self.rows.push((d.source_id.clone(), Some(retry)));
+        is_systemic(e).then(|| format!("the target tenant {} failed: {e}", self.job.target_tenant_id))
+    }
+}
+
+/// Whether an error is the target's (unreachable, unauthorized, throttled past retries), not the user's.
+fn is_systemic(e: &DirectoryError) -> bool {
+    match e {
+        DirectoryError::Refused(_) | DirectoryError::Invalid(_) | DirectoryError::Conflict(_) | DirectoryError::NotFound(_) => {
+            false
+        }
+        DirectoryError::Graph(g) => !matches!(g.status, 400 | 404 | 409),
+        _ => true,
+    }
+}
+
+fn patch_fields(p: &GuestPatch) -> Vec<String> {
+    let mut f = Vec::new();
+    if p.display_name.is_some() {
+        f.push("displayName".to_string());
+    }
+    if p.mail.is_some() {
+        f.push("mail".to_string());
+    }
+    if p.user_type.is_some() {
+        f.push("userType".to_string());
+    }
+    if p.account_enabled.is_some() {
+        f.push("accountEnabled".to_string());
+    }
+    f.extend(p.attributes.keys().cloned());
+    f
+}
+
+fn store_read<T>(r: Result<T, DirectoryError>) -> Result<T, String> {
+    r.map_err(|e| e.to_string())
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
