@@ -4,16 +4,17 @@
 //! member undoes exactly what was generated for it.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use entente::core::model::{DesiredState, Kind, ObjectRef};
-use entente::core::mto::{
-    DesiredMultiTenantOrganization, MtoMemberState, MtoParticipant, MtoRole, MtoSyncJobs, expand_into,
-};
+use entente::core::mto::{DesiredMultiTenantOrganization, MtoMemberState, MtoParticipant, MtoRole, MtoSyncJobs, expand_into};
 use entente::core::operation::Operation;
 use entente::core::plan::{Action, Plan, PlanOptions, Prune};
 use entente::directory::Directory;
+use entente::directory::graph::{Credential, GraphConfig, GraphDirectory};
+use entente::directory::inventory::SqliteInventory;
 use entente::directory::local::LocalDirectory;
+use entente::emulator::{self, EmulatorConfig, EmulatorHandle};
 use entente::engine::{self, Routes};
 
 const CONTOSO: &str = "6f1c7a52-3d4b-4e8a-9f21-0c5d8e7b1a01";
@@ -52,8 +53,7 @@ fn managed(name: &str, id: &str) -> MtoParticipant {
 fn desired(members: &[&str]) -> DesiredState {
     let mut d = tenants();
     let ids = [("fabrikam", FABRIKAM), ("woodgrove", WOODGROVE)];
-    let mut list: Vec<MtoParticipant> =
-        ids.iter().filter(|(n, _)| members.contains(n)).map(|(n, id)| managed(n, id)).collect();
+    let mut list: Vec<MtoParticipant> = ids.iter().filter(|(n, _)| members.contains(n)).map(|(n, id)| managed(n, id)).collect();
     list.push(MtoParticipant { tenant_id: OUTSIDER.into(), tenant: None, display_name: None });
     let mto = DesiredMultiTenantOrganization {
         object: mto_object(),
@@ -69,8 +69,67 @@ fn desired(members: &[&str]) -> DesiredState {
     d
 }
 
-fn routes(dir: &Arc<LocalDirectory>) -> Routes {
-    [CONTOSO, FABRIKAM, WOODGROVE].iter().map(|t| (t.to_string(), Ok(dir.clone() as Arc<dyn Directory>))).collect()
+const TENANTS: [&str; 3] = [CONTOSO, FABRIKAM, WOODGROVE];
+
+/// The directory (`world`, read back for the assertions) and the routes entente plans and applies through:
+/// the local directory itself, or the Graph backend over the emulator serving it.
+struct Harness {
+    world: Arc<LocalDirectory>,
+    routes: Routes,
+    emulator: Option<EmulatorHandle>,
+    _tmp: tempfile::TempDir,
+}
+
+fn signing_key() -> String {
+    static KEY: OnceLock<String> = OnceLock::new();
+    KEY.get_or_init(|| emulator::jwt::SigningKey::generate().unwrap().to_pem().unwrap()).clone()
+}
+
+impl Harness {
+    /// The tenants exist before entente runs (Graph tenants are never created by entente).
+    async fn world(tmp: &tempfile::TempDir) -> Arc<LocalDirectory> {
+        let world = Arc::new(LocalDirectory::open(&tmp.path().join("directory.db")).unwrap());
+        for t in tenants().tenants {
+            world.apply(&t.identity.tenant_id, &[Operation::CreateTenant { identity: t.identity.clone() }]).await.unwrap();
+        }
+        world
+    }
+
+    async fn local() -> Harness {
+        let tmp = tempfile::tempdir().unwrap();
+        let world = Self::world(&tmp).await;
+        let routes = TENANTS.iter().map(|t| (t.to_string(), Ok(world.clone() as Arc<dyn Directory>))).collect();
+        Harness { world, routes, emulator: None, _tmp: tmp }
+    }
+
+    /// Through the emulator with strict contract checking.
+    async fn graph() -> Harness {
+        let tmp = tempfile::tempdir().unwrap();
+        let world = Self::world(&tmp).await;
+        let mut config = EmulatorConfig { signing_key_pem: Some(signing_key()), ..EmulatorConfig::default() };
+        config.contract.strict = true;
+        config.contract.allow_unknown_properties = false;
+        let handle = emulator::start(world.clone(), config).await.unwrap();
+        let inventory = Arc::new(SqliteInventory::open(&tmp.path().join("inventory.db")).unwrap());
+        let permissions: Vec<String> = entente::directory::graph::APPLY_PERMISSIONS.iter().map(|p| p.to_string()).collect();
+        let mut routes = Routes::new();
+        for tenant in TENANTS {
+            let app = emulator::apps::create_app(&world, tenant, "entente", &permissions).unwrap();
+            let mut config = GraphConfig::new(tenant, &app.client_id, Credential::ClientSecret(app.client_secret)).for_tests();
+            config.authority_host = handle.url();
+            config.graph_endpoint = handle.url();
+            let dir = GraphDirectory::new(config, inventory.clone()).unwrap();
+            routes.insert(tenant.to_string(), Ok(Arc::new(dir) as Arc<dyn Directory>));
+        }
+        Harness { world, routes, emulator: Some(handle), _tmp: tmp }
+    }
+
+    fn check_contract(&self) {
+        if let Some(h) = &self.emulator {
+            let report = h.contract_report();
+            assert!(report.violations.is_empty(), "contract violations: {:#?}", report.violations);
+        }
+    }
 }
 
 async fn plan_apply(d: &DesiredState, routes: &Routes) -> Plan {
@@ -88,14 +147,36 @@ fn generated(plan: &Plan) -> Vec<&entente::core::plan::Change> {
         .collect()
 }
 
-#[tokio::test]
-async fn apply_activates_members_marks_partners_and_converges() {
-    let dir = Arc::new(LocalDirectory::open_in_memory().unwrap());
-    let routes = routes(&dir);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_apply_activates_members_marks_partners_and_converges() {
+    apply_activates_members_marks_partners_and_converges(&Harness::local().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_apply_activates_members_marks_partners_and_converges() {
+    let h = Harness::graph().await;
+    apply_activates_members_marks_partners_and_converges(&h).await;
+    h.check_contract();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_removing_a_member_deletes_exactly_what_was_generated_for_it() {
+    removing_a_member_deletes_exactly_what_was_generated_for_it(&Harness::local().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_removing_a_member_deletes_exactly_what_was_generated_for_it() {
+    let h = Harness::graph().await;
+    removing_a_member_deletes_exactly_what_was_generated_for_it(&h).await;
+    h.check_contract();
+}
+
+async fn apply_activates_members_marks_partners_and_converges(h: &Harness) {
+    let (dir, routes) = (&h.world, &h.routes);
     let d = desired(&["fabrikam", "woodgrove"]);
     assert_eq!(d.sync_jobs.len(), 6, "one job per ordered pair of managed tenants");
 
-    let plan = plan_apply(&d, &routes).await;
+    let plan = plan_apply(&d, routes).await;
     // Every ordered pair of the three managed tenants gets a partner configuration.
     let partners = generated(&plan);
     assert_eq!(partners.len(), 6, "{:#?}", plan.changes);
@@ -158,19 +239,17 @@ async fn apply_activates_members_marks_partners_and_converges() {
     }
 
     // A second apply writes nothing.
-    let again = engine::plan_against(&d, &routes, PlanOptions::default()).await;
+    let again = engine::plan_against(&d, routes, PlanOptions::default()).await;
     assert!(!again.has_writes(), "{:#?}", again.changes.iter().filter(|c| c.action.writes()).collect::<Vec<_>>());
 }
 
-#[tokio::test]
-async fn removing_a_member_deletes_exactly_what_was_generated_for_it() {
-    let dir = Arc::new(LocalDirectory::open_in_memory().unwrap());
-    let routes = routes(&dir);
-    plan_apply(&desired(&["fabrikam", "woodgrove"]), &routes).await;
+async fn removing_a_member_deletes_exactly_what_was_generated_for_it(h: &Harness) {
+    let (dir, routes) = (&h.world, &h.routes);
+    plan_apply(&desired(&["fabrikam", "woodgrove"]), routes).await;
 
     // Woodgrove leaves the spec (no --prune).
     let d = desired(&["fabrikam"]);
-    let plan = engine::plan_against(&d, &routes, PlanOptions::default()).await;
+    let plan = engine::plan_against(&d, routes, PlanOptions::default()).await;
     let deletions: BTreeSet<(String, String)> = plan
         .changes
         .iter()
@@ -183,28 +262,21 @@ async fn removing_a_member_deletes_exactly_what_was_generated_for_it() {
             })
         })
         .collect();
-    let expected: BTreeSet<(String, String)> = [
-        (CONTOSO, WOODGROVE),
-        (FABRIKAM, WOODGROVE),
-        (WOODGROVE, CONTOSO),
-        (WOODGROVE, FABRIKAM),
-        (WOODGROVE, "leave"),
-    ]
-    .iter()
-    .map(|(a, b)| (a.to_string(), b.to_string()))
-    .collect();
+    let expected: BTreeSet<(String, String)> =
+        [(CONTOSO, WOODGROVE), (FABRIKAM, WOODGROVE), (WOODGROVE, CONTOSO), (WOODGROVE, FABRIKAM), (WOODGROVE, "leave")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
     assert_eq!(deletions, expected, "{:#?}", plan.changes);
-    assert!(plan
-        .changes
-        .iter()
-        .filter(|c| c.action == Action::Delete)
-        .all(|c| c.note.as_deref().is_some_and(|n| n.contains("no longer generated by MultiTenantOrganization/default/contoso-group"))));
+    assert!(plan.changes.iter().filter(|c| c.action == Action::Delete).all(|c| {
+        c.note.as_deref().is_some_and(|n| n.contains("no longer generated by MultiTenantOrganization/default/contoso-group"))
+    }));
     let removed = plan.changes.iter().any(|c| {
         c.tenant_id == CONTOSO
             && c.ops.iter().any(|o| matches!(o, Operation::RemoveMtoMember { tenant_id } if tenant_id == WOODGROVE))
     });
     assert!(removed, "the owner removes woodgrove from its member list");
-    let report = engine::apply(&plan, &routes).await;
+    let report = engine::apply(&plan, routes).await;
     assert_eq!(report.failed(), 0, "{:?}", report.results);
 
     let contoso = dir.snapshot(CONTOSO).await.unwrap().unwrap();
@@ -213,17 +285,18 @@ async fn removing_a_member_deletes_exactly_what_was_generated_for_it() {
     let woodgrove = dir.snapshot(WOODGROVE).await.unwrap().unwrap();
     assert!(woodgrove.partners.is_empty());
     assert!(woodgrove.multi_tenant_organization.is_none());
-    assert!(woodgrove.managed.iter().all(|r| r.kind == Kind::Tenant), "{:?}", woodgrove.managed);
-    let again = engine::plan_against(&d, &routes, PlanOptions::default()).await;
+    let records = routes[WOODGROVE].as_ref().unwrap().snapshot(WOODGROVE).await.unwrap().unwrap().managed;
+    assert!(records.iter().all(|r| r.kind == Kind::Tenant), "{records:?}");
+    let again = engine::plan_against(&d, routes, PlanOptions::default()).await;
     assert!(!again.has_writes(), "{:#?}", again.changes.iter().filter(|c| c.action.writes()).collect::<Vec<_>>());
 
     // Deleting the whole organization is a prune: every member removed, every generated partner deleted.
     let mut gone = tenants();
     gone.multi_tenant_organizations.clear();
-    let plan = engine::plan_against(&gone, &routes, PlanOptions::default()).await;
+    let plan = engine::plan_against(&gone, routes, PlanOptions::default()).await;
     assert!(!plan.has_writes(), "nothing without --prune");
-    let plan = engine::plan_against(&gone, &routes, PlanOptions { prune: Prune::All }).await;
-    let report = engine::apply(&plan, &routes).await;
+    let plan = engine::plan_against(&gone, routes, PlanOptions { prune: Prune::All }).await;
+    let report = engine::apply(&plan, routes).await;
     assert_eq!(report.failed(), 0, "{:?}", report.results);
     for t in [CONTOSO, FABRIKAM] {
         let s = dir.snapshot(t).await.unwrap().unwrap();

@@ -34,6 +34,7 @@ mod faults;
 mod groups;
 mod invitations;
 pub mod jwt;
+mod mto;
 mod odata;
 mod organization;
 mod permissions;

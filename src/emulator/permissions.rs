@@ -25,6 +25,8 @@ pub const KNOWN: &[&str] = &[
     "Policy.ReadWrite.CrossTenantAccess",
     "Policy.ReadWrite.Authorization",
     "Policy.ReadWrite.B2BManagementPolicy",
+    "MultiTenantOrganization.Read.All",
+    "MultiTenantOrganization.ReadWrite.All",
 ];
 
 /// The known permission spelled as Microsoft spells it, whatever the case it was given in.
@@ -61,6 +63,8 @@ const AUTHZ_READ: &[&str] = &["Policy.Read.All", "Policy.ReadWrite.Authorization
 const AUTHZ_WRITE: &[&str] = &["Policy.ReadWrite.Authorization"];
 const B2B_READ: &[&str] = &["Policy.Read.All", "Policy.ReadWrite.B2BManagementPolicy"];
 const B2B_WRITE: &[&str] = &["Policy.ReadWrite.B2BManagementPolicy"];
+const MTO_READ: &[&str] = &["MultiTenantOrganization.Read.All", "MultiTenantOrganization.ReadWrite.All"];
+const MTO_WRITE: &[&str] = &["MultiTenantOrganization.ReadWrite.All"];
 /// `$batch` itself needs a valid token only; each request inside is checked on its own.
 const ANY: &[&str] = &[];
 
@@ -93,6 +97,8 @@ pub fn required(route: &Route, method: &Method) -> &'static [&'static str] {
         Route::AuthorizationPolicy => AUTHZ_WRITE,
         Route::B2bPolicies | Route::B2bPolicy(_) if read => B2B_READ,
         Route::B2bPolicies | Route::B2bPolicy(_) => B2B_WRITE,
+        Route::Mto | Route::MtoTenants | Route::MtoTenant(_) | Route::MtoJoinRequest if read => MTO_READ,
+        Route::Mto | Route::MtoTenants | Route::MtoTenant(_) | Route::MtoJoinRequest => MTO_WRITE,
         Route::Batch => ANY,
     }
 }

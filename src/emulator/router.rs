@@ -137,6 +137,11 @@ pub enum Route {
     B2bPolicies,
     /// Beta only.
     B2bPolicy(String),
+    /// `/tenantRelationships/multiTenantOrganization` (R15).
+    Mto,
+    MtoTenants,
+    MtoTenant(String),
+    MtoJoinRequest,
     Batch,
 }
 
@@ -172,6 +177,12 @@ impl Route {
             (ApiVersion::V1, ["policies", "authorizationPolicy"]) => Route::AuthorizationPolicy,
             (ApiVersion::Beta, ["policies", "b2bManagementPolicies"]) => Route::B2bPolicies,
             (ApiVersion::Beta, ["policies", "b2bManagementPolicies", id]) => Route::B2bPolicy(id.to_string()),
+            (ApiVersion::V1, ["tenantRelationships", "multiTenantOrganization"]) => Route::Mto,
+            (ApiVersion::V1, ["tenantRelationships", "multiTenantOrganization", "tenants"]) => Route::MtoTenants,
+            (ApiVersion::V1, ["tenantRelationships", "multiTenantOrganization", "tenants", id]) => {
+                Route::MtoTenant(id.to_string())
+            }
+            (ApiVersion::V1, ["tenantRelationships", "multiTenantOrganization", "joinRequest"]) => Route::MtoJoinRequest,
             _ => {
                 let last = s.iter().rev().find(|x| !x.is_empty()).copied().unwrap_or_default();
                 return Err(GraphError::new(
@@ -206,6 +217,10 @@ impl Route {
             Route::GroupMemberRef(..) => DELETE,
             Route::CrossTenantAccessPolicy | Route::XtapDefault | Route::AuthorizationPolicy => GET_PATCH,
             Route::PartnerIdentitySync(_) => ALL,
+            Route::Mto => &[Method::GET, Method::PUT, Method::PATCH],
+            Route::MtoTenants => GET_POST,
+            Route::MtoTenant(_) => GET_PATCH_DELETE,
+            Route::MtoJoinRequest => GET_PATCH,
         }
     }
 
@@ -253,6 +268,10 @@ impl Route {
             Route::AuthorizationPolicy => "/policies/authorizationPolicy",
             Route::B2bPolicies => "/policies/b2bManagementPolicies",
             Route::B2bPolicy(_) => "/policies/b2bManagementPolicies/{b2bManagementPolicy-id}",
+            Route::Mto => "/tenantRelationships/multiTenantOrganization",
+            Route::MtoTenants => "/tenantRelationships/multiTenantOrganization/tenants",
+            Route::MtoTenant(_) => "/tenantRelationships/multiTenantOrganization/tenants/{multiTenantOrganizationMember-id}",
+            Route::MtoJoinRequest => "/tenantRelationships/multiTenantOrganization/joinRequest",
             Route::Batch => "/$batch",
         };
         format!("/{}{t}", version.as_str())

@@ -34,7 +34,9 @@ use super::faults::{Ambiguous, Faults, format_seconds, injected};
 use super::jwt::SigningKey;
 use super::router::{ApiVersion, GraphRequest, GraphResponse, ResponseBody, Route, parse_query, split_path};
 use super::throttle::{Charge, Throttle, Verdict};
-use super::{EmulatorError, admin, auth, batch, groups, invitations, organization, permissions, policies, store, users, xtap};
+use super::{
+    EmulatorError, admin, auth, batch, groups, invitations, mto, organization, permissions, policies, store, users, xtap,
+};
 use crate::directory::DirectoryError;
 use crate::directory::local::LocalDirectory;
 
@@ -661,6 +663,17 @@ async fn dispatch(ctx: &Ctx, route: Route, req: &GraphRequest) -> Result<GraphRe
         Route::B2bPolicy(id) if m == Method::GET => policies::get_b2b(ctx, req, &id).await,
         Route::B2bPolicy(id) if m == Method::PATCH => policies::update_b2b(ctx, req, &id).await,
         Route::B2bPolicy(id) => policies::delete_b2b(ctx, &id).await,
+        Route::Mto if m == Method::GET => mto::get(ctx, req).await,
+        Route::Mto => mto::put(ctx, req, m == Method::PUT).await,
+        Route::MtoTenants if m == Method::GET => mto::list_tenants(ctx, req).await,
+        Route::MtoTenants => mto::add_tenant(ctx, req).await,
+        Route::MtoTenant(id) if m == Method::GET => mto::get_tenant(ctx, req, &id).await,
+        Route::MtoTenant(_) if m == Method::PATCH => {
+            Err(GraphError::bad_request("The emulator does not change a member's role: remove and add it."))
+        }
+        Route::MtoTenant(id) => mto::remove_tenant(ctx, &id).await,
+        Route::MtoJoinRequest if m == Method::GET => mto::get_join_request(ctx, req).await,
+        Route::MtoJoinRequest => mto::update_join_request(ctx, req).await,
     }
 }
 

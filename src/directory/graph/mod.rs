@@ -44,6 +44,7 @@ pub const APPLY_PERMISSIONS: &[&str] = &[
     "Policy.ReadWrite.Authorization",
     "Policy.ReadWrite.B2BManagementPolicy",
     "Organization.Read.All",
+    "MultiTenantOrganization.ReadWrite.All",
 ];
 
 pub use auth::Credential;

@@ -38,6 +38,7 @@ use crate::core::operation::{GuestPatch, InvitationResult, Operation, Outcome};
 use crate::core::policy::TenantPolicy;
 
 pub use feed::ChangeEntry;
+pub(crate) use mto::{JoinRequestRow, MemberRow, MtoView, OrganizationRow};
 
 /// A directory kept in one SQLite file (or in memory, for tests).
 pub struct LocalDirectory {

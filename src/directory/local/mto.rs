@@ -227,3 +227,31 @@ pub(super) fn leave(c: &Connection, tenant_id: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// The owner of the organization the tenant is an active participant of (itself when it owns one).
+fn active_in(c: &Connection, tenant_id: &str) -> Result<Option<String>> {
+    if owned(c, tenant_id)?.is_some() {
+        return Ok(Some(tenant_id.to_string()));
+    }
+    Ok(join_request(c, tenant_id)?
+        .filter(|j| j.request.member_state == MtoMemberState::Active)
+        .map(|j| j.request.added_by_tenant_id))
+}
+
+/// Whether both tenants are active in the same organization: their partner configurations for each
+/// other are then marked `isInMultiTenantOrganization`, as Graph marks them (R15), whoever wrote them.
+pub(super) fn pair_active(c: &Connection, a: &str, b: &str) -> Result<bool> {
+    let Some(owner) = active_in(c, a)? else { return Ok(false) };
+    Ok(active_in(c, &b.to_ascii_lowercase())?.is_some_and(|o| o == owner))
+}
+
+/// What the emulator serves: the organization the tenant sees (with its members) and its join request.
+pub(crate) type MtoView = (Option<(OrganizationRow, Vec<MemberRow>)>, Option<JoinRequestRow>);
+
+impl super::LocalDirectory {
+    /// The organization a tenant sees and its own join request, read together.
+    pub(crate) fn mto_view(&self, tenant_id: &str) -> Result<MtoView> {
+        let t = super::norm(tenant_id);
+        self.read(|c| Ok((organization(c, &t)?, join_request(c, &t)?)))
+    }
+}

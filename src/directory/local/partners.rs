@@ -38,7 +38,15 @@ pub(super) fn list(c: &Connection, tenant_id: &str) -> Result<Vec<PartnerConfigu
         .query_map([tenant_id], raw)
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
         .ctx("reading partner configurations")?;
-    rows.into_iter().map(decode).collect()
+    rows.into_iter().map(|r| decode(r).and_then(|p| marked(c, tenant_id, p))).collect()
+}
+
+/// A partner of a tenant in the same multi-tenant organization reads as marked (R15).
+fn marked(c: &Connection, tenant_id: &str, mut p: PartnerConfiguration) -> Result<PartnerConfiguration> {
+    if !p.is_in_multi_tenant_organization {
+        p.is_in_multi_tenant_organization = super::mto::pair_active(c, tenant_id, &p.tenant_id)?;
+    }
+    Ok(p)
 }
 
 pub(super) fn get(c: &Connection, tenant_id: &str, partner: &str) -> Result<Option<PartnerConfiguration>> {
@@ -46,7 +54,7 @@ pub(super) fn get(c: &Connection, tenant_id: &str, partner: &str) -> Result<Opti
         .prepare_cached(&format!("SELECT {COLUMNS} FROM partners WHERE tenant_id = ?1 AND partner_tenant_id = ?2"))
         .and_then(|mut s| s.query_row(params![tenant_id, partner], raw).optional())
         .ctx("reading a partner configuration")?;
-    row.map(decode).transpose()
+    row.map(|r| decode(r).and_then(|p| marked(c, tenant_id, p))).transpose()
 }
 
 /// Creates or replaces the partner configuration (identity synchronization included, replaced whole).
