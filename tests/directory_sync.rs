@@ -333,7 +333,7 @@ async fn provisioning_takes_over_the_user_with_that_mail() {
     assert_eq!(result.user_id, invited.user_id, "never a second user");
     assert_eq!(result.user_principal_name, invited.user_principal_name);
     assert_eq!(dir.users(FABRIKAM).unwrap().len(), 1);
-    let user = dir.users_by_id(FABRIKAM, &[result.user_id.clone()]).await.unwrap().remove(0);
+    let user = dir.users_by_id(FABRIKAM, std::slice::from_ref(&result.user_id)).await.unwrap().remove(0);
     assert_eq!(user.user_type, UserType::Member);
     assert_eq!(user.display_name.as_deref(), Some("Alice Liddell"));
     assert_eq!(user.attributes, attrs(&[("department", "R&D"), ("jobTitle", "Engineer"), ("usageLocation", "NL")]));

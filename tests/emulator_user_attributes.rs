@@ -74,7 +74,8 @@ async fn attributes_set_in_the_directory_show_over_http() {
     let env = env().await;
     let token = env.token(&env.contoso).await;
     let id = env.dir.add_member(CONTOSO, "erin@contoso.com", Some("Erin")).unwrap();
-    let attributes = BTreeMap::from([("givenName".to_string(), Some("Erin".to_string())), ("surname".into(), Some("Hale".into()))]);
+    let attributes =
+        BTreeMap::from([("givenName".to_string(), Some("Erin".to_string())), ("surname".into(), Some("Hale".into()))]);
     env.dir.set_user_attributes(CONTOSO, &id, &attributes).unwrap();
     let u = env.get(&token, &format!("/v1.0/users/{id}")).await;
     assert_eq!(u.status, StatusCode::OK);
