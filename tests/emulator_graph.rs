@@ -199,7 +199,7 @@ async fn users_patch_and_delete() {
     assert_eq!(u.body["userType"], "Member");
     assert_eq!(u.body["accountEnabled"], false);
     assert_eq!(u.body["jobTitle"], "Auditor");
-    for bad in [json!({ "userType": "Visitor" }), json!({ "mail": "x@y.com" }), json!({ "shoeSize": 42 })] {
+    for bad in [json!({ "userType": "Visitor" }), json!({ "mail": "not an address" }), json!({ "shoeSize": 42 })] {
         assert_eq!(env.patch(&token, &path, bad).await.status, StatusCode::BAD_REQUEST);
     }
     assert_eq!(env.delete(&token, &path).await.status, StatusCode::NO_CONTENT);

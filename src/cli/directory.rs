@@ -91,8 +91,34 @@ pub enum DirectoryCommand {
         email: String,
         #[arg(long)]
         display_name: Option<String>,
+        /// A profile attribute, `NAME=VALUE` (e.g. `jobTitle=Engineer`); repeatable.
+        #[arg(long = "attr", value_parser = parse_attr)]
+        attributes: Vec<(String, String)>,
         #[arg(short = 'o', long, value_enum, default_value_t = Format::Text)]
         output: Format,
+    },
+    /// Change a user outside entente, as HR or an admin would: profile attributes, display name, sign-in.
+    SetUser {
+        /// Tenant id or domain.
+        tenant: String,
+        email: String,
+        /// Set a profile attribute, `NAME=VALUE`; repeatable.
+        #[arg(long = "attr", value_parser = parse_attr)]
+        attributes: Vec<(String, String)>,
+        /// Clear a profile attribute; repeatable.
+        #[arg(long = "clear")]
+        clear: Vec<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Block (`false`) or allow (`true`) sign-in.
+        #[arg(long)]
+        account_enabled: Option<bool>,
+        /// Add the user to a group (by display name); repeatable.
+        #[arg(long = "add-to-group")]
+        add_to_groups: Vec<String>,
+        /// Remove the user from a group (by display name); repeatable.
+        #[arg(long = "remove-from-group")]
+        remove_from_groups: Vec<String>,
     },
     /// Delete a guest outside entente.
     DeleteGuest {
@@ -347,9 +373,12 @@ pub fn run(dir: &LocalDirectory, cmd: DirectoryCommand, out: &mut dyn Write) -> 
             writeln!(out, "{}: {path} = {value} (changed outside entente: the next plan shows it as drift)", t.initial_domain)?;
             Ok(())
         }
-        DirectoryCommand::AddMember { tenant, email, display_name, output } => {
+        DirectoryCommand::AddMember { tenant, email, display_name, attributes, output } => {
             let t = resolve_tenant(dir, &tenant)?;
             let id = dir.add_member(&t.tenant_id, &email, display_name.as_deref())?;
+            if !attributes.is_empty() {
+                dir.set_user_attributes(&t.tenant_id, &id, &attributes.into_iter().map(|(k, v)| (k, Some(v))).collect())?;
+            }
             match output {
                 Format::Json => write_json(out, &json!({ "id": id, "mail": email, "tenantId": t.tenant_id })),
                 Format::Text => {
@@ -357,6 +386,41 @@ pub fn run(dir: &LocalDirectory, cmd: DirectoryCommand, out: &mut dyn Write) -> 
                     Ok(())
                 }
             }
+        }
+        DirectoryCommand::SetUser {
+            tenant,
+            email,
+            attributes,
+            clear,
+            display_name,
+            account_enabled,
+            add_to_groups,
+            remove_from_groups,
+        } => {
+            let t = resolve_tenant(dir, &tenant)?;
+            let user = dir
+                .user_by_mail(&t.tenant_id, &email)?
+                .ok_or_else(|| anyhow::anyhow!("no user with mail {email} in {}", t.initial_domain))?;
+            let mut attrs: std::collections::BTreeMap<String, Option<String>> =
+                attributes.into_iter().map(|(k, v)| (k, Some(v))).collect();
+            attrs.extend(clear.into_iter().map(|k| (k, None)));
+            if !attrs.is_empty() {
+                dir.set_user_attributes(&t.tenant_id, &user.id, &attrs)?;
+            }
+            if let Some(name) = display_name {
+                dir.set_display_name(&t.tenant_id, &user.id, &name)?;
+            }
+            if let Some(enabled) = account_enabled {
+                dir.set_account_enabled(&t.tenant_id, &user.id, enabled)?;
+            }
+            for g in add_to_groups {
+                dir.add_group_member(&t.tenant_id, &g, &user.id)?;
+            }
+            for g in remove_from_groups {
+                dir.remove_group_member(&t.tenant_id, &g, &user.id)?;
+            }
+            writeln!(out, "updated {email} in {} (user {})", t.initial_domain, user.id)?;
+            Ok(())
         }
         DirectoryCommand::Serve(args) => serve(dir, &args, out),
         DirectoryCommand::App { command } => app(dir, command, out),
@@ -702,4 +766,12 @@ fn is_plain(s: &str) -> bool {
         && !s.ends_with(char::is_whitespace)
         && !matches!(s.to_ascii_lowercase().as_str(), "true" | "false" | "null" | "~" | "yes" | "no")
         && s.parse::<f64>().is_err()
+}
+
+/// `NAME=VALUE` of `--attr`.
+fn parse_attr(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not NAME=VALUE (e.g. jobTitle=Engineer)")),
+    }
 }

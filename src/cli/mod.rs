@@ -3,6 +3,7 @@
 pub mod directory;
 mod explain;
 mod render;
+mod sync;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,8 +17,10 @@ use crate::core::plan::{PlanOptions, Prune};
 use crate::core::policy::TenantPolicy;
 use crate::directory::local::LocalDirectory;
 use crate::engine::routes::{Backends, SecretSource};
+use crate::engine::sync::{JobOutcome, Selection, run_jobs};
 use crate::engine::{self, ChangeResult, Routes};
 use crate::manifest::{self, Manifests};
+use crate::sync::RunOptions;
 
 /// Where the embedded directory lives unless `--directory` says otherwise.
 pub const DEFAULT_DIRECTORY: &str = ".entente/directory.db";
@@ -48,6 +51,11 @@ pub enum Command {
         #[command(subcommand)]
         command: directory::DirectoryCommand,
     },
+    /// Run cross-tenant sync jobs now, or show what they remember.
+    Sync {
+        #[command(subcommand)]
+        command: sync::SyncCommand,
+    },
     /// Run the Kubernetes controller: keep every Tenant, CrossTenantAccessPolicy and GuestInvitation in
     /// the cluster converged with its directory.
     Controller(crate::controller::ControllerArgs),
@@ -65,9 +73,15 @@ pub struct RunArgs {
     /// Keep it: without it, entente adopts its objects again and never deletes what it holds no record for.
     #[arg(long, env = "ENTENTE_INVENTORY")]
     pub inventory: Option<PathBuf>,
+    /// Where sync jobs keep their state (default: `sync.db` next to the directory file).
+    #[arg(long, env = "ENTENTE_SYNC_STATE")]
+    pub state: Option<PathBuf>,
     /// Also delete managed objects that are no longer in the manifests (honours deletionPolicy).
     #[arg(long)]
     pub prune: bool,
+    /// Do not run (apply) or preview (plan) the SyncJobs; `entente sync run` runs them on their own.
+    #[arg(long)]
+    pub no_sync: bool,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
@@ -105,6 +119,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::
             Ok(exit::OK)
         }
         Command::Explain(args) => explain::run(args, out, err).await,
+        Command::Sync { command } => sync::run(command, out, err).await,
         Command::Plan(args) => plan_or_apply(args, false, out, err).await,
         Command::Apply(args) => plan_or_apply(args, true, out, err).await,
     }
@@ -118,34 +133,87 @@ async fn plan_or_apply(args: RunArgs, apply: bool, out: &mut dyn Write, err: &mu
             return Ok(exit::ERROR);
         }
     };
-    let routes = routes(&manifests, &args.directory, args.inventory.as_deref());
+    let backends = backends(&args.directory, args.inventory.as_deref(), args.state.as_deref());
+    let routes = routes_from(&manifests, &backends);
     let options = PlanOptions { prune: if args.prune { Prune::All } else { Prune::Off } };
     let observed = engine::observe(&manifests.desired, &routes).await;
     let plan = crate::core::plan::plan(&manifests.desired, &observed, options);
+    let names = sync::tenant_names(&manifests.desired);
+    let with_sync = !args.no_sync && !manifests.desired.sync_jobs.is_empty();
     if !apply {
         let impact = access_impact(&manifests.desired, &observed);
+        // Sync jobs are previewed against the settings the plan brings (a dry run: nothing is remembered).
+        let jobs = if with_sync {
+            let dry = RunOptions { dry_run: true, ..RunOptions::default() };
+            sync_jobs(&manifests, &routes, &backends, &dry, Some(&observed)).await
+        } else {
+            vec![]
+        };
         match args.output {
-            Output::Text => render::write_plan(out, &plan, &impact)?,
-            Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&render::plan_json(&plan, &impact))?)?,
-            Output::Markdown => write!(out, "{}", render::plan_markdown(&plan, &impact))?,
+            Output::Text => {
+                render::write_plan(out, &plan, &impact)?;
+                sync::write_outcomes(out, &jobs, &names)?;
+            }
+            Output::Json => {
+                let mut v = render::plan_json(&plan, &impact);
+                v["syncJobs"] = sync::outcomes_json(&jobs);
+                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?
+            }
+            Output::Markdown => {
+                write!(out, "{}{}", render::plan_markdown(&plan, &impact), sync::outcomes_markdown(&jobs, &names))?
+            }
         }
-        return Ok(if !plan.errors.is_empty() {
+        return Ok(if !plan.errors.is_empty() || jobs.iter().any(|j| matches!(j, JobOutcome::Error { .. })) {
             exit::ERROR
-        } else if plan.has_writes() {
+        } else if plan.has_writes() || jobs.iter().any(|j| j.writes() > 0) {
             exit::CHANGES_PENDING
         } else {
             exit::OK
         });
     }
     let report = engine::apply(&plan, &routes).await;
+    let failed = report.results.iter().any(|r| matches!(r, ChangeResult::Failed { .. } | ChangeResult::Skipped { .. }));
+    // Sync jobs run once their tenants' settings are in place, against what the directories now hold.
+    let jobs =
+        if with_sync && !failed { sync_jobs(&manifests, &routes, &backends, &RunOptions::default(), None).await } else { vec![] };
     match args.output {
-        Output::Text => render::write_apply(out, &plan, &report)?,
+        Output::Text => {
+            render::write_apply(out, &plan, &report)?;
+            sync::write_outcomes(out, &jobs, &names)?;
+            if with_sync && failed {
+                writeln!(out, "Sync jobs not run: a change above failed.")?;
+            }
+        }
         Output::Json | Output::Markdown => {
-            writeln!(out, "{}", serde_json::to_string_pretty(&render::apply_json(&plan, &report))?)?
+            let mut v = render::apply_json(&plan, &report);
+            v["syncJobs"] = sync::outcomes_json(&jobs);
+            writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?
         }
     }
-    let failed = report.results.iter().any(|r| matches!(r, ChangeResult::Failed { .. } | ChangeResult::Skipped { .. }));
-    Ok(if failed || !plan.errors.is_empty() { exit::ERROR } else { exit::OK })
+    let sync_failed = jobs.iter().any(JobOutcome::failed);
+    Ok(if failed || sync_failed || !plan.errors.is_empty() { exit::ERROR } else { exit::OK })
+}
+
+/// Runs (or previews) every SyncJob of the manifests.
+async fn sync_jobs(
+    manifests: &Manifests,
+    routes: &Routes,
+    backends: &Backends,
+    options: &RunOptions,
+    planned: Option<&crate::core::plan::Observed>,
+) -> Vec<JobOutcome> {
+    let store = match backends.sync_store() {
+        Ok(s) => s,
+        Err(e) => {
+            return manifests
+                .desired
+                .sync_jobs
+                .iter()
+                .map(|j| JobOutcome::Error { job: j.object.clone(), message: e.clone() })
+                .collect();
+        }
+    };
+    run_jobs(&manifests.desired, routes, &store, &Selection::default(), options, planned).await
 }
 
 /// Who gains or loses access if the plan is applied: settings in force now versus after the plan.
@@ -179,11 +247,19 @@ impl SecretSource for EnvSecrets {
     }
 }
 
-/// Picks each tenant's directory.
-fn routes(manifests: &Manifests, local_path: &Path, inventory: Option<&Path>) -> Routes {
+/// The backends of a CLI run: the local directory file, and where entente keeps its own records.
+fn backends(local_path: &Path, inventory: Option<&Path>, sync_state: Option<&Path>) -> Backends {
     let mut backends = Backends::new(local_path);
     if let Some(path) = inventory {
         backends = backends.with_inventory_path(path);
     }
+    if let Some(path) = sync_state {
+        backends = backends.with_sync_state_path(path);
+    }
+    backends
+}
+
+/// Picks each tenant's directory.
+fn routes_from(manifests: &Manifests, backends: &Backends) -> Routes {
     manifests.backends.iter().map(|(id, backend)| (id.clone(), backends.route(id, backend, &EnvSecrets))).collect()
 }

@@ -428,11 +428,7 @@ pub(crate) async fn delta(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse
         .filter(|n| *n > 0)
         .unwrap_or(ctx.state.config.delta_page_size);
     let tenant = ctx.tenant().to_string();
-    let current = {
-        let t = tenant.clone();
-        let _ = t;
-        ctx.db(|dir| dir.change_seq()).await?
-    };
+    let current = ctx.db(|dir| dir.change_seq()).await?;
     let now_ms = chrono::Utc::now().timestamp_millis();
     let epoch = ctx.state.delta_epoch.load(Ordering::SeqCst);
     let state = if let Some(token) = req.param("deltatoken") {
@@ -466,6 +462,7 @@ pub(crate) async fn delta(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse
         }
         s
     } else {
+        // A first round belongs to the current epoch: after a reset, fresh rounds must keep working.
         DeltaState {
             phase: "i".into(),
             from: current,
@@ -474,6 +471,7 @@ pub(crate) async fn delta(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse
             filter: req.param("filter").map(str::to_string),
             tenant: tenant.clone(),
             issued_ms: now_ms,
+            epoch,
             ..Default::default()
         }
     };

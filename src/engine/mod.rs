@@ -4,6 +4,7 @@
 //! the pure `core::plan::plan` decides, and `apply` executes each change's operations in plan order.
 
 pub mod routes;
+pub mod sync;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;

@@ -10,6 +10,7 @@ use crate::directory::Directory;
 use crate::directory::graph::{GraphConfig, GraphDirectory};
 use crate::directory::inventory::{DEFAULT_INVENTORY_FILE, Inventory, SqliteInventory};
 use crate::directory::local::LocalDirectory;
+use crate::sync::{DEFAULT_SYNC_STATE_FILE, SyncStore};
 
 /// Where a Graph backend's client secret comes from: the environment or a file for the CLI, a Kubernetes
 /// Secret for the controller. Never a manifest.
@@ -30,19 +31,45 @@ pub struct Backends {
     /// Where Graph backends keep entente's ownership records (Graph has no place for them).
     inventory_path: PathBuf,
     inventory: Mutex<Option<Arc<dyn Inventory>>>,
+    /// What sync jobs remember between runs.
+    sync_state_path: PathBuf,
+    sync_store: Mutex<Option<Arc<SyncStore>>>,
 }
 
 impl Backends {
     pub fn new(local_path: impl Into<PathBuf>) -> Self {
         let local_path = local_path.into();
         let inventory_path = local_path.with_file_name(DEFAULT_INVENTORY_FILE);
+        let sync_state_path = local_path.with_file_name(DEFAULT_SYNC_STATE_FILE);
         Self {
             local_path,
             local: Mutex::new(None),
             graph: Mutex::new(HashMap::new()),
             inventory_path,
             inventory: Mutex::new(None),
+            sync_state_path,
+            sync_store: Mutex::new(None),
         }
+    }
+
+    /// Keeps the sync jobs' state in `path` instead of `sync.db` next to the local directory.
+    pub fn with_sync_state_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.sync_state_path = path.into();
+        self
+    }
+
+    /// The sync jobs' state, opened on first use.
+    pub fn sync_store(&self) -> Result<Arc<SyncStore>, String> {
+        let mut slot = self.sync_store.lock().map_err(|_| "sync state lock poisoned".to_string())?;
+        if let Some(s) = slot.as_ref() {
+            return Ok(s.clone());
+        }
+        let store = Arc::new(
+            SyncStore::open(&self.sync_state_path)
+                .map_err(|e| format!("cannot open the sync state {}: {e}", self.sync_state_path.display()))?,
+        );
+        *slot = Some(store.clone());
+        Ok(store)
     }
 
     /// Keeps the Graph backends' inventory in `path` instead of `inventory.db` next to the local directory.

@@ -72,6 +72,9 @@ pub struct SyncRunReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub planned: Vec<String>,
     pub finished_at: String,
+    /// When the next scheduled run is due (none while paused or in a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_run: Option<String>,
 }
 
 impl SyncRunReport {
@@ -152,7 +155,7 @@ pub async fn run_job(
         Run { job, key: key.clone(), counts: SyncCounts::default(), errors: vec![], calls: 0, planned: vec![], rows: vec![] };
 
     if job.suspended {
-        return Ok(report(&run, &state, store, options, false, None, missing, SyncJobState::Paused)?);
+        return report(&run, &state, store, options, false, None, missing, SyncJobState::Paused);
     }
     let full = options.full || state.cursor.is_none() || state.fingerprint != fingerprint;
     let outcome = if !missing.is_empty() {
@@ -172,19 +175,43 @@ pub async fn run_job(
         Ok(None) => (None, false),
         Err(why) => (Some(why), full),
     };
+    finish(&run, state, store, options, read_full, failure, missing)
+}
+
+/// Records a run that failed before it could start (the tenants could not be read): it counts
+/// towards quarantine like any failed run.
+pub fn record_failure(job: &DesiredSyncJob, store: &SyncStore, why: String) -> Result<SyncRunReport, DirectoryError> {
+    let key = job_key(job);
+    let mut state = store.job(&key)?.unwrap_or_default();
+    state.source_tenant_id = job.source_tenant_id.clone();
+    state.target_tenant_id = job.target_tenant_id.clone();
+    let run = Run { job, key, counts: SyncCounts::default(), errors: vec![], calls: 0, planned: vec![], rows: vec![] };
+    finish(&run, state, store, &RunOptions::default(), false, Some(why), vec![])
+}
+
+/// Updates the job's health and memory (unless a dry run) and reports.
+fn finish(
+    run: &Run<'_>,
+    mut state: JobState,
+    store: &SyncStore,
+    options: &RunOptions,
+    full: bool,
+    failure: Option<String>,
+    missing: Vec<MissingPrerequisite>,
+) -> Result<SyncRunReport, DirectoryError> {
     if options.dry_run {
         let state_now = state.health.state(false);
-        return Ok(report(&run, &state, store, options, read_full, failure, missing, state_now)?);
+        return report(run, &state, store, options, full, failure, missing, state_now);
     }
     state.health = state.health.after_run(failure.clone());
     state.last_run = Some(now());
-    if let Some(asked) = (!options.only_users.is_empty()).then(|| options.only_users.join(",")) {
-        state.on_demand_done = Some(asked);
+    if !options.only_users.is_empty() {
+        state.on_demand_done = Some(options.only_users.join(","));
     }
     let job_state = state.health.state(false);
-    let r = report(&run, &state, store, options, read_full, failure, missing, job_state)?;
+    let r = report(run, &state, store, options, full, failure, missing, job_state)?;
     state.last_report = Some(serde_json::to_string(&r).expect("a report serializes"));
-    store.put_job(&key, &state)?;
+    store.put_job(&run.key, &state)?;
     Ok(r)
 }
 
@@ -217,6 +244,10 @@ fn report(
         directory_calls: run.calls,
         planned: run.planned.clone(),
         finished_at: now(),
+        next_run: (job_state != SyncJobState::Paused && !options.dry_run).then(|| {
+            let next = chrono::Utc::now() + chrono::Duration::from_std(run.job.interval).unwrap_or(chrono::Duration::minutes(40));
+            next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        }),
     })
 }
 
@@ -395,7 +426,7 @@ impl Run<'_> {
             _ => Some(Decision {
                 source_id: user.id.clone(),
                 address: address.clone(),
-                describe: format!("create {} in {}", desired.mail, self.job.target_tenant_id),
+                describe: format!("create {}", desired.mail),
                 op: Operation::ProvisionUser {
                     user: ProvisionRequest {
                         mail: desired.mail.clone(),
