@@ -43,6 +43,9 @@ pub struct RunOptions {
 #[serde(rename_all = "camelCase")]
 pub struct SyncRunReport {
     pub job: ObjectRef,
+    /// The MultiTenantOrganization that generated the job, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generated_by: Option<ObjectRef>,
     pub source_tenant_id: String,
     pub target_tenant_id: String,
     pub state: SyncJobState,
@@ -229,6 +232,7 @@ fn report(
     let health: &JobHealth = &state.health;
     Ok(SyncRunReport {
         job: run.job.object.clone(),
+        generated_by: run.job.generated_by.clone(),
         source_tenant_id: run.job.source_tenant_id.clone(),
         target_tenant_id: run.job.target_tenant_id.clone(),
         state: job_state,
