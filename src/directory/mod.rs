@@ -32,7 +32,9 @@ pub trait Directory: Send + Sync {
     /// The cost follows the number of changes, not the number of users.
     async fn user_changes(&self, tenant_id: &str, cursor: Option<&str>) -> Result<UserChanges, DirectoryError>;
 
-    /// For cross-tenant sync: the users with these ids (absent ones are left out).
+    /// For cross-tenant sync: the users with these ids (absent ones are left out). A key may also be a
+    /// user principal name, as Graph addresses `/users/{id | userPrincipalName}` (the local directory
+    /// also accepts a mail address).
     async fn users_by_id(&self, tenant_id: &str, ids: &[String]) -> Result<Vec<DirectoryUser>, DirectoryError>;
 
     /// For cross-tenant sync: the ids of the members of the group with this display name, `None` when
