@@ -4,6 +4,7 @@
 pub mod common;
 pub mod cross_tenant_access_policy;
 pub mod guest_invitation;
+pub mod multi_tenant_organization;
 pub mod sync_job;
 pub mod tenant;
 
@@ -13,12 +14,13 @@ use kube::CustomResourceExt;
 pub use common::{API_VERSION, TenantRef};
 pub use cross_tenant_access_policy::{CrossTenantAccessPolicy, CrossTenantAccessPolicySpec};
 pub use guest_invitation::{GuestInvitation, GuestInvitationSpec};
+pub use multi_tenant_organization::{MultiTenantOrganization, MultiTenantOrganizationSpec};
 pub use sync_job::{SyncJob, SyncJobSpec};
 pub use tenant::{Tenant, TenantSpec};
 
 /// Every CRD entente defines.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![Tenant::crd(), CrossTenantAccessPolicy::crd(), GuestInvitation::crd(), SyncJob::crd()]
+    vec![Tenant::crd(), CrossTenantAccessPolicy::crd(), GuestInvitation::crd(), SyncJob::crd(), MultiTenantOrganization::crd()]
 }
 
 /// All CRDs as one multi-document YAML stream, as committed under `crds/`.

@@ -385,6 +385,21 @@ pub fn expand_into(desired: &mut DesiredState, mtos: Vec<DesiredMultiTenantOrgan
                 });
             }
         }
+        for job in &expansion.sync_jobs {
+            let same =
+                |j: &&DesiredSyncJob| j.source_tenant_id == job.source_tenant_id && j.target_tenant_id == job.target_tenant_id;
+            if let Some(other) = desired.sync_jobs.iter().find(same) {
+                mine.push(MtoError {
+                    object: mto.object.clone(),
+                    field: "spec.syncJobs".into(),
+                    message: format!(
+                        "{} generates {} from {} to {}, which {} also synchronizes; disable the pair in \
+                         spec.syncJobs.overrides or remove the SyncJob",
+                        mto.object, job.object, job.source_tenant_id, job.target_tenant_id, other.object
+                    ),
+                });
+            }
+        }
         if !mine.is_empty() {
             errors.extend(mine);
             continue;
@@ -451,6 +466,7 @@ mod tests {
             groups: Default::default(),
             partners: vec![],
             invitations: vec![],
+            profile: Default::default(),
         }
     }
 

@@ -131,14 +131,16 @@ fn owner_change(ctx: &TenantContext<'_>, m: &DesiredMultiTenantOrganization) -> 
         .iter()
         .map(|p| {
             let state = states.get(p.tenant_id.as_str()).copied().unwrap_or(MtoMemberState::Pending);
-            let name = p.display_name.clone().unwrap_or_else(|| p.tenant_id.clone());
+            let name = match &p.display_name {
+                Some(d) => format!("{d} ({})", p.tenant_id),
+                None => p.tenant_id.clone(),
+            };
             if p.is_managed() {
                 format!("{name}: {}", state.as_str())
             } else {
                 format!(
-                    "{name} ({}): {}, not managed by entente: it stays pending until it joins by itself, and no \
+                    "{name}: {}, not managed by entente: it stays pending until it joins by itself, and no \
                      partner configuration or sync job is generated for it",
-                    p.tenant_id,
                     state.as_str()
                 )
             }
@@ -147,7 +149,7 @@ fn owner_change(ctx: &TenantContext<'_>, m: &DesiredMultiTenantOrganization) -> 
     if parts.is_empty() {
         parts.push("no members besides the owner".into());
     }
-    let members = format!("owner of {}; members: {}", m.object, parts.join("; "));
+    let members = format!("{} owns the organization; members: {}", ctx.tenant.object.name, parts.join("; "));
     change.note = Some(match change.note.take() {
         Some(n) => format!("{n}; {members}"),
         None => members,
@@ -175,7 +177,7 @@ fn join_change(ctx: &TenantContext<'_>, m: &DesiredMultiTenantOrganization) -> C
         }
     };
     let state = request.filter(|r| r.added_by_tenant_id == owner).map(|r| r.member_state).unwrap_or(MtoMemberState::Pending);
-    let joins = format!("joins the organization of {owner_name} ({owner}): {}", state.as_str());
+    let joins = format!("{} joins the organization of {owner_name} ({owner}): {}", ctx.tenant.object.name, state.as_str());
     change.note = Some(match change.note.take() {
         Some(n) => format!("{n}; {joins}"),
         None => joins,

@@ -11,7 +11,7 @@ use super::error::ManifestError;
 use crate::api::guest_invitation::DEFAULT_REDIRECT_URL;
 use crate::api::sync_job::PROVISION_ON_DEMAND_ANNOTATION;
 use crate::api::tenant::{Backend, BackendKind};
-use crate::api::{API_VERSION, CrossTenantAccessPolicy, GuestInvitation, SyncJob, Tenant, TenantRef};
+use crate::api::{API_VERSION, CrossTenantAccessPolicy, GuestInvitation, MultiTenantOrganization, SyncJob, Tenant, TenantRef};
 use crate::core::model::*;
 use crate::core::resolved::{ResolvedAccess, ResolvedCollaboration};
 use crate::core::settings::*;
@@ -33,6 +33,7 @@ enum Typed {
     Policy(Box<CrossTenantAccessPolicy>),
     Invitation(Box<GuestInvitation>),
     SyncJob(Box<SyncJob>),
+    Mto(Box<MultiTenantOrganization>),
 }
 
 /// Collects errors for one document and object.
@@ -55,7 +56,7 @@ impl Ctx<'_> {
 }
 
 const TOP_LEVEL: [&str; 5] = ["apiVersion", "kind", "metadata", "spec", "status"];
-const KINDS: &str = "Tenant, CrossTenantAccessPolicy, GuestInvitation, SyncJob";
+const KINDS: &str = "Tenant, CrossTenantAccessPolicy, GuestInvitation, SyncJob, MultiTenantOrganization";
 
 /// Turns documents into the desired state, or every error found.
 pub fn convert(docs: &[Document]) -> Result<Manifests, Vec<ManifestError>> {
@@ -95,11 +96,12 @@ pub struct Live {
     pub policies: Vec<CrossTenantAccessPolicy>,
     pub invitations: Vec<GuestInvitation>,
     pub sync_jobs: Vec<SyncJob>,
+    pub multi_tenant_organizations: Vec<MultiTenantOrganization>,
 }
 
 /// `convert_objects` for every kind.
 pub fn convert_live(live: &Live) -> (Manifests, Vec<ManifestError>) {
-    let Live { tenants, policies, invitations, sync_jobs } = live;
+    let Live { tenants, policies, invitations, sync_jobs, multi_tenant_organizations } = live;
     let doc = |kind: Kind, m: &kube::api::ObjectMeta| {
         let (ns, name) = meta(m);
         Document {
@@ -113,11 +115,13 @@ pub fn convert_live(live: &Live) -> (Manifests, Vec<ManifestError>) {
         .chain(policies.iter().map(|p| doc(Kind::CrossTenantAccessPolicy, &p.metadata)))
         .chain(invitations.iter().map(|i| doc(Kind::GuestInvitation, &i.metadata)))
         .chain(sync_jobs.iter().map(|j| doc(Kind::SyncJob, &j.metadata)))
+        .chain(multi_tenant_organizations.iter().map(|m| doc(Kind::MultiTenantOrganization, &m.metadata)))
         .collect();
     let objects = (tenants.iter().map(|t| Typed::Tenant(Box::new(t.clone()))))
         .chain(policies.iter().map(|p| Typed::Policy(Box::new(p.clone()))))
         .chain(invitations.iter().map(|i| Typed::Invitation(Box::new(i.clone()))))
-        .chain(sync_jobs.iter().map(|j| Typed::SyncJob(Box::new(j.clone()))));
+        .chain(sync_jobs.iter().map(|j| Typed::SyncJob(Box::new(j.clone()))))
+        .chain(multi_tenant_organizations.iter().map(|m| Typed::Mto(Box::new(m.clone()))));
     let typed: Vec<(&Document, Typed)> = docs.iter().zip(objects).collect();
     let mut errors = Vec::new();
     let manifests = build(&typed, &mut errors);
@@ -174,10 +178,7 @@ fn type_document(doc: &Document, errors: &mut Vec<ManifestError>) -> Option<Type
         Kind::CrossTenantAccessPolicy => deserialize::<CrossTenantAccessPolicy>(&mut ctx).map(|p| Typed::Policy(Box::new(p))),
         Kind::GuestInvitation => deserialize::<GuestInvitation>(&mut ctx).map(|i| Typed::Invitation(Box::new(i))),
         Kind::SyncJob => deserialize::<SyncJob>(&mut ctx).map(|j| Typed::SyncJob(Box::new(j))),
-        Kind::MultiTenantOrganization => {
-            ctx.err("kind", format!("{kind} is not implemented yet"));
-            None
-        }
+        Kind::MultiTenantOrganization => deserialize::<MultiTenantOrganization>(&mut ctx).map(|m| Typed::Mto(Box::new(m))),
     }
 }
 
@@ -225,7 +226,7 @@ fn build(typed: &[(&Document, Typed)], errors: &mut Vec<ManifestError>) -> Manif
     let mut sync_keys: HashMap<(String, String), String> = HashMap::new();
     for (doc, t) in typed {
         match t {
-            Typed::Tenant(_) => {}
+            Typed::Tenant(_) | Typed::Mto(_) => {}
             Typed::Policy(p) => {
                 let (ns, name) = meta(&p.metadata);
                 let object = ObjectRef::new(Kind::CrossTenantAccessPolicy, &ns, &name);
@@ -309,7 +310,43 @@ fn build(typed: &[(&Document, Typed)], errors: &mut Vec<ManifestError>) -> Manif
             }
         }
     }
+    multi_tenant_organizations(typed, &mut seen, &tenant_index, &mut out, errors);
     out
+}
+
+/// Multi-tenant organizations come last: they expand into partner configurations and sync jobs beside
+/// the other objects', and a pair configured twice is an error naming both (`super::mto`).
+fn multi_tenant_organizations(
+    typed: &[(&Document, Typed)],
+    seen: &mut HashMap<ObjectRef, (std::path::PathBuf, usize)>,
+    tenant_index: &HashMap<(String, String), usize>,
+    out: &mut Manifests,
+    errors: &mut Vec<ManifestError>,
+) {
+    let mut mtos = Vec::new();
+    let mut docs: HashMap<ObjectRef, &Document> = HashMap::new();
+    for (doc, t) in typed {
+        let Typed::Mto(m) = t else { continue };
+        let (ns, name) = meta(&m.metadata);
+        let object = ObjectRef::new(Kind::MultiTenantOrganization, &ns, &name);
+        if duplicate(seen, &object, doc, errors) {
+            continue;
+        }
+        match super::mto::multi_tenant_organization(object.clone(), &m.spec, tenant_index, &out.desired.tenants) {
+            Ok(d) => {
+                docs.insert(object, doc);
+                mtos.push(d);
+            }
+            Err(es) => {
+                errors.extend(es.into_iter().map(|(field, message)| doc.error(Some(object.to_string()), Some(&field), message)))
+            }
+        }
+    }
+    for e in crate::core::mto::expand_into(&mut out.desired, mtos) {
+        if let Some(doc) = docs.get(&e.object) {
+            errors.push(doc.error(Some(e.object.to_string()), Some(&e.field), e.message));
+        }
+    }
 }
 
 fn sync_job(ctx: &mut Ctx<'_>, object: ObjectRef, j: &SyncJob, source: String, target: String) -> Option<DesiredSyncJob> {
@@ -520,10 +557,12 @@ fn tenant(
     if let Some(iv) = &s.reconcile.interval {
         ctx.check("spec.reconcile.interval", validate::duration(iv).map(|_| ()));
     }
+    let profile = tenant_profile::profile(ctx, s);
     if ctx.errors.len() > before {
         return None;
     }
     Some(DesiredTenant {
+        profile,
         identity: TenantIdentity {
             tenant_id,
             initial_domain: s.initial_domain.to_ascii_lowercase(),
@@ -653,3 +692,6 @@ fn invitation(ctx: &mut Ctx<'_>, object: ObjectRef, i: &GuestInvitation, tenant:
         deletion_policy: s.deletion_policy,
     })
 }
+
+#[path = "tenant_profile.rs"]
+mod tenant_profile;
