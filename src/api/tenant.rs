@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::common::{CEL_DOMAIN, CEL_GUID, CommonStatus};
 use crate::core::model::{Cloud, DriftPolicy};
 use crate::core::settings::{CrossTenantAccessSettings, ExternalCollaborationSettings};
+use crate::core::tenant_profile::{CompanyBranding, MicrosoftCloudSettings, SelfServiceAccount, TenantType};
 
 /// A directory tenant managed by entente.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
@@ -44,6 +45,19 @@ pub struct TenantSpec {
     /// The Microsoft cloud the tenant lives in: `global` (default), `usGovernment` or `china`.
     #[serde(default)]
     pub cloud: Cloud,
+    /// `workforce` (default: employees and B2B guests) or `external` (a customer tenant). Immutable.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("is immutable: a tenant's type is chosen when it is created"))]
+    pub tenant_type: TenantType,
+    /// Microsoft cloud settings (R14): the other Microsoft clouds B2B collaboration is allowed with.
+    #[serde(default)]
+    pub microsoft_cloud_settings: MicrosoftCloudSettings,
+    /// Company branding of the sign-in and sign-up pages. External tenants only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branding: Option<CompanyBranding>,
+    /// What customers may do with their own account. External tenants only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_service_account: Option<SelfServiceAccount>,
     /// Verified domains besides the initial domain (e.g. `contoso.com`): they identify the tenant's users.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 500), inner(length(max = 253)))]

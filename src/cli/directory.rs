@@ -2,6 +2,7 @@
 //! would — a guest redeeming an invitation, an admin changing a setting or deleting a guest in the
 //! portal — for example to show drift. Tenant arguments accept a tenant id or any of its domains.
 
+use crate::core::tenant_profile::cloud_keyword;
 use std::io::{self, Write};
 
 use anyhow::{Context, bail};
@@ -596,12 +597,18 @@ fn tenants(dir: &LocalDirectory, output: Format, out: &mut dyn Write) -> anyhow:
 fn show(dir: &LocalDirectory, tenant: &str, output: Format, out: &mut dyn Write) -> anyhow::Result<()> {
     let t = resolve_tenant(dir, tenant)?;
     let policy = dir.tenant_policy(&t.tenant_id)?;
+    let profile = dir.tenant_profile(&t.tenant_id)?;
+    let clouds: Vec<&str> = profile.allowed_clouds.iter().map(|c| cloud_keyword(*c)).collect();
     match output {
         // Graph's shape, as `set` paths name it.
         Format::Json => write_json(
             out,
             &json!({
                 "tenant": t,
+                "tenantType": profile.tenant_type,
+                "microsoftCloudSettings": { "allowedClouds": clouds },
+                "branding": profile.branding,
+                "selfServiceAccount": profile.self_service_account,
                 "externalCollaboration": policy.collaboration,
                 "crossTenantAccessDefault": policy.default_access.to_settings(),
             }),
@@ -615,7 +622,11 @@ fn show(dir: &LocalDirectory, tenant: &str, output: Format, out: &mut dyn Write)
                     "displayName": t.display_name,
                     "cloud": t.cloud,
                     "verifiedDomains": t.verified_domains,
+                    "tenantType": profile.tenant_type,
                 },
+                "microsoftCloudSettings": { "allowedClouds": clouds },
+                "branding": profile.branding,
+                "selfServiceAccount": profile.self_service_account,
                 "externalCollaboration": policy.collaboration,
                 "crossTenantAccessDefault": policy.default_access,
                 "partners": policy.partners.keys().collect::<Vec<_>>(),

@@ -4,10 +4,11 @@
 
 use serde::Serialize;
 
-use super::model::{Cloud, GuestUser, RedemptionState};
-use super::policy::{Home, Source, TenantPolicy, check_invitation, check_redemption};
+use super::model::{GuestUser, RedemptionState};
+use super::policy::{Home, Source, TenantPolicy, check_invitation, check_redemption, clouds_lacking};
 use super::resolved::{Access, ResolvedB2b};
 use super::settings::{B2bSetting, CrossTenantAccessSettings};
+use super::tenant_profile::{cloud_keyword, cloud_name};
 
 /// The person asking, as far as the directories know them.
 pub struct Person<'a> {
@@ -154,29 +155,41 @@ pub fn explain(resource: &TenantPolicy, home: Option<&TenantPolicy>, person: &Pe
     }
 }
 
+/// R14: between two clouds, both tenants must allow the other's cloud (`microsoftCloudSettings.allowedClouds`).
 fn cloud_step(resource: &TenantPolicy, home: &TenantPolicy) -> Option<Step> {
-    (resource.identity.cloud != home.identity.cloud).then(|| Step {
-        rule: "R14",
-        tenant: resource.name().to_string(),
-        setting: "microsoftCloudSettings".into(),
-        decided_by: "both tenants".into(),
-        verdict: Verdict::Blocks,
-        detail: format!(
-            "{} is in the {} cloud and {} in the {} cloud: B2B between clouds needs both tenants to enable the other cloud, and entente does not manage cloud settings yet, so they are at their default (disabled)",
-            resource.name(),
-            cloud_name(resource.identity.cloud),
-            home.name(),
-            cloud_name(home.identity.cloud)
-        ),
-    })
-}
-
-fn cloud_name(c: Cloud) -> &'static str {
-    match c {
-        Cloud::Global => "global",
-        Cloud::UsGovernment => "US Government",
-        Cloud::China => "China",
+    if resource.identity.cloud == home.identity.cloud {
+        return None;
     }
+    let clouds = format!(
+        "{} is in the {} cloud and {} in the {} cloud",
+        resource.name(),
+        cloud_name(resource.identity.cloud),
+        home.name(),
+        cloud_name(home.identity.cloud)
+    );
+    let lacking = clouds_lacking(resource, home);
+    let setting = "microsoftCloudSettings.allowedClouds".to_string();
+    let Some((first, _)) = lacking.first() else {
+        return Some(Step {
+            rule: "R14",
+            tenant: resource.name().to_string(),
+            setting,
+            decided_by: "cloud settings of both tenants".into(),
+            verdict: Verdict::Allows,
+            detail: format!("{clouds}: both allow the other's cloud"),
+        });
+    };
+    let names: Vec<&str> = lacking.iter().map(|(t, _)| t.name()).collect();
+    let why: Vec<String> =
+        lacking.iter().map(|(t, other)| format!("{} does not allow {}", t.name(), cloud_keyword(*other))).collect();
+    Some(Step {
+        rule: "R14",
+        tenant: first.name().to_string(),
+        setting,
+        decided_by: format!("cloud settings of {}", names.join(" and ")),
+        verdict: Verdict::Blocks,
+        detail: format!("{clouds}: B2B between clouds needs both tenants to allow the other's cloud, and {}", why.join(", ")),
+    })
 }
 
 fn collaboration(resource: &TenantPolicy, home: Option<&TenantPolicy>, person: &Person<'_>, app: &str) -> AccessPath {
@@ -390,7 +403,7 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
     use super::*;
-    use crate::core::model::{TenantIdentity, UserType};
+    use crate::core::model::{Cloud, TenantIdentity, UserType};
     use crate::core::resolved::{ResolvedAccess, ResolvedCollaboration, ResolvedDomainList};
     use crate::core::settings::*;
 
@@ -406,6 +419,7 @@ mod tests {
             collaboration: ResolvedCollaboration::default(),
             default_access: ResolvedAccess::system_default(),
             partners: BTreeMap::new(),
+            allowed_clouds: BTreeSet::new(),
         }
     }
 
@@ -446,6 +460,11 @@ mod tests {
     fn cases() -> Vec<Case> {
         let contoso = || tenant("c", "contoso", Cloud::Global);
         let fabrikam = || tenant("f", "fabrikam", Cloud::Global);
+        let gov = || tenant("g", "fabrikamgov", Cloud::UsGovernment);
+        let mut contoso_allows_gov = contoso();
+        contoso_allows_gov.allowed_clouds.insert(Cloud::UsGovernment);
+        let mut gov_allows_global = gov();
+        gov_allows_global.allowed_clouds.insert(Cloud::Global);
         let mut blocked_domain = contoso();
         blocked_domain.collaboration.domain_list =
             Some(ResolvedDomainList { mode: DomainListMode::BlockList, domains: BTreeSet::from(["fabrikam.com".into()]) });
@@ -533,11 +552,42 @@ mod tests {
             Case {
                 name: "R14: across clouds nothing is allowed until cloud settings are enabled",
                 resource: contoso(),
-                home: Some(tenant("g", "fabrikamgov", Cloud::UsGovernment)),
+                home: Some(gov()),
                 guest: None,
                 collaboration: false,
                 direct_connect: Some(false),
-                expect: ("R14", "microsoftCloudSettings", "both tenants"),
+                expect: (
+                    "R14",
+                    "microsoftCloudSettings.allowedClouds",
+                    "cloud settings of contoso.onmicrosoft.com and fabrikamgov.onmicrosoft.com",
+                ),
+            },
+            Case {
+                name: "R14: only the resource allows the other cloud → refused, naming the home tenant",
+                resource: contoso_allows_gov.clone(),
+                home: Some(gov()),
+                guest: None,
+                collaboration: false,
+                direct_connect: Some(false),
+                expect: ("R14", "microsoftCloudSettings.allowedClouds", "fabrikamgov.onmicrosoft.com does not allow global"),
+            },
+            Case {
+                name: "R14: only the home tenant allows the other cloud → refused, naming the resource tenant",
+                resource: contoso(),
+                home: Some(gov_allows_global.clone()),
+                guest: Some(guest(RedemptionState::PendingAcceptance)),
+                collaboration: false,
+                direct_connect: Some(false),
+                expect: ("R3", "externalCollaboration / cross-tenant access", "CloudNotAllowed"),
+            },
+            Case {
+                name: "R14: both tenants allow each other's cloud → B2B collaboration across clouds",
+                resource: contoso_allows_gov,
+                home: Some(gov_allows_global),
+                guest: None,
+                collaboration: true,
+                direct_connect: Some(false),
+                expect: ("R14", "microsoftCloudSettings.allowedClouds", "cloud settings of both tenants"),
             },
             Case {
                 name: "a user from outside any directory tenant: only external collaboration settings apply",

@@ -233,6 +233,7 @@ mod tests {
             collaboration: ResolvedCollaboration::default(),
             default_access: ResolvedAccess::system_default(),
             partners: BTreeMap::new(),
+            allowed_clouds: Default::default(),
         }
     }
 

@@ -12,4 +12,5 @@ pub mod policy;
 pub mod resolved;
 pub mod settings;
 pub mod sync;
+pub mod tenant_profile;
 pub mod validate;

@@ -12,6 +12,7 @@ use super::mto::{DesiredMultiTenantOrganization, MtoState};
 use super::resolved::{ResolvedAccess, ResolvedCollaboration};
 use super::settings::{CrossTenantAccessSettings, IdentitySynchronization};
 use super::sync::DesiredSyncJob;
+use super::tenant_profile::{TenantProfile, Unsupported};
 
 /// The kinds of object entente manages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -88,7 +89,7 @@ pub enum DriftPolicy {
 }
 
 /// Which Microsoft cloud a tenant lives in.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Cloud {
     #[default]
@@ -207,6 +208,8 @@ pub struct DesiredTenant {
     pub groups: BTreeSet<String>,
     pub partners: Vec<DesiredPartner>,
     pub invitations: Vec<DesiredInvitation>,
+    /// Tenant type, Microsoft cloud settings (R14), branding and self-service of external tenants.
+    pub profile: TenantProfile,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -263,6 +266,12 @@ pub struct TenantSnapshot {
     /// `None`: neither (or the backend does not read them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multi_tenant_organization: Option<MtoState>,
+    /// Tenant type, Microsoft cloud settings (R14), branding and self-service of external tenants.
+    pub profile: TenantProfile,
+    /// Settings of `profile` this backend cannot read or write, with why: the planner never takes them
+    /// for the truth and says so.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub unsupported: Unsupported,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,13 +1,14 @@
 //! The writes a plan asks a directory to make. Plain data: the planner produces them, tests assert
 //! on them, and every backend executes them (`crate::directory::Directory::apply`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{InvitedUserMessageInfo, Kind, ManagedRecord, PartnerConfiguration, TenantIdentity, UserType};
+use super::model::{Cloud, InvitedUserMessageInfo, Kind, ManagedRecord, PartnerConfiguration, TenantIdentity, UserType};
 use super::mto::MtoRole;
 use super::resolved::{ResolvedAccess, ResolvedCollaboration};
+use super::tenant_profile::{CompanyBranding, SelfServiceAccount, TenantType};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "camelCase")]
@@ -20,6 +21,17 @@ pub enum Operation {
     ConfigureTenant {
         external_collaboration: ResolvedCollaboration,
         default_access: ResolvedAccess,
+    },
+    /// Set the tenant's Microsoft cloud settings (R14): the other clouds B2B collaboration is allowed with.
+    SetCloudSettings {
+        allowed_clouds: BTreeSet<Cloud>,
+    },
+    /// Set the tenant's type (only when the tenant is created in the same change: it is immutable) and, for
+    /// an external tenant, its company branding and self-service account settings (`None`: none).
+    ConfigureTenantExperience {
+        tenant_type: TenantType,
+        branding: Option<CompanyBranding>,
+        self_service_account: Option<SelfServiceAccount>,
     },
     /// Create the security groups that do not exist yet (by display name).
     EnsureGroups {
@@ -87,6 +99,8 @@ impl Operation {
         match self {
             Operation::CreateTenant { .. } => "createTenant",
             Operation::ConfigureTenant { .. } => "configureTenant",
+            Operation::SetCloudSettings { .. } => "setCloudSettings",
+            Operation::ConfigureTenantExperience { .. } => "configureTenantExperience",
             Operation::EnsureGroups { .. } => "ensureGroups",
             Operation::PutPartner { .. } => "putPartner",
             Operation::DeletePartner { .. } => "deletePartner",

@@ -16,6 +16,7 @@ use super::model::*;
 use super::operation::{GuestPatch, InvitationRequest, Operation};
 use super::policy::{Home, Refusal, TenantPolicy, check_invitation, email_domain};
 use super::resolved::{ResolvedAccess, ResolvedCollaboration};
+use super::tenant_profile::TenantProfile;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PlanOptions {
@@ -177,7 +178,10 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
         };
         let ctx = TenantContext::new(tenant, &snapshot);
         if observed.get(&tenant.identity.tenant_id).is_some_and(|o| matches!(o, Ok(Some(_)))) {
-            out.changes.push(ctx.tenant_change());
+            match profile::type_mismatch(tenant, &snapshot) {
+                Some(message) => out.errors.push(PlanError { object: tenant.object.clone(), message }),
+                None => out.changes.push(ctx.tenant_change()),
+            }
         }
         mto_changes.extend(mto::changes(&ctx, desired));
         partner_changes.extend(tenant.partners.iter().map(|p| {
@@ -267,6 +271,7 @@ pub fn desired_policies(desired: &DesiredState, observed: &Observed) -> Vec<Tena
                 collaboration: t.external_collaboration.clone(),
                 default_access: t.default_access.clone(),
                 partners,
+                allowed_clouds: t.profile.allowed_clouds.clone(),
             }
         })
         .collect()
@@ -282,11 +287,18 @@ fn empty_snapshot(tenant: &DesiredTenant) -> TenantSnapshot {
         guests: vec![],
         managed: vec![],
         multi_tenant_organization: None,
+        profile: Default::default(),
+        unsupported: Default::default(),
     }
 }
 
 fn create_tenant(tenant: &DesiredTenant) -> Change {
-    let view = tenant_view(&tenant.external_collaboration, &tenant.default_access, tenant.groups.iter().cloned().collect());
+    let view = tenant_view(
+        &tenant.external_collaboration,
+        &tenant.default_access,
+        tenant.groups.iter().cloned().collect(),
+        &tenant.profile,
+    );
     let mut ops = vec![
         Operation::CreateTenant { identity: tenant.identity.clone() },
         Operation::ConfigureTenant {
@@ -294,11 +306,12 @@ fn create_tenant(tenant: &DesiredTenant) -> Change {
             default_access: tenant.default_access.clone(),
         },
     ];
+    ops.extend(profile::creation_ops(&tenant.profile));
     if !tenant.groups.is_empty() {
         ops.push(Operation::EnsureGroups { display_names: tenant.groups.iter().cloned().collect() });
     }
     ops.push(record_op(Kind::Tenant, &tenant.identity.tenant_id, &tenant.object, None, DeletionPolicy::Retain, &view));
-    let defaults = tenant_view(&ResolvedCollaboration::default(), &ResolvedAccess::system_default(), vec![]);
+    let defaults = tenant_view(&ResolvedCollaboration::default(), &ResolvedAccess::system_default(), vec![], &Default::default());
     Change {
         object: tenant.object.clone(),
         tenant_id: tenant.identity.tenant_id.clone(),
@@ -331,8 +344,10 @@ fn record_op(
     }
 }
 
-fn tenant_view(collab: &ResolvedCollaboration, access: &ResolvedAccess, groups: Vec<String>) -> Value {
-    json!({ "externalCollaboration": collab, "crossTenantAccessDefault": access, "groups": groups })
+fn tenant_view(collab: &ResolvedCollaboration, access: &ResolvedAccess, groups: Vec<String>, p: &TenantProfile) -> Value {
+    let mut view = json!({ "externalCollaboration": collab, "crossTenantAccessDefault": access, "groups": groups });
+    profile::add_to_view(&mut view, p);
+    view
 }
 
 fn partner_view(default: &ResolvedAccess, p: &PartnerConfiguration, deletion_policy: Option<DeletionPolicy>) -> Value {
@@ -435,16 +450,18 @@ impl<'a> TenantContext<'a> {
         let t = self.tenant;
         let present: BTreeSet<&str> = self.snapshot.groups.iter().map(|g| g.display_name.as_str()).collect();
         let missing: Vec<String> = t.groups.iter().filter(|g| !present.contains(g.as_str())).cloned().collect();
-        let desired = tenant_view(&t.external_collaboration, &t.default_access, t.groups.iter().cloned().collect());
+        let observed_profile = profile::observed(t, self.snapshot);
+        let desired = tenant_view(&t.external_collaboration, &t.default_access, t.groups.iter().cloned().collect(), &t.profile);
         let observed = tenant_view(
             &self.snapshot.external_collaboration,
             &self.snapshot.default_access,
             t.groups.iter().filter(|g| present.contains(g.as_str())).cloned().collect(),
+            &observed_profile,
         );
         let settings_differ =
             self.snapshot.external_collaboration != t.external_collaboration || self.snapshot.default_access != t.default_access;
         let record_op = record_op(Kind::Tenant, &t.identity.tenant_id, &t.object, None, DeletionPolicy::Retain, &desired);
-        self.compare(
+        let mut change = self.compare(
             &t.object,
             self.records.get(&(Kind::Tenant, t.identity.tenant_id.as_str())).copied(),
             &desired,
@@ -460,10 +477,17 @@ impl<'a> TenantContext<'a> {
                 if !missing.is_empty() {
                     ops.push(Operation::EnsureGroups { display_names: missing.clone() });
                 }
+                ops.extend(profile::ops(&t.profile, &observed_profile));
                 ops
             },
             record_op,
-        )
+        );
+        let notes = profile::notes(t, self.snapshot);
+        if !notes.is_empty() {
+            let all: Vec<String> = change.note.take().into_iter().chain(notes).collect();
+            change.note = Some(all.join("; "));
+        }
+        change
     }
 
     fn partner_change(&self, p: &DesiredPartner) -> Change {
@@ -638,6 +662,9 @@ fn prune_change(tenant_id: &str, r: &ManagedRecord, snapshot: &TenantSnapshot) -
 
 #[path = "plan_mto.rs"]
 mod mto;
+
+#[path = "plan_profile.rs"]
+mod profile;
 
 #[cfg(test)]
 #[path = "plan_tests.rs"]

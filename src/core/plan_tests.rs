@@ -68,6 +68,8 @@ fn simulate(snapshot: Option<TenantSnapshot>, plan: &Plan) -> TenantSnapshot {
                     guests: vec![],
                     managed: vec![],
                     multi_tenant_organization: None,
+                    profile: Default::default(),
+                    unsupported: Default::default(),
                 });
                 continue;
             }
@@ -77,6 +79,12 @@ fn simulate(snapshot: Option<TenantSnapshot>, plan: &Plan) -> TenantSnapshot {
                 Operation::ConfigureTenant { external_collaboration, default_access } => {
                     t.external_collaboration = external_collaboration;
                     t.default_access = default_access;
+                }
+                Operation::SetCloudSettings { allowed_clouds } => t.profile.allowed_clouds = allowed_clouds,
+                Operation::ConfigureTenantExperience { tenant_type, branding, self_service_account } => {
+                    t.profile.tenant_type = tenant_type;
+                    t.profile.branding = branding;
+                    t.profile.self_service_account = self_service_account;
                 }
                 Operation::EnsureGroups { display_names } => {
                     for n in display_names {

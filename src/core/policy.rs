@@ -3,14 +3,15 @@
 //! The local directory enforces these when an invitation is sent or redeemed; the planner uses the
 //! same functions to predict a refusal before anything is written, so `plan` shows it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{TenantIdentity, TenantSnapshot};
+use super::model::{Cloud, TenantIdentity, TenantSnapshot};
 use super::resolved::{Access, ResolvedAccess, ResolvedCollaboration, ResolvedDomainList};
 use super::settings::{AllowInvitesFrom, CrossTenantAccessSettings, DomainListMode};
+use super::tenant_profile::{cloud_keyword, cloud_name};
 
 /// What one tenant's settings say, in the shape the rules need.
 #[derive(Clone, Debug, PartialEq)]
@@ -20,6 +21,8 @@ pub struct TenantPolicy {
     pub default_access: ResolvedAccess,
     /// Partner configurations by lowercase partner tenant id, as stored (absent settings inherit).
     pub partners: BTreeMap<String, CrossTenantAccessSettings>,
+    /// R14: the other Microsoft clouds this tenant allows B2B collaboration with (`microsoftCloudSettings`).
+    pub allowed_clouds: BTreeSet<Cloud>,
 }
 
 impl TenantPolicy {
@@ -29,6 +32,7 @@ impl TenantPolicy {
             collaboration: s.external_collaboration.clone(),
             default_access: s.default_access.clone(),
             partners: s.partners.iter().map(|p| (p.tenant_id.to_ascii_lowercase(), p.settings.clone())).collect(),
+            allowed_clouds: s.profile.allowed_clouds.clone(),
         }
     }
 
@@ -80,6 +84,9 @@ pub enum RefusalReason {
     /// R13: the target tenant does not allow inbound user sync from the source tenant
     /// (`identitySynchronization.userSyncInbound.isSyncAllowed` of its partner configuration).
     SyncNotAllowed,
+    /// R14: the user's home tenant is in another Microsoft cloud, and the resource or the home tenant does
+    /// not allow the other's cloud (`microsoftCloudSettings.allowedClouds`).
+    CloudNotAllowed,
 }
 
 impl RefusalReason {
@@ -89,12 +96,19 @@ impl RefusalReason {
             Self::DomainBlocked => "DomainBlocked",
             Self::CrossTenantAccessBlocked => "CrossTenantAccessBlocked",
             Self::SyncNotAllowed => "SyncNotAllowed",
+            Self::CloudNotAllowed => "CloudNotAllowed",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::InvitationsDisabled, Self::DomainBlocked, Self::CrossTenantAccessBlocked, Self::SyncNotAllowed]
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        [
+            Self::InvitationsDisabled,
+            Self::DomainBlocked,
+            Self::CrossTenantAccessBlocked,
+            Self::SyncNotAllowed,
+            Self::CloudNotAllowed,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
     }
 }
 
@@ -138,6 +152,9 @@ pub fn check_invitation(resource: &TenantPolicy, email: &str, home: Option<&Home
         });
     }
     check_domain_list(resource, email)?;
+    if let Some(home) = home {
+        check_clouds(resource, home.policy)?;
+    }
     check_collaboration_users(resource, home)
 }
 
@@ -145,6 +162,9 @@ pub fn check_invitation(resource: &TenantPolicy, email: &str, home: Option<&Home
 /// access settings still allow it. Who may invite (R4) no longer matters once the invitation exists.
 pub fn check_redemption(resource: &TenantPolicy, email: &str, home: Option<&Home<'_>>) -> Result<(), Refusal> {
     check_domain_list(resource, email)?;
+    if let Some(home) = home {
+        check_clouds(resource, home.policy)?;
+    }
     check_collaboration_users(resource, home)
 }
 
@@ -167,6 +187,41 @@ fn check_domain_list(resource: &TenantPolicy, email: &str) -> Result<(), Refusal
     Err(Refusal {
         reason: RefusalReason::DomainBlocked,
         message: format!("domain {domain} {why} of tenant {} (externalCollaboration.domainList, R5)", resource.name()),
+    })
+}
+
+/// The tenants of a pair in different clouds that do not allow the other's cloud (R14), each with the
+/// cloud it lacks. Empty when both are in the same cloud or both allow each other's.
+pub fn clouds_lacking<'a>(resource: &'a TenantPolicy, home: &'a TenantPolicy) -> Vec<(&'a TenantPolicy, Cloud)> {
+    let (rc, hc) = (resource.identity.cloud, home.identity.cloud);
+    if rc == hc {
+        return vec![];
+    }
+    [(resource, hc), (home, rc)].into_iter().filter(|(t, other)| !t.allowed_clouds.contains(other)).collect()
+}
+
+/// R14: B2B collaboration between two clouds needs both tenants to allow the other's cloud.
+pub fn check_clouds(resource: &TenantPolicy, home: &TenantPolicy) -> Result<(), Refusal> {
+    let lacking = clouds_lacking(resource, home);
+    if lacking.is_empty() {
+        return Ok(());
+    }
+    let why: Vec<String> = lacking
+        .iter()
+        .map(|(t, other)| {
+            format!("microsoftCloudSettings.allowedClouds of tenant {} does not include {}", t.name(), cloud_keyword(*other))
+        })
+        .collect();
+    Err(Refusal {
+        reason: RefusalReason::CloudNotAllowed,
+        message: format!(
+            "B2B collaboration between {} ({} cloud) and {} ({} cloud) needs both tenants to allow the other's cloud: {} (R14)",
+            resource.name(),
+            cloud_name(resource.identity.cloud),
+            home.name(),
+            cloud_name(home.identity.cloud),
+            why.join("; ")
+        ),
     })
 }
 
@@ -286,6 +341,7 @@ mod tests {
             collaboration: ResolvedCollaboration::default(),
             default_access: ResolvedAccess::system_default(),
             partners: BTreeMap::new(),
+            allowed_clouds: BTreeSet::new(),
         }
     }
 
@@ -402,6 +458,43 @@ mod tests {
         let outsider = Home { policy: &fabrikam, principal_ids: Some(vec!["u2".into()]) };
         assert!(check_invitation(&contoso, "a@fabrikam.com", Some(&member)).is_ok());
         assert!(check_invitation(&contoso, "b@fabrikam.com", Some(&outsider)).is_err());
+    }
+
+    #[test]
+    fn r14_cross_cloud_needs_both_tenants_to_allow_the_other_cloud() {
+        let mut contoso = tenant("c", "contoso");
+        let mut gov = tenant("g", "fabrikamgov");
+        gov.identity.cloud = Cloud::UsGovernment;
+        fn home(policy: &TenantPolicy) -> Home<'_> {
+            Home { policy, principal_ids: Some(vec![]) }
+        }
+        let err = check_invitation(&contoso, "a@fabrikamgov.com", Some(&home(&gov))).unwrap_err();
+        assert_eq!(err.reason, RefusalReason::CloudNotAllowed);
+        assert!(
+            err.message.contains("allowedClouds of tenant contoso.onmicrosoft.com does not include usGovernment"),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.message.contains("allowedClouds of tenant fabrikamgov.onmicrosoft.com does not include global"),
+            "{}",
+            err.message
+        );
+        contoso.allowed_clouds.insert(Cloud::UsGovernment);
+        let err = check_invitation(&contoso, "a@fabrikamgov.com", Some(&home(&gov))).unwrap_err();
+        assert!(!err.message.contains("tenant contoso.onmicrosoft.com does not"), "{}", err.message);
+        assert!(err.message.contains("tenant fabrikamgov.onmicrosoft.com does not include global"), "{}", err.message);
+        gov.allowed_clouds.insert(Cloud::Global);
+        assert!(check_invitation(&contoso, "a@fabrikamgov.com", Some(&home(&gov))).is_ok());
+        // a pending invitation fails at redemption once a tenant withdraws the cloud
+        contoso.allowed_clouds.clear();
+        assert_eq!(
+            check_redemption(&contoso, "a@fabrikamgov.com", Some(&home(&gov))).unwrap_err().reason,
+            RefusalReason::CloudNotAllowed
+        );
+        // the same cloud needs nothing
+        let fabrikam = tenant("f", "fabrikam");
+        assert!(check_invitation(&contoso, "a@fabrikam.com", Some(&home(&fabrikam))).is_ok());
     }
 
     #[test]

@@ -561,6 +561,7 @@ mod tests {
             collaboration: ResolvedCollaboration::default(),
             default_access: ResolvedAccess::system_default(),
             partners: Default::default(),
+            allowed_clouds: Default::default(),
         }
     }
 

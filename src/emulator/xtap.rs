@@ -19,6 +19,8 @@
 //!   `invitationRedemptionIdentityProviderConfiguration`, the identity sync's `displayName`) are kept
 //!   as written and read back, but do not take part in the rules.
 
+use std::collections::BTreeSet;
+
 use http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -34,6 +36,7 @@ use crate::core::resolved::ResolvedAccess;
 use crate::core::settings::{
     AutomaticUserConsentSettings, B2bSetting, CrossTenantAccessSettings, IdentitySynchronization, InboundTrust, UserSyncInbound,
 };
+use crate::core::tenant_profile::{cloud_endpoint, cloud_of_endpoint};
 
 const B2B_KEYS: [&str; 4] =
     ["b2bCollaborationInbound", "b2bCollaborationOutbound", "b2bDirectConnectInbound", "b2bDirectConnectOutbound"];
@@ -289,32 +292,51 @@ async fn store_partner(
 // ---------------------------------------------------------------------------------------------
 // The policy object
 
+/// `allowedCloudEndpoints` is the directory's Microsoft cloud settings (R14), so the local directory's
+/// rules see what Graph clients write; the name and description stay emulator extras.
 pub(crate) async fn get_policy(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse, GraphError> {
     let tenant = ctx.tenant().to_string();
-    let extras = ctx.db(move |dir| dir.emulator_read(|c| store::extras(c, &tenant, kind::POLICY_ROOT, "policy"))).await?;
+    let (extras, profile) = ctx
+        .db(move |dir| {
+            let extras = dir.emulator_read(|c| store::extras(c, &tenant, kind::POLICY_ROOT, "policy"))?;
+            Ok((extras, dir.tenant_profile(&tenant)?))
+        })
+        .await?;
+    let endpoints: Vec<&str> = profile.allowed_clouds.iter().map(|c| cloud_endpoint(*c)).collect();
     Ok(GraphResponse::ok(json!({
         "@odata.context": ctx.context(req.version, "policies/crossTenantAccessPolicy/$entity"),
         "id": "crossTenantAccessPolicy",
         "deletedDateTime": null,
         "displayName": extras.get("displayName").cloned().unwrap_or(json!("CrossTenantAccessPolicy")),
         "description": extras.get("description").cloned().unwrap_or(Value::Null),
-        "allowedCloudEndpoints": extras.get("allowedCloudEndpoints").cloned().unwrap_or(json!([])),
+        "allowedCloudEndpoints": endpoints,
     })))
 }
 
 pub(crate) async fn update_policy(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse, GraphError> {
     let body = req.object_body()?;
     let mut changes = Map::new();
+    let mut clouds = None;
     for (key, v) in body {
         if key.contains('@') {
             continue;
         }
         match key.as_str() {
             "allowedCloudEndpoints" => {
-                let ok = v.as_array().is_some_and(|a| a.iter().all(Value::is_string));
-                if !ok {
+                let Some(items) = v.as_array().filter(|a| a.iter().all(Value::is_string)) else {
                     return Err(GraphError::bad_request("allowedCloudEndpoints must be an array of strings."));
+                };
+                let mut set = BTreeSet::new();
+                for e in items.iter().filter_map(Value::as_str) {
+                    let cloud = cloud_of_endpoint(e).ok_or_else(|| {
+                        GraphError::bad_request(format!(
+                            "'{e}' is not a supported cloud endpoint: use microsoftonline.com, microsoftonline.us or partner.microsoftonline.cn."
+                        ))
+                    })?;
+                    set.insert(cloud);
                 }
+                clouds = Some(set);
+                continue;
             }
             "displayName" | "description" => {
                 if !(v.is_string() || v.is_null()) {
@@ -325,8 +347,15 @@ pub(crate) async fn update_policy(ctx: &Ctx, req: &GraphRequest) -> Result<Graph
         }
         changes.insert(key.clone(), v.clone());
     }
+    let _guard = ctx.state.settings_lock.lock().await;
     let tenant = ctx.tenant().to_string();
-    ctx.db(move |dir| dir.emulator_write(|c| store::merge_extras(c, &tenant, kind::POLICY_ROOT, "policy", &changes))).await?;
+    ctx.db(move |dir| match clouds {
+        Some(allowed_clouds) => dir.apply_then(&tenant, &[Operation::SetCloudSettings { allowed_clouds }], |c, _| {
+            store::merge_extras(c, &tenant, kind::POLICY_ROOT, "policy", &changes)
+        }),
+        None => dir.emulator_write(|c| store::merge_extras(c, &tenant, kind::POLICY_ROOT, "policy", &changes)),
+    })
+    .await?;
     Ok(GraphResponse::no_content())
 }
 

@@ -336,6 +336,15 @@ pub struct VerifiedDomain {
 // ---------------------------------------------------------------------------------------------
 // Authorization policy
 
+/// `microsoft.graph.crossTenantAccessPolicy` (the policy root): the Microsoft cloud settings (R14).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CrossTenantAccessPolicyRoot {
+    /// `microsoftonline.com`, `microsoftonline.us`, `partner.microsoftonline.cn`: the other clouds allowed.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub allowed_cloud_endpoints: Vec<String>,
+}
+
 /// `microsoft.graph.authorizationPolicy` (singleton, `id: authorizationPolicy`). A PATCH body holds only
 /// the properties to change.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -4,13 +4,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::core::model::{GuestUser, PartnerConfiguration, RedemptionState, UserType};
+use crate::core::model::{Cloud, GuestUser, PartnerConfiguration, RedemptionState, UserType};
 use crate::core::resolved::{ResolvedAccess, ResolvedCollaboration, resolve_domain_list};
 use crate::core::settings::{DomainList, GUEST_ROLE_LIMITED};
 use crate::core::sync::{DirectoryUser, SYNCABLE_ATTRIBUTES, is_profile_attribute};
+use crate::core::tenant_profile::{TenantProfile, Unsupported, cloud_of_endpoint};
 use crate::graph::wire::{
     AuthorizationPolicy, CrossTenantAccessPolicyConfigurationDefault, CrossTenantAccessPolicyConfigurationPartner,
-    CrossTenantIdentitySyncPolicyPartner, User,
+    CrossTenantAccessPolicyRoot, CrossTenantIdentitySyncPolicyPartner, User,
 };
 
 /// External collaboration settings from the authorization policy and the domain list.
@@ -137,6 +138,46 @@ pub fn directory_user(user: &serde_json::Value) -> Option<DirectoryUser> {
         account_enabled: user.get("accountEnabled").and_then(serde_json::Value::as_bool).unwrap_or(true),
         attributes,
     })
+}
+
+/// What entente's Graph contract does not cover of the tenant profile, with why. The planner takes the
+/// manifest's tenant type as is, and a manifest that sets branding or self-service settings is told that
+/// applying fails (`NotImplemented`) rather than having them skipped silently.
+pub fn unsupported_profile() -> Unsupported {
+    [
+        ("tenantType", "organization.tenantType is not in entente's Graph contract, so the tenant type is not checked"),
+        ("branding", BRANDING_NOT_IMPLEMENTED),
+        ("selfServiceAccount", SELF_SERVICE_NOT_IMPLEMENTED),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+pub const BRANDING_NOT_IMPLEMENTED: &str = "company branding for external tenants (organizationalBranding: \
+    /organization/{id}/branding and its localizations' bannerLogo, squareLogo, backgroundImage streams) is not in \
+    entente's Graph contract yet";
+pub const SELF_SERVICE_NOT_IMPLEMENTED: &str = "self-service account settings for external tenants (profile edit, account deletion, MFA enrollment, password \
+     reset) are not in entente's Graph contract yet";
+
+/// R14: `allowedCloudEndpoints` as clouds. Endpoints entente does not know are left out (and logged).
+pub fn allowed_clouds(policy: &CrossTenantAccessPolicyRoot) -> BTreeSet<Cloud> {
+    policy
+        .allowed_cloud_endpoints
+        .iter()
+        .filter_map(|e| {
+            let cloud = cloud_of_endpoint(e);
+            if cloud.is_none() {
+                tracing::warn!(endpoint = %e, "allowedCloudEndpoints holds an endpoint entente does not know; it is ignored");
+            }
+            cloud
+        })
+        .collect()
+}
+
+/// The profile a Graph tenant shows entente: only its cloud settings are read.
+pub fn profile(policy: &CrossTenantAccessPolicyRoot) -> TenantProfile {
+    TenantProfile { allowed_clouds: allowed_clouds(policy), ..Default::default() }
 }
 
 #[cfg(test)]

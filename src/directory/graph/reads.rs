@@ -156,6 +156,11 @@ impl GraphDirectory {
         self.get_json(self.url(paths::AUTHORIZATION_POLICY, &[])?).await
     }
 
+    /// The policy root: the Microsoft cloud settings (R14).
+    pub(super) async fn cross_tenant_access_policy(&self) -> Result<wire::CrossTenantAccessPolicyRoot, DirectoryError> {
+        self.get_json(self.url(paths::CROSS_TENANT_ACCESS_POLICY, &[])?).await
+    }
+
     pub(super) async fn default_configuration(&self) -> Result<CrossTenantAccessPolicyConfigurationDefault, DirectoryError> {
         self.get_json(self.url(paths::CROSS_TENANT_DEFAULT, &[])?).await
     }
@@ -409,9 +414,9 @@ impl GraphDirectory {
         let managed = self.inventory.records(&self.directory_key, &self.tenant_id)?;
         let managed_ids: BTreeSet<String> =
             managed.iter().filter(|r| r.kind == Kind::GuestInvitation).filter_map(|r| r.external_id.clone()).collect();
-        let (authz, default, partners, domain_policy, groups, users) = futures::try_join!(
+        let (authz, (root, default), partners, domain_policy, groups, users) = futures::try_join!(
             self.authorization_policy(),
-            self.default_configuration(),
+            async { futures::try_join!(self.cross_tenant_access_policy(), self.default_configuration()) },
             self.partners(),
             self.b2b_management_policy(),
             self.list_groups(),
@@ -445,6 +450,8 @@ impl GraphDirectory {
             guests: mapping::guests(&users, &members),
             managed,
             multi_tenant_organization: self.read_mto().await?,
+            profile: mapping::profile(&root),
+            unsupported: mapping::unsupported_profile(),
         })
     }
 }

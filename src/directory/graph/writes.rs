@@ -11,7 +11,7 @@
 //! Graph has no transactions: a change that fails half-way leaves what was done, and the next plan
 //! (which reads the directory again) finishes it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -21,7 +21,7 @@ use super::batch::{self, SubRequest};
 use super::http::{Call, Response};
 use super::limiter::Cost;
 use super::mapping;
-use crate::core::model::{PartnerConfiguration, RedemptionState, UserType};
+use crate::core::model::{Cloud, PartnerConfiguration, RedemptionState, UserType};
 use crate::core::operation::{
     GuestPatch, InvitationRequest, InvitationResult, Operation, Outcome, ProvisionRequest, bind_invited_id,
 };
@@ -29,6 +29,7 @@ use crate::core::policy::{Refusal, RefusalReason};
 use crate::core::resolved::{ResolvedAccess, ResolvedCollaboration, ResolvedDomainList};
 use crate::core::settings::DomainList;
 use crate::core::sync::is_profile_attribute;
+use crate::core::tenant_profile::cloud_endpoint;
 use crate::directory::DirectoryError;
 use crate::graph::wire::{
     self, CrossTenantAccessPolicyConfigurationDefault, CrossTenantAccessPolicyConfigurationPartner,
@@ -88,6 +89,21 @@ impl GraphDirectory {
             ))),
             Operation::ConfigureTenant { external_collaboration, default_access } => {
                 self.configure(external_collaboration, default_access).await?;
+                Ok(Outcome::Done)
+            }
+            Operation::SetCloudSettings { allowed_clouds } => {
+                self.set_cloud_settings(allowed_clouds).await?;
+                Ok(Outcome::Done)
+            }
+            // The tenant exists already, with its type; branding and self-service settings have no
+            // endpoint in entente's Graph contract, so asking for them fails rather than being skipped.
+            Operation::ConfigureTenantExperience { branding, self_service_account, .. } => {
+                if branding.is_some() {
+                    return Err(DirectoryError::NotImplemented(mapping::BRANDING_NOT_IMPLEMENTED.into()));
+                }
+                if self_service_account.is_some() {
+                    return Err(DirectoryError::NotImplemented(mapping::SELF_SERVICE_NOT_IMPLEMENTED.into()));
+                }
                 Ok(Outcome::Done)
             }
             Operation::ProvisionUser { user } => Ok(Outcome::Invited(self.provision(user).await?)),
@@ -163,6 +179,16 @@ impl GraphDirectory {
         }
 
         self.configure_domain_list(collab.domain_list.as_ref()).await
+    }
+
+    /// R14: `allowedCloudEndpoints` of the policy root, written only when it differs.
+    async fn set_cloud_settings(&self, clouds: &BTreeSet<Cloud>) -> Result<(), DirectoryError> {
+        let current = mapping::allowed_clouds(&self.cross_tenant_access_policy().await?);
+        if current == *clouds {
+            return Ok(());
+        }
+        let endpoints: Vec<&str> = clouds.iter().map(|c| cloud_endpoint(*c)).collect();
+        self.patch(paths::CROSS_TENANT_ACCESS_POLICY, json!({ "allowedCloudEndpoints": endpoints })).await
     }
 
     async fn configure_domain_list(&self, desired: Option<&ResolvedDomainList>) -> Result<(), DirectoryError> {

@@ -4,18 +4,19 @@
 use rusqlite::Connection;
 
 use super::gates::Policies;
-use super::{groups, managed, mto, partners, tenants, users};
+use super::{groups, managed, mto, partners, profile, tenants, users};
 use crate::core::operation::{Operation, Outcome, bind_invited_id};
 use crate::directory::DirectoryError;
 
 pub(super) fn apply(c: &Connection, tenant_id: &str, ops: &[Operation]) -> Result<Vec<Outcome>, DirectoryError> {
     let mut policies = Policies::default();
+    let mut created_here = false;
     let mut last_invited: Option<String> = None;
     let mut outcomes = Vec::with_capacity(ops.len());
     for op in ops {
         // A Record after an Invite stores the invited user's id, in the same transaction.
         let op = bind_invited_id(op, last_invited.as_deref());
-        let outcome = run(c, tenant_id, &op, &mut policies)?;
+        let outcome = run(c, tenant_id, &op, &mut policies, &mut created_here)?;
         if let Outcome::Invited(result) = &outcome {
             last_invited = Some(result.user_id.clone());
         }
@@ -24,7 +25,14 @@ pub(super) fn apply(c: &Connection, tenant_id: &str, ops: &[Operation]) -> Resul
     Ok(outcomes)
 }
 
-fn run(c: &Connection, tenant_id: &str, op: &Operation, policies: &mut Policies) -> Result<Outcome, DirectoryError> {
+/// `created_here`: whether a `CreateTenant` of this change created the tenant (its type may be set then only).
+fn run(
+    c: &Connection,
+    tenant_id: &str,
+    op: &Operation,
+    policies: &mut Policies,
+    created_here: &mut bool,
+) -> Result<Outcome, DirectoryError> {
     if let Operation::CreateTenant { identity } = op {
         if !identity.tenant_id.eq_ignore_ascii_case(tenant_id) {
             return Err(DirectoryError::Invalid(format!(
@@ -32,7 +40,7 @@ fn run(c: &Connection, tenant_id: &str, op: &Operation, policies: &mut Policies)
                 identity.tenant_id
             )));
         }
-        tenants::create(c, identity)?;
+        *created_here |= tenants::create(c, identity)?;
         policies.forget(tenant_id);
         return Ok(Outcome::Done);
     }
@@ -47,6 +55,18 @@ fn run(c: &Connection, tenant_id: &str, op: &Operation, policies: &mut Policies)
             super::feed::append(c, tenant_id, "tenant", tenant_id, "configured")?;
             policies.forget(tenant_id);
         }
+        Operation::SetCloudSettings { allowed_clouds } => {
+            profile::set_clouds(c, tenant_id, allowed_clouds)?;
+            policies.forget(tenant_id);
+        }
+        Operation::ConfigureTenantExperience { tenant_type, branding, self_service_account } => profile::configure_experience(
+            c,
+            tenant_id,
+            *tenant_type,
+            branding.as_ref(),
+            self_service_account.as_ref(),
+            *created_here,
+        )?,
         Operation::EnsureGroups { display_names } => groups::ensure(c, tenant_id, display_names)?,
         Operation::PutPartner { partner } => {
             partners::put(c, tenant_id, partner)?;

@@ -16,6 +16,7 @@ mod groups;
 mod managed;
 mod mto;
 mod partners;
+mod profile;
 mod schema;
 mod setting_path;
 mod tenants;
@@ -109,6 +110,11 @@ impl LocalDirectory {
     /// What the tenant's settings say, in the shape the rules need.
     pub fn tenant_policy(&self, tenant_id: &str) -> Result<TenantPolicy, DirectoryError> {
         self.read(|c| tenants::policy(c, &norm(tenant_id)))
+    }
+
+    /// The tenant's type, Microsoft cloud settings (R14), branding and self-service settings.
+    pub fn tenant_profile(&self, tenant_id: &str) -> Result<crate::core::tenant_profile::TenantProfile, DirectoryError> {
+        self.read(|c| profile::get(c, &norm(tenant_id)))
     }
 
     /// The tenant's partner configurations as stored (absent settings inherit, R2).
@@ -356,6 +362,8 @@ impl Directory for LocalDirectory {
                 guests: users::list(c, &tenant_id, true)?,
                 managed: managed::list(c, &tenant_id)?,
                 multi_tenant_organization: mto::state(c, &tenant_id)?,
+                profile: profile::get(c, &tenant_id)?,
+                unsupported: Default::default(),
                 identity,
             }))
         })

@@ -203,6 +203,33 @@ const MIGRATIONS: &[&str] = &[
         requested_at TEXT NOT NULL
     );
     "#,
+    // 4: the tenant profile: type (workforce|external), Microsoft cloud settings (R14: the other clouds B2B
+    // collaboration is allowed with, a JSON array of cloud keywords), and an external tenant's branding and
+    // self-service account settings (JSON). No row: a workforce tenant with no cloud settings.
+    // The emulator kept `allowedCloudEndpoints` as an extra of the policy root until now; it moves here, so
+    // the rules (R14) and every backend see the same setting.
+    r#"
+    CREATE TABLE tenant_profiles (
+        tenant_id TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+        tenant_type TEXT NOT NULL DEFAULT 'workforce',
+        allowed_clouds TEXT NOT NULL DEFAULT '[]',
+        branding TEXT,
+        self_service TEXT
+    );
+    INSERT INTO tenant_profiles (tenant_id, allowed_clouds)
+    SELECT e.tenant_id, COALESCE((
+        SELECT json_group_array(cloud) FROM (
+            SELECT DISTINCT CASE lower(trim(j.value))
+                WHEN 'microsoftonline.com' THEN 'global'
+                WHEN 'microsoftonline.us' THEN 'usGovernment'
+                WHEN 'partner.microsoftonline.cn' THEN 'china' END AS cloud
+            FROM json_each(e.json, '$.allowedCloudEndpoints') j)
+        WHERE cloud IS NOT NULL), '[]')
+    FROM emulator_extras e
+    WHERE e.kind = 'crossTenantAccessPolicy' AND e.key = 'policy' AND json_type(e.json, '$.allowedCloudEndpoints') = 'array';
+    UPDATE emulator_extras SET json = json_remove(json, '$.allowedCloudEndpoints')
+    WHERE kind = 'crossTenantAccessPolicy' AND key = 'policy';
+    "#,
 ];
 
 /// The schema version this build writes.

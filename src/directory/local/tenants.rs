@@ -196,6 +196,7 @@ pub(super) fn policy(c: &Connection, id: &str) -> Result<TenantPolicy> {
         collaboration: collaboration(c, id)?,
         default_access: default_access(c, id)?,
         partners: partners::list(c, id)?.into_iter().map(|p| (p.tenant_id.to_ascii_lowercase(), p.settings)).collect(),
+        allowed_clouds: super::profile::allowed_clouds(c, id)?,
         identity,
     })
 }
