@@ -1,0 +1,359 @@
+//! Microsoft cloud settings (R14) and external tenants on `Tenant`: the local directory refuses an
+//! invitation or a redemption across clouds unless both tenants allow each other's cloud; the plan predicts
+//! the refusal, shows a change of `microsoftCloudSettings.allowedClouds` as an update with its field diff,
+//! detects drift, and converges — on the local directory and through the Graph backend over the emulator
+//! (`allowedCloudEndpoints` on `/policies/crossTenantAccessPolicy`, strict contract checking). External
+//! tenants' branding and self-service settings are stored locally; over Graph they fail as not implemented.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
+
+use entente::core::model::{Cloud, DesiredState, Kind, TenantIdentity, UserType};
+use entente::core::operation::{InvitationRequest, Operation};
+use entente::core::plan::{Action, Change, Plan, PlanOptions};
+use entente::core::policy::RefusalReason;
+use entente::core::tenant_profile::TenantType;
+use entente::directory::graph::{Credential, GraphConfig, GraphDirectory};
+use entente::directory::inventory::SqliteInventory;
+use entente::directory::local::LocalDirectory;
+use entente::directory::{Directory, DirectoryError};
+use entente::emulator::{self, EmulatorConfig, EmulatorHandle};
+use entente::engine::{self, Routes};
+
+const CONTOSO: &str = "6f1c7a52-3d4b-4e8a-9f21-0c5d8e7b1a01";
+const GOV: &str = "9a3e5b17-2c4d-4f6e-8a1b-7d9c0e2f3b02";
+const TENANTS: [&str; 2] = [CONTOSO, GOV];
+
+fn identity(id: &str, name: &str, cloud: Cloud) -> TenantIdentity {
+    TenantIdentity {
+        tenant_id: id.into(),
+        initial_domain: format!("{name}.onmicrosoft.com"),
+        display_name: name.into(),
+        cloud,
+        verified_domains: BTreeSet::from([format!("{name}.com")]),
+    }
+}
+
+fn invite_op(email: &str) -> Operation {
+    Operation::Invite {
+        invitation: InvitationRequest {
+            invited_user_email_address: email.into(),
+            invited_user_display_name: None,
+            invite_redirect_url: "https://myapps.microsoft.com".into(),
+            invited_user_type: UserType::Guest,
+            send_invitation_message: false,
+            invited_user_message_info: None,
+            groups: vec![],
+        },
+    }
+}
+
+fn clouds(c: &[Cloud]) -> Operation {
+    Operation::SetCloudSettings { allowed_clouds: c.iter().copied().collect() }
+}
+
+fn refusal(r: Result<impl std::fmt::Debug, DirectoryError>) -> (RefusalReason, String) {
+    match r {
+        Err(DirectoryError::Refused(r)) => (r.reason, r.message),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// Contoso in the global cloud, fabrikamgov in the US Government cloud, in one file.
+async fn world(path: &std::path::Path) -> Arc<LocalDirectory> {
+    let dir = Arc::new(LocalDirectory::open(path).unwrap());
+    for (id, name, cloud) in [(CONTOSO, "contoso", Cloud::Global), (GOV, "fabrikamgov", Cloud::UsGovernment)] {
+        dir.apply(id, &[Operation::CreateTenant { identity: identity(id, name, cloud) }]).await.unwrap();
+    }
+    dir
+}
+
+#[tokio::test]
+async fn the_local_directory_refuses_cross_cloud_invitations_and_redemptions_unless_both_allow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = world(&tmp.path().join("d.db")).await;
+
+    let (reason, message) = refusal(dir.apply(CONTOSO, &[invite_op("alice@fabrikamgov.com")]).await);
+    assert_eq!(reason, RefusalReason::CloudNotAllowed);
+    assert!(message.contains("microsoftCloudSettings.allowedClouds of tenant contoso.onmicrosoft.com"), "{message}");
+    assert!(message.contains("fabrikamgov.onmicrosoft.com does not include global"), "{message}");
+
+    // Only the resource tenant allows the other cloud: the home tenant is named.
+    dir.apply(CONTOSO, &[clouds(&[Cloud::UsGovernment])]).await.unwrap();
+    let (reason, message) = refusal(dir.apply(CONTOSO, &[invite_op("alice@fabrikamgov.com")]).await);
+    assert_eq!(reason, RefusalReason::CloudNotAllowed);
+    assert!(!message.contains("of tenant contoso.onmicrosoft.com"), "{message}");
+    assert!(message.contains("microsoftCloudSettings.allowedClouds of tenant fabrikamgov.onmicrosoft.com"), "{message}");
+
+    // Both: allowed. Idempotent: setting the same clouds again changes nothing.
+    dir.apply(GOV, &[clouds(&[Cloud::Global]), clouds(&[Cloud::Global])]).await.unwrap();
+    dir.apply(CONTOSO, &[invite_op("alice@fabrikamgov.com"), invite_op("bob@fabrikamgov.com")]).await.unwrap();
+    assert_eq!(dir.tenant_policy(GOV).unwrap().allowed_clouds, BTreeSet::from([Cloud::Global]));
+
+    // Withdrawn later: a pending invitation fails at redemption (R3 example 2 applied to R14).
+    dir.apply(GOV, &[clouds(&[])]).await.unwrap();
+    let (reason, message) = refusal(dir.redeem(CONTOSO, "bob@fabrikamgov.com"));
+    assert_eq!(reason, RefusalReason::CloudNotAllowed);
+    assert!(message.contains("fabrikamgov.onmicrosoft.com does not include global"), "{message}");
+
+    // A tenant of the same cloud needs no cloud settings.
+    let other = identity("11111111-1111-1111-1111-111111111111", "woodgrove", Cloud::Global);
+    dir.apply(&other.tenant_id.clone(), &[Operation::CreateTenant { identity: other }]).await.unwrap();
+    dir.apply(GOV, &[clouds(&[Cloud::China])]).await.unwrap();
+    dir.apply(CONTOSO, &[invite_op("carol@woodgrove.com")]).await.unwrap();
+}
+
+#[tokio::test]
+async fn tenant_type_is_set_at_creation_only_and_branding_needs_an_external_tenant() {
+    let dir = LocalDirectory::open_in_memory().unwrap();
+    let shop = identity("44444444-4444-4444-4444-444444444444", "shop", Cloud::Global);
+    let id = shop.tenant_id.clone();
+    let experience = |tenant_type, branding: bool| Operation::ConfigureTenantExperience {
+        tenant_type,
+        branding: branding.then(|| entente::core::tenant_profile::CompanyBranding {
+            background_color: Some("#0072C6".into()),
+            banner_logo: Some("https://cdn.shop.com/banner.png".into()),
+            ..Default::default()
+        }),
+        self_service_account: None,
+    };
+    dir.apply(&id, &[Operation::CreateTenant { identity: shop.clone() }, experience(TenantType::External, true)]).await.unwrap();
+    let p = dir.tenant_profile(&id).unwrap();
+    assert_eq!(p.tenant_type, TenantType::External);
+    assert_eq!(p.branding.unwrap().background_color.as_deref(), Some("#0072C6"));
+    // Creating it again (it exists) does not make the type changeable.
+    let err = dir
+        .apply(&id, &[Operation::CreateTenant { identity: shop }, experience(TenantType::Workforce, false)])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("tenantType is immutable"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plan and apply, on the local directory and over Graph
+
+fn manifests(contoso_clouds: &str, gov_clouds: &str) -> DesiredState {
+    let tenant = |name: &str, id: &str, cloud: &str, allowed: &str| {
+        let settings = if allowed.is_empty() {
+            String::new()
+        } else {
+            format!("  microsoftCloudSettings:\n    allowedClouds: [{allowed}]\n")
+        };
+        format!(
+            "apiVersion: entente.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: {name}}}\nspec:\n  tenantId: {id}\n  initialDomain: {name}.onmicrosoft.com\n  verifiedDomains: [{name}.com]\n  cloud: {cloud}\n{settings}"
+        )
+    };
+    let text = [
+        tenant("contoso", CONTOSO, "global", contoso_clouds),
+        tenant("fabrikamgov", GOV, "usGovernment", gov_clouds),
+        "apiVersion: entente.dev/v1alpha1\nkind: GuestInvitation\nmetadata: {name: alice}\nspec:\n  tenantRef: {name: contoso}\n  invitedUserEmailAddress: alice@fabrikamgov.com\n".to_string(),
+    ]
+    .join("---\n");
+    match entente::manifest::load_str(&[("cloud.yaml", &text)]) {
+        Ok(loaded) => loaded.desired,
+        Err(e) => panic!("manifests: {e:?}"),
+    }
+}
+
+struct Harness {
+    world: Arc<LocalDirectory>,
+    routes: Routes,
+    emulator: Option<EmulatorHandle>,
+    _tmp: tempfile::TempDir,
+}
+
+fn signing_key() -> String {
+    static KEY: OnceLock<String> = OnceLock::new();
+    KEY.get_or_init(|| emulator::jwt::SigningKey::generate().unwrap().to_pem().unwrap()).clone()
+}
+
+impl Harness {
+    async fn local() -> Harness {
+        let tmp = tempfile::tempdir().unwrap();
+        let world = world(&tmp.path().join("directory.db")).await;
+        let routes = TENANTS.iter().map(|t| (t.to_string(), Ok(world.clone() as Arc<dyn Directory>))).collect();
+        Harness { world, routes, emulator: None, _tmp: tmp }
+    }
+
+    /// The Graph backend over the emulator serving the same kind of file, with strict contract checking.
+    async fn graph() -> Harness {
+        let tmp = tempfile::tempdir().unwrap();
+        let world = world(&tmp.path().join("directory.db")).await;
+        let mut config = EmulatorConfig { signing_key_pem: Some(signing_key()), ..EmulatorConfig::default() };
+        config.contract.strict = true;
+        config.contract.allow_unknown_properties = false;
+        let handle = emulator::start(world.clone(), config).await.unwrap();
+        let inventory = Arc::new(SqliteInventory::open(&tmp.path().join("inventory.db")).unwrap());
+        let permissions: Vec<String> = entente::directory::graph::APPLY_PERMISSIONS.iter().map(|p| p.to_string()).collect();
+        let mut routes = Routes::new();
+        for tenant in TENANTS {
+            let app = emulator::apps::create_app(&world, tenant, "entente", &permissions).unwrap();
+            let mut config = GraphConfig::new(tenant, &app.client_id, Credential::ClientSecret(app.client_secret)).for_tests();
+            config.authority_host = handle.url();
+            config.graph_endpoint = handle.url();
+            let dir = GraphDirectory::new(config, inventory.clone()).unwrap();
+            routes.insert(tenant.to_string(), Ok(Arc::new(dir) as Arc<dyn Directory>));
+        }
+        Harness { world, routes, emulator: Some(handle), _tmp: tmp }
+    }
+
+    fn check_contract(&self) {
+        if let Some(h) = &self.emulator {
+            let report = h.contract_report();
+            assert!(report.violations.is_empty(), "contract violations: {:#?}", report.violations);
+        }
+    }
+}
+
+fn change<'a>(plan: &'a Plan, kind: Kind, tenant: &str) -> &'a Change {
+    plan.changes
+        .iter()
+        .find(|c| c.object.kind == kind && c.tenant_id == tenant)
+        .unwrap_or_else(|| panic!("no {kind} change for {tenant}: {:#?}", plan.changes))
+}
+
+async fn plan_and_apply(d: &DesiredState, routes: &Routes) -> Plan {
+    let plan = engine::plan_against(d, routes, PlanOptions::default()).await;
+    assert!(plan.errors.is_empty(), "{:?}", plan.errors);
+    let report = engine::apply(&plan, routes).await;
+    assert_eq!(report.failed(), 0, "{:?}", report.results);
+    plan
+}
+
+async fn cloud_settings_plan_apply_converge_and_drift(h: &Harness) {
+    let routes = &h.routes;
+    // No cloud settings: the invitation across clouds is refused in the plan, naming the setting.
+    let plan = plan_and_apply(&manifests("", ""), routes).await;
+    let inv = change(&plan, Kind::GuestInvitation, CONTOSO);
+    assert_eq!(inv.action, Action::Refused, "{inv:#?}");
+    let refusal = inv.refusal.as_ref().unwrap();
+    assert_eq!(refusal.reason, RefusalReason::CloudNotAllowed);
+    assert!(refusal.message.contains("microsoftCloudSettings.allowedClouds of tenant contoso.onmicrosoft.com"));
+
+    // Both tenants allow each other's cloud: each Tenant is an update with the field in its diff, the
+    // invitation is created.
+    let desired = manifests("usGovernment", "global");
+    let plan = plan_and_apply(&desired, routes).await;
+    for (tenant, cloud) in [(CONTOSO, "usGovernment"), (GOV, "global")] {
+        let c = change(&plan, Kind::Tenant, tenant);
+        assert_eq!(c.action, Action::Update, "{c:#?}");
+        let d = c.diff.iter().find(|d| d.path == "microsoftCloudSettings.allowedClouds").expect("the field in the diff");
+        assert_eq!((d.from.clone(), d.to.clone()), (None, Some(serde_json::json!([cloud]))));
+        assert!(c.ops.iter().any(|o| matches!(o, Operation::SetCloudSettings { .. })), "{:?}", c.ops);
+    }
+    assert_eq!(change(&plan, Kind::GuestInvitation, CONTOSO).action, Action::Create);
+    assert_eq!(h.world.tenant_profile(CONTOSO).unwrap().allowed_clouds, BTreeSet::from([Cloud::UsGovernment]));
+    assert_eq!(h.world.tenant_profile(GOV).unwrap().allowed_clouds, BTreeSet::from([Cloud::Global]));
+
+    // Applied: the next plan is unchanged.
+    let again = engine::plan_against(&desired, routes, PlanOptions::default()).await;
+    assert!(!again.has_writes(), "{:#?}", again.changes.iter().filter(|c| c.action.writes()).collect::<Vec<_>>());
+    assert_eq!(change(&again, Kind::Tenant, CONTOSO).action, Action::Unchanged);
+
+    // Changed outside entente: drift, corrected.
+    h.world.apply(CONTOSO, &[clouds(&[Cloud::UsGovernment, Cloud::China])]).await.unwrap();
+    let plan = plan_and_apply(&desired, routes).await;
+    let c = change(&plan, Kind::Tenant, CONTOSO);
+    assert!(c.action == Action::Update && c.drift, "{c:#?}");
+    assert_eq!(c.diff[0].path, "microsoftCloudSettings.allowedClouds");
+    assert_eq!(h.world.tenant_profile(CONTOSO).unwrap().allowed_clouds, BTreeSet::from([Cloud::UsGovernment]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_cloud_settings_plan_apply_converge_and_drift() {
+    cloud_settings_plan_apply_converge_and_drift(&Harness::local().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_cloud_settings_plan_apply_converge_and_drift() {
+    let h = Harness::graph().await;
+    cloud_settings_plan_apply_converge_and_drift(&h).await;
+    h.check_contract();
+}
+
+// ---------------------------------------------------------------------------------------------
+// External tenants
+
+const SHOP: &str = "7b1c2d3e-4f50-4617-8a9b-0c1d2e3f4a05";
+
+fn shop_yaml(extra: &str) -> String {
+    format!(
+        "apiVersion: entente.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: shop}}\nspec:\n  tenantId: {SHOP}\n  initialDomain: shop.onmicrosoft.com\n{extra}"
+    )
+}
+
+const EXTERNAL: &str = "  tenantType: external\n  branding:\n    signInPageText: Welcome to Shop\n    backgroundColor: '#0072c6'\n    bannerLogo: https://cdn.shop.com/banner.png\n    squareLogo: branding/square.jpg\n  selfServiceAccount:\n    profileEdit: true\n    passwordReset: true\n";
+
+#[test]
+fn branding_and_self_service_are_for_external_tenants_and_are_validated() {
+    let err = |extra: &str| match entente::manifest::load_str(&[("shop.yaml", &shop_yaml(extra))]) {
+        Ok(_) => panic!("expected errors for {extra}"),
+        Err(e) => format!("{e:?}"),
+    };
+    let e = err("  branding:\n    signInPageText: hi\n");
+    assert!(e.contains("spec.branding") && e.contains("only an external tenant"), "{e}");
+    let e = err("  selfServiceAccount: {profileEdit: true}\n");
+    assert!(e.contains("spec.selfServiceAccount"), "{e}");
+    let e = err("  tenantType: external\n  branding:\n    backgroundColor: blue\n    bannerLogo: data:image/png;base64,AAAA\n");
+    assert!(e.contains("spec.branding.backgroundColor") && e.contains("#RRGGBB"), "{e}");
+    assert!(e.contains("spec.branding.bannerLogo") && e.contains("never inlined"), "{e}");
+    let e = err("  microsoftCloudSettings: {allowedClouds: [global]}\n");
+    assert!(e.contains("spec.microsoftCloudSettings.allowedClouds[0]") && e.contains("own cloud"), "{e}");
+    assert!(entente::manifest::load_str(&[("shop.yaml", &shop_yaml(EXTERNAL))]).is_ok());
+}
+
+fn shop(extra: &str) -> DesiredState {
+    match entente::manifest::load_str(&[("shop.yaml", &shop_yaml(extra))]) {
+        Ok(l) => l.desired,
+        Err(e) => panic!("{e:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_external_tenant_is_created_with_its_branding_and_converges_locally() {
+    let dir = Arc::new(LocalDirectory::open_in_memory().unwrap());
+    let routes: Routes = [(SHOP.to_string(), Ok(dir.clone() as Arc<dyn Directory>))].into_iter().collect();
+    let desired = shop(EXTERNAL);
+    let plan = plan_and_apply(&desired, &routes).await;
+    let c = change(&plan, Kind::Tenant, SHOP);
+    assert_eq!(c.action, Action::Create);
+    let paths: Vec<&str> = c.diff.iter().map(|d| d.path.as_str()).collect();
+    for p in ["tenantType", "branding.backgroundColor", "branding.bannerLogo", "selfServiceAccount.profileEdit"] {
+        assert!(paths.contains(&p), "{p} in {paths:?}");
+    }
+    let profile = dir.tenant_profile(SHOP).unwrap();
+    assert_eq!(profile.tenant_type, TenantType::External);
+    assert_eq!(profile.branding.as_ref().unwrap().background_color.as_deref(), Some("#0072C6"));
+    assert!(profile.self_service_account.as_ref().unwrap().password_reset);
+    let again = engine::plan_against(&desired, &routes, PlanOptions::default()).await;
+    assert!(!again.has_writes(), "{:#?}", again.changes);
+
+    // An edit of the branding is an update naming the field.
+    let plan = plan_and_apply(&shop(&EXTERNAL.replace("Welcome to Shop", "Hello")), &routes).await;
+    let c = change(&plan, Kind::Tenant, SHOP);
+    assert_eq!(c.action, Action::Update);
+    assert_eq!(c.diff.iter().map(|d| d.path.as_str()).collect::<Vec<_>>(), ["branding.signInPageText"]);
+
+    // The type is immutable: a workforce manifest for it is a plan error.
+    let plan = engine::plan_against(&shop(""), &routes, PlanOptions::default()).await;
+    assert!(plan.errors.iter().any(|e| e.message.contains("spec.tenantType is immutable")), "{:?}", plan.errors);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_graph_branding_is_not_implemented_and_the_plan_says_so() {
+    let h = Harness::graph().await;
+    // Make contoso an external tenant in the directory, so only the Graph contract is missing.
+    let mut desired = manifests("", "");
+    let contoso = desired.tenants.iter_mut().find(|t| t.identity.tenant_id == CONTOSO).unwrap();
+    contoso.profile.tenant_type = TenantType::External;
+    contoso.profile.branding =
+        Some(entente::core::tenant_profile::CompanyBranding { sign_in_page_text: Some("hi".into()), ..Default::default() });
+    let plan = engine::plan_against(&desired, &h.routes, PlanOptions::default()).await;
+    let c = change(&plan, Kind::Tenant, CONTOSO);
+    let note = c.note.clone().unwrap_or_default();
+    assert!(note.contains("company branding for external tenants") && note.contains("not in entente's Graph contract"), "{c:#?}");
+    let report = engine::apply(&plan, &h.routes).await;
+    let failed = format!("{:?}", report.results);
+    assert!(report.failed() >= 1 && failed.contains("not implemented"), "{failed}");
+    h.check_contract();
+}
