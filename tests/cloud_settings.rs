@@ -259,6 +259,38 @@ async fn cloud_settings_plan_apply_converge_and_drift(h: &Harness) {
     assert_eq!(h.world.tenant_profile(CONTOSO).unwrap().allowed_clouds, BTreeSet::from([Cloud::UsGovernment]));
 }
 
+/// When the home tenant is not in the manifests, the plan cannot predict R14: the directory refuses
+/// (over Graph, the emulator's refusal comes back as the same reason).
+async fn an_unpredicted_cross_cloud_invitation_is_refused_by_the_directory(h: &Harness) {
+    let mut desired = manifests("usGovernment", "");
+    desired.tenants.retain(|t| t.identity.tenant_id == CONTOSO);
+    let plan = engine::plan_against(&desired, &h.routes, PlanOptions::default()).await;
+    assert_eq!(change(&plan, Kind::GuestInvitation, CONTOSO).action, Action::Create);
+    let report = engine::apply(&plan, &h.routes).await;
+    let refused = report.results.iter().find_map(|r| match r {
+        engine::ChangeResult::Refused { refusal } => Some(refusal.clone()),
+        _ => None,
+    });
+    let refusal = refused.unwrap_or_else(|| panic!("a refusal: {:?}", report.results));
+    assert_eq!(refusal.reason, RefusalReason::CloudNotAllowed);
+    assert!(
+        refusal.message.contains("microsoftCloudSettings.allowedClouds of tenant fabrikamgov.onmicrosoft.com"),
+        "{refusal:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_unpredicted_cross_cloud_invitation_is_refused() {
+    an_unpredicted_cross_cloud_invitation_is_refused_by_the_directory(&Harness::local().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_unpredicted_cross_cloud_invitation_is_refused() {
+    let h = Harness::graph().await;
+    an_unpredicted_cross_cloud_invitation_is_refused_by_the_directory(&h).await;
+    h.check_contract();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_cloud_settings_plan_apply_converge_and_drift() {
     cloud_settings_plan_apply_converge_and_drift(&Harness::local().await).await;

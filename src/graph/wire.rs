@@ -92,6 +92,8 @@ pub mod codes {
     pub const DOMAIN_BLOCKED: &str = "DomainBlocked";
     pub const INVITATIONS_DISABLED: &str = "InvitationsDisabled";
     pub const CROSS_TENANT_ACCESS_BLOCKED: &str = "CrossTenantAccessBlocked";
+    /// R14 (the emulator's code: Graph documents none for a refusal across clouds).
+    pub const CLOUD_NOT_ALLOWED: &str = "CloudNotAllowed";
 }
 
 // ---------------------------------------------------------------------------------------------

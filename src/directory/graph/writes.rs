@@ -594,6 +594,7 @@ pub(super) fn refusal_or_error(resp: &Response) -> DirectoryError {
             codes::DOMAIN_BLOCKED => Some(RefusalReason::DomainBlocked),
             codes::INVITATIONS_DISABLED => Some(RefusalReason::InvitationsDisabled),
             codes::CROSS_TENANT_ACCESS_BLOCKED => Some(RefusalReason::CrossTenantAccessBlocked),
+            codes::CLOUD_NOT_ALLOWED => Some(RefusalReason::CloudNotAllowed),
             _ => None,
         })
         .or_else(|| {
