@@ -16,7 +16,7 @@ use prometheus_client::registry::Registry;
 
 use crate::core::model::{Kind, TenantSnapshot};
 use crate::core::operation::{Operation, Outcome};
-use crate::core::sync::{DirectoryUser, UserChanges};
+use crate::core::sync::{DirectoryUser, SyncCounts, UserChanges};
 use crate::directory::{Directory, DirectoryError};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -38,6 +38,16 @@ pub struct KindLabel {
     pub kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabel {
+    pub action: &'static str,
+}
+
 /// The controller's metrics and the registry that exposes them.
 pub struct Metrics {
     pub registry: Registry,
@@ -49,6 +59,8 @@ pub struct Metrics {
     throttle_wait: Counter<f64, AtomicU64>,
     managed: Family<KindLabel, Gauge>,
     leader: Gauge,
+    sync_runs: Family<OutcomeLabel, Counter>,
+    sync_users: Family<ActionLabel, Counter>,
     managed_by_tenant: Mutex<HashMap<String, (i64, i64)>>,
 }
 
@@ -65,6 +77,8 @@ impl Default for Metrics {
             throttle_wait: Counter::default(),
             managed: Family::default(),
             leader: Gauge::default(),
+            sync_runs: Family::default(),
+            sync_users: Family::default(),
             managed_by_tenant: Mutex::new(HashMap::new()),
         };
         let r = &mut m.registry;
@@ -72,7 +86,7 @@ impl Default for Metrics {
         r.register("reconcile_duration_seconds", "How long reconciles take, by kind and outcome", m.reconcile_duration.clone());
         r.register(
             "object_syncs",
-            "Objects synchronized, by kind and outcome (ready, drift, refused, invalid, denied, blocked, failed, deleting)",
+            "Objects synchronized, by kind and outcome (ready, drift, refused, invalid, denied, blocked, failed, deleting, pending)",
             m.objects.clone(),
         );
         r.register(
@@ -92,6 +106,12 @@ impl Default for Metrics {
         );
         r.register("managed_objects", "Objects entente manages in the directories, by kind", m.managed.clone());
         r.register("leader", "1 while this replica holds the leader lease (or runs without leader election)", m.leader.clone());
+        r.register("sync_runs", "SyncJob runs, by outcome (success, failed, prerequisites_missing, error)", m.sync_runs.clone());
+        r.register(
+            "sync_users",
+            "Users SyncJob runs wrote in target tenants, by action (created, updated, deleted, disabled, failed)",
+            m.sync_users.clone(),
+        );
         m
     }
 }
@@ -116,6 +136,26 @@ impl Metrics {
     /// Time a backend waited because it was throttled.
     pub fn throttled(&self, waited: Duration) {
         self.throttle_wait.inc_by(waited.as_secs_f64());
+    }
+
+    /// One SyncJob run (or attempt), by outcome: `success`, `failed`, `prerequisites_missing`, `error`.
+    pub fn sync_run(&self, outcome: &'static str) {
+        self.sync_runs.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// The users one SyncJob run wrote (or failed to write), by action.
+    pub fn sync_users(&self, counts: &SyncCounts) {
+        for (action, n) in [
+            ("created", counts.created),
+            ("updated", counts.updated),
+            ("deleted", counts.deleted),
+            ("disabled", counts.disabled),
+            ("failed", counts.failed),
+        ] {
+            if n > 0 {
+                self.sync_users.get_or_create(&ActionLabel { action }).inc_by(n);
+            }
+        }
     }
 
     pub fn set_leader(&self, leader: bool) {
@@ -301,6 +341,8 @@ mod tests {
         m.object(Kind::GuestInvitation, "refused");
         m.directory_request("apply", "ok", Duration::from_millis(3));
         m.set_leader(true);
+        m.sync_run("success");
+        m.sync_users(&SyncCounts { created: 3, updated: 1, ..SyncCounts::default() });
         let text = m.encode();
         for needle in [
             r#"entente_reconciles_total{kind="Tenant",outcome="success"} 1"#,
@@ -309,6 +351,9 @@ mod tests {
             "entente_reconcile_duration_seconds_bucket",
             "entente_leader 1",
             "entente_directory_throttle_wait_seconds_total",
+            r#"entente_sync_runs_total{outcome="success"} 1"#,
+            r#"entente_sync_users_total{action="created"} 3"#,
+            r#"entente_sync_users_total{action="updated"} 1"#,
         ] {
             assert!(text.contains(needle), "{needle} in\n{text}");
         }

@@ -9,6 +9,9 @@
 //! objects and what to do with each), `status` (verdicts → conditions, pure), `patch` (finalizers and
 //! status writes), `secrets`, `orphans` (children whose Tenant is missing), `metrics`, `server`
 //! (`/metrics`, `/healthz`, `/readyz`), `context`.
+//!
+//! SyncJobs have a controller of their own (`sync_jobs`), started beside the Tenant controller under
+//! the same leader election and namespace scoping: a job runs on its schedule, not on its Tenant's.
 
 mod context;
 mod error;
@@ -20,6 +23,7 @@ pub mod scope;
 mod secrets;
 pub mod server;
 pub mod status;
+pub mod sync_jobs;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,6 +46,7 @@ pub use error::Error;
 pub use orphans::sweep as sweep_orphans;
 pub use reconcile::{DEFAULT_INTERVAL, error_policy, reconcile_tenant};
 pub use secrets::KubeSecret;
+pub use sync_jobs::{SyncContext, reconcile_sync_job, sync_error_policy};
 
 use crate::api::{CrossTenantAccessPolicy, GuestInvitation, Tenant};
 use metrics::Metrics;
@@ -308,7 +313,8 @@ async fn run_controllers(
         }
     };
     info!(concurrency = args.concurrency, namespace = ns.unwrap_or("*"), "controller started");
-    controller
+    let sync_jobs = sync_jobs::run(ctx.clone(), args.namespace.clone(), args.concurrency, stop.clone());
+    let tenants_loop = controller
         .watches_stream(policy_events, to_tenant::<CrossTenantAccessPolicy>(tenants.clone(), wake.clone()))
         .watches_stream(invitation_events, to_tenant::<GuestInvitation>(tenants.clone(), wake))
         .watches_stream(secret_events, secret_to_tenants(tenants))
@@ -319,8 +325,8 @@ async fn run_controllers(
                 Ok((obj, _)) => debug!(tenant = %obj, "reconciled"),
                 Err(e) => debug!(error = %e, "controller event"),
             }
-        })
-        .await;
+        });
+    futures::join!(tenants_loop, sync_jobs);
     sweeper.abort();
     ready.abort();
     Ok(())

@@ -31,6 +31,14 @@ pub mod reason {
     pub const DOMAIN_BLOCKED: &str = "DomainBlocked";
     pub const INVITATIONS_DISABLED: &str = "InvitationsDisabled";
     pub const CROSS_TENANT_ACCESS_BLOCKED: &str = "CrossTenantAccessBlocked";
+    // SyncJobs (conditions and events).
+    pub const PREREQUISITES_MISSING: &str = "PrerequisitesMissing";
+    pub const PREREQUISITES_RESTORED: &str = "PrerequisitesRestored";
+    pub const QUARANTINED: &str = "Quarantined";
+    pub const QUARANTINE_LIFTED: &str = "QuarantineLifted";
+    pub const RUN_FAILED: &str = "RunFailed";
+    pub const PAUSED: &str = "Paused";
+    pub const PENDING: &str = "Pending";
 }
 
 /// Condition types.
