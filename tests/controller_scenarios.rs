@@ -588,7 +588,17 @@ fn the_cli_and_the_controller_validate_identically() {
         typed("CrossTenantAccessPolicy").into_iter().map(|v| serde_json::from_value(v).unwrap()).collect();
     let invitations: Vec<GuestInvitation> =
         typed("GuestInvitation").into_iter().map(|v| serde_json::from_value(v).unwrap()).collect();
-    let (from_objects, errors) = entente::manifest::convert_objects(&tenants, &policies, &invitations);
+    let sync_jobs: Vec<entente::api::SyncJob> =
+        typed("SyncJob").into_iter().map(|v| serde_json::from_value(v).unwrap()).collect();
+    assert!(!sync_jobs.is_empty(), "the examples declare a SyncJob");
+    let live = entente::manifest::Live {
+        tenants: tenants.clone(),
+        policies,
+        invitations: invitations.clone(),
+        sync_jobs,
+        ..Default::default()
+    };
+    let (from_objects, errors) = entente::manifest::convert_live(&live);
     assert!(errors.is_empty(), "{errors:?}");
     let sorted = |mut d: entente::core::model::DesiredState| {
         d.tenants.sort_by(|a, b| a.object.cmp(&b.object));
