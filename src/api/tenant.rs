@@ -27,6 +27,10 @@ use crate::core::tenant_profile::{CompanyBranding, MicrosoftCloudSettings, SelfS
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new(
+    "(!has(self.branding) && !has(self.selfServiceAccount)) || (has(self.tenantType) && self.tenantType == 'external')"
+)
+.message("branding and selfServiceAccount are only allowed on an external tenant (tenantType: external)"))]
 pub struct TenantSpec {
     /// The directory tenant id (a GUID). Immutable.
     #[schemars(length(max = 36))]
@@ -54,6 +58,10 @@ pub struct TenantSpec {
     pub microsoft_cloud_settings: MicrosoftCloudSettings,
     /// Company branding of the sign-in and sign-up pages. External tenants only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(
+        "[has(self.bannerLogo) ? self.bannerLogo : 'x.png', has(self.squareLogo) ? self.squareLogo : 'x.png', has(self.backgroundImage) ? self.backgroundImage : 'x.png'].all(r, !r.lowerAscii().startsWith('data:') && r.lowerAscii().matches('^[^?#]*[.](png|jpe?g)([?#].*)?$'))"
+    )
+    .message("bannerLogo, squareLogo and backgroundImage are https URLs or paths to PNG or JPEG images, never inline data"))]
     pub branding: Option<CompanyBranding>,
     /// What customers may do with their own account. External tenants only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
