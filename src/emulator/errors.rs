@@ -15,7 +15,7 @@ use crate::directory::DirectoryError;
 /// these refusals; `403 Forbidden` is what the one reported real-world refusal ("Invitations are
 /// blocked for this directory") carried, and it says "retrying will not help". Both `error.code` and
 /// `error.details[0].code` are the refusal reason (`DomainBlocked`, `InvitationsDisabled`,
-/// `CrossTenantAccessBlocked`); the message is the refusal's message.
+/// `CrossTenantAccessBlocked`, `CloudNotAllowed`); the message is the refusal's message.
 pub const REFUSAL_STATUS: StatusCode = StatusCode::FORBIDDEN;
 
 /// One Graph error, before it is rendered for a request (boxed: it travels in every `Result`).

@@ -662,6 +662,8 @@ mod tests {
         }
         let r = refusal_or_error(&resp(400, r#"{"error":{"code":"InvitationsDisabled","message":"no"}}"#));
         assert!(matches!(r, DirectoryError::Refused(Refusal { reason: RefusalReason::InvitationsDisabled, .. })));
+        let r = refusal_or_error(&resp(403, r#"{"error":{"code":"CloudNotAllowed","message":"R14"}}"#));
+        assert!(matches!(r, DirectoryError::Refused(Refusal { reason: RefusalReason::CloudNotAllowed, .. })));
         let documented = r#"{"error":{"code":"Request_BadRequest","message":"This invitation is blocked by cross-tenant access settings. Admins in both your organization and the invited user's organization must configure cross-tenant access settings to allow the invitation."}}"#;
         assert!(matches!(
             refusal_or_error(&resp(400, documented)),
