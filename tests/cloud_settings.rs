@@ -103,32 +103,6 @@ async fn the_local_directory_refuses_cross_cloud_invitations_and_redemptions_unl
     dir.apply(CONTOSO, &[invite_op("carol@woodgrove.com")]).await.unwrap();
 }
 
-/// Migration 4 moves the emulator's `allowedCloudEndpoints` (kept as an extra of the policy root until
-/// now) into the directory's cloud settings, where the rules see it.
-#[tokio::test]
-async fn migration_4_moves_the_emulators_allowed_cloud_endpoints_into_the_directory() {
-    let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("d.db");
-    drop(world(&path).await);
-    {
-        let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch(&format!(
-            "DROP TABLE tenant_profiles;
-             INSERT INTO emulator_extras (tenant_id, kind, key, json) VALUES ('{CONTOSO}', 'crossTenantAccessPolicy', 'policy',
-               '{{\"displayName\":\"x\",\"allowedCloudEndpoints\":[\"microsoftonline.us\",\"Partner.MicrosoftOnline.cn\",\"unknown.example\"]}}');
-             PRAGMA user_version = 3;"
-        ))
-        .unwrap();
-    }
-    let dir = LocalDirectory::open(&path).unwrap();
-    assert_eq!(dir.tenant_profile(CONTOSO).unwrap().allowed_clouds, BTreeSet::from([Cloud::UsGovernment, Cloud::China]));
-    assert_eq!(dir.tenant_profile(GOV).unwrap().allowed_clouds, BTreeSet::new());
-    let c = rusqlite::Connection::open(&path).unwrap();
-    let extras: String =
-        c.query_row("SELECT json FROM emulator_extras WHERE kind = 'crossTenantAccessPolicy'", [], |r| r.get(0)).unwrap();
-    assert_eq!(extras, r#"{"displayName":"x"}"#);
-}
-
 #[tokio::test]
 async fn tenant_type_is_set_at_creation_only_and_branding_needs_an_external_tenant() {
     let dir = LocalDirectory::open_in_memory().unwrap();

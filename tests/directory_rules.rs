@@ -729,5 +729,7 @@ async fn a_directory_file_is_created_with_its_parents_and_reopened() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
-    assert_eq!((version, mode.as_str()), (4, "wal"), "migration 4 adds tenant profiles (type, cloud settings, branding)");
+    // Migration 4 adds tenant profiles (type, cloud settings, branding); later ones (identity providers and
+    // sign-up flows, entitlement management) are appended by work in progress, so only "at least" is stable.
+    assert!(version >= 5 && mode == "wal", "schema version {version}, journal mode {mode}");
 }

@@ -4,7 +4,9 @@
 pub mod common;
 pub mod cross_tenant_access_policy;
 pub mod guest_invitation;
+pub mod identity_provider;
 pub mod multi_tenant_organization;
+pub mod sign_up_flow;
 pub mod sync_job;
 pub mod tenant;
 
@@ -14,13 +16,23 @@ use kube::CustomResourceExt;
 pub use common::{API_VERSION, TenantRef};
 pub use cross_tenant_access_policy::{CrossTenantAccessPolicy, CrossTenantAccessPolicySpec};
 pub use guest_invitation::{GuestInvitation, GuestInvitationSpec};
+pub use identity_provider::{IdentityProvider, IdentityProviderSpec};
+pub use sign_up_flow::{SignUpFlow, SignUpFlowSpec};
 pub use multi_tenant_organization::{MultiTenantOrganization, MultiTenantOrganizationSpec};
 pub use sync_job::{SyncJob, SyncJobSpec};
 pub use tenant::{Tenant, TenantSpec};
 
 /// Every CRD entente defines.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![Tenant::crd(), CrossTenantAccessPolicy::crd(), GuestInvitation::crd(), SyncJob::crd(), MultiTenantOrganization::crd()]
+    vec![
+        Tenant::crd(),
+        CrossTenantAccessPolicy::crd(),
+        GuestInvitation::crd(),
+        SyncJob::crd(),
+        MultiTenantOrganization::crd(),
+        IdentityProvider::crd(),
+        SignUpFlow::crd(),
+    ]
 }
 
 /// All CRDs as one multi-document YAML stream, as committed under `crds/`.

@@ -126,13 +126,15 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::
 }
 
 async fn plan_or_apply(args: RunArgs, apply: bool, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
-    let manifests = match manifest::load(&args.paths) {
+    let mut manifests = match manifest::load(&args.paths) {
         Ok(m) => m,
         Err(e) => {
             write!(err, "{e}")?;
             return Ok(exit::ERROR);
         }
     };
+    // Identity provider and API connector secrets (R17) come from the environment, never the manifests.
+    manifest::identity::resolve_secrets_from_env(&mut manifests.desired);
     let backends = backends(&args.directory, args.inventory.as_deref(), args.state.as_deref());
     let routes = routes_from(&manifests, &backends);
     let options = PlanOptions { prune: if args.prune { Prune::All } else { Prune::Off } };

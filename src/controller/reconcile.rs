@@ -547,6 +547,7 @@ async fn publish_writes(
                 }
             }
             Kind::SyncJob | Kind::MultiTenantOrganization => {}
+            Kind::IdentityProvider | Kind::SignUpFlow => {}
         }
     }
 }

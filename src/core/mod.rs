@@ -3,6 +3,7 @@
 
 pub mod diff;
 pub mod explain;
+pub mod identity;
 pub mod impact;
 pub mod model;
 pub mod mto;

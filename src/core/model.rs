@@ -8,6 +8,7 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::identity::{DesiredIdentityProvider, DesiredSignUpFlow, IdentityState};
 use super::mto::{DesiredMultiTenantOrganization, MtoState};
 use super::resolved::{ResolvedAccess, ResolvedCollaboration};
 use super::settings::{CrossTenantAccessSettings, IdentitySynchronization};
@@ -22,11 +23,20 @@ pub enum Kind {
     GuestInvitation,
     SyncJob,
     MultiTenantOrganization,
+    IdentityProvider,
+    SignUpFlow,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] =
-        [Kind::Tenant, Kind::CrossTenantAccessPolicy, Kind::GuestInvitation, Kind::SyncJob, Kind::MultiTenantOrganization];
+    pub const ALL: [Kind; 7] = [
+        Kind::Tenant,
+        Kind::CrossTenantAccessPolicy,
+        Kind::GuestInvitation,
+        Kind::SyncJob,
+        Kind::MultiTenantOrganization,
+        Kind::IdentityProvider,
+        Kind::SignUpFlow,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Tenant => "Tenant",
@@ -34,6 +44,8 @@ impl Kind {
             Kind::GuestInvitation => "GuestInvitation",
             Kind::SyncJob => "SyncJob",
             Kind::MultiTenantOrganization => "MultiTenantOrganization",
+            Kind::IdentityProvider => "IdentityProvider",
+            Kind::SignUpFlow => "SignUpFlow",
         }
     }
     pub fn parse(s: &str) -> Option<Kind> {
@@ -210,6 +222,9 @@ pub struct DesiredTenant {
     pub invitations: Vec<DesiredInvitation>,
     /// Tenant type, Microsoft cloud settings (R14), branding and self-service of external tenants.
     pub profile: TenantProfile,
+    /// Identity providers and sign-up flows (R17).
+    pub identity_providers: Vec<DesiredIdentityProvider>,
+    pub sign_up_flows: Vec<DesiredSignUpFlow>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -272,6 +287,9 @@ pub struct TenantSnapshot {
     /// for the truth and says so.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub unsupported: Unsupported,
+    /// Identity providers and sign-up flows (R17).
+    #[serde(default)]
+    pub identity_config: IdentityState,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

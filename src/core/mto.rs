@@ -467,6 +467,8 @@ mod tests {
             partners: vec![],
             invitations: vec![],
             profile: Default::default(),
+            identity_providers: vec![],
+            sign_up_flows: vec![],
         }
     }
 

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::model::{Cloud, InvitedUserMessageInfo, Kind, ManagedRecord, PartnerConfiguration, TenantIdentity, UserType};
+use super::identity::{IdentityProviderConfig, SignUpFlowConfig};
 use super::mto::MtoRole;
 use super::resolved::{ResolvedAccess, ResolvedCollaboration};
 use super::tenant_profile::{CompanyBranding, SelfServiceAccount, TenantType};
@@ -82,6 +83,26 @@ pub enum Operation {
     },
     /// In a member tenant: withdraw its join request (leave the organization).
     LeaveMto,
+    /// Create or update an identity provider (R17). `existing_id`: the directory's id when it exists.
+    PutIdentityProvider {
+        provider: IdentityProviderConfig,
+        existing_id: Option<String>,
+    },
+    /// Delete an identity provider; refused while a sign-up flow offers it (R17). Absent is fine.
+    DeleteIdentityProvider {
+        key: String,
+        id: String,
+    },
+    /// Create (`exists: false`) or update a sign-up user flow (R17): its providers (by key), attributes,
+    /// applications and API connectors. Refused when it offers a provider that is absent or disabled.
+    PutSignUpFlow {
+        flow: SignUpFlowConfig,
+        exists: bool,
+    },
+    /// Delete a sign-up user flow. Absent is fine.
+    DeleteSignUpFlow {
+        id: String,
+    },
     /// Write entente's ownership record. When `external_id` is empty and an `Invite` ran earlier in the
     /// same change, the backend fills in the invited user's id in the same step (never lose the id).
     Record {
@@ -113,6 +134,10 @@ impl Operation {
             Operation::RemoveMtoMember { .. } => "removeMtoMember",
             Operation::JoinMto { .. } => "joinMto",
             Operation::LeaveMto => "leaveMto",
+            Operation::PutIdentityProvider { .. } => "putIdentityProvider",
+            Operation::DeleteIdentityProvider { .. } => "deleteIdentityProvider",
+            Operation::PutSignUpFlow { .. } => "putSignUpFlow",
+            Operation::DeleteSignUpFlow { .. } => "deleteSignUpFlow",
             Operation::Record { .. } => "record",
             Operation::Forget { .. } => "forget",
         }

@@ -158,6 +158,7 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
     let mut prunable = Vec::new();
     let (mut partner_changes, mut invitation_changes) = (Vec::new(), Vec::new());
     let mut mto_changes = Vec::new();
+    let mut identity_changes = Vec::new();
     let tenant_domains = mto::tenant_domains(desired);
 
     for tenant in &desired.tenants {
@@ -190,12 +191,14 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
             c
         }));
         invitation_changes.extend(tenant.invitations.iter().map(|inv| ctx.invitation_change(inv, &policies)));
+        identity_changes.extend(identity::changes(&ctx, &mut out.errors));
         prunable.push((tenant, snapshot));
     }
     mto::order(&mut mto_changes);
     out.changes.extend(mto_changes);
     out.changes.extend(partner_changes);
     out.changes.extend(invitation_changes);
+    out.changes.extend(identity_changes);
 
     let orphans: Vec<(String, ManagedRecord, &TenantSnapshot)> = prunable
         .iter()
@@ -211,10 +214,11 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
     // What a multi-tenant organization that is still desired no longer generates (a removed member's
     // partner configurations and join) is undone whatever the prune option.
     let (withdrawn, orphans) = mto::split_withdrawn(desired, orphans);
-    let orphans: Vec<_> = match &options.prune {
+    let mut orphans: Vec<_> = match &options.prune {
         Prune::Only(set) => orphans.into_iter().filter(|(_, r, _)| set.contains(&r.object)).collect(),
         _ => orphans,
     };
+    identity::order_orphans(&mut orphans);
     if !orphans.is_empty() {
         if options.prune == Prune::Off {
             out.notes.push(format!(
@@ -244,7 +248,8 @@ fn tenant_unreadable(tenant: &DesiredTenant, why: &str, out: &mut Plan) {
     let message = format!("cannot read tenant {} from the directory: {why}", tenant.identity.tenant_id);
     let objects = std::iter::once(&tenant.object)
         .chain(tenant.partners.iter().map(|p| &p.object))
-        .chain(tenant.invitations.iter().map(|i| &i.object));
+        .chain(tenant.invitations.iter().map(|i| &i.object))
+        .chain(identity::objects(tenant));
     out.errors.extend(objects.map(|o| PlanError { object: o.clone(), message: message.clone() }));
 }
 
@@ -252,7 +257,7 @@ fn desired_keys(tenant: &DesiredTenant, desired: &DesiredState) -> BTreeSet<(Kin
     let partners = tenant.partners.iter().map(|p| (Kind::CrossTenantAccessPolicy, p.partner_tenant_id.clone()));
     let invitations = tenant.invitations.iter().map(|i| (Kind::GuestInvitation, i.key()));
     let organizations = mto::desired_keys(desired, &tenant.identity.tenant_id);
-    partners.chain(invitations).chain(organizations).collect()
+    partners.chain(invitations).chain(organizations).chain(identity::desired_keys(tenant)).collect()
 }
 
 /// What every desired tenant's settings will be once the plan is applied: used to predict refusals.
@@ -652,6 +657,7 @@ fn prune_change(tenant_id: &str, r: &ManagedRecord, snapshot: &TenantSnapshot) -
                 format!("deletes the partner configuration for {}", p.tenant_id),
             )
         }),
+        Kind::IdentityProvider | Kind::SignUpFlow => identity::prune_op(r, snapshot),
         Kind::Tenant | Kind::SyncJob | Kind::MultiTenantOrganization => None,
     };
     match delete {
@@ -665,6 +671,9 @@ mod mto;
 
 #[path = "plan_profile.rs"]
 mod profile;
+
+#[path = "plan_identity.rs"]
+mod identity;
 
 #[cfg(test)]
 #[path = "plan_tests.rs"]

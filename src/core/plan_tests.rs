@@ -70,6 +70,7 @@ fn simulate(snapshot: Option<TenantSnapshot>, plan: &Plan) -> TenantSnapshot {
                     multi_tenant_organization: None,
                     profile: Default::default(),
                     unsupported: Default::default(),
+                    identity_config: Default::default(),
                 });
                 continue;
             }
@@ -138,6 +139,26 @@ fn simulate(snapshot: Option<TenantSnapshot>, plan: &Plan) -> TenantSnapshot {
                 | Operation::RemoveMtoMember { .. }
                 | Operation::JoinMto { .. }
                 | Operation::LeaveMto => {}
+                Operation::PutIdentityProvider { provider: p, existing_id } => {
+                    let id = existing_id.unwrap_or_else(|| p.key.clone());
+                    t.identity_config.providers.retain(|o| o.id != id);
+                    t.identity_config.providers.push(crate::core::identity::ObservedIdentityProvider {
+                        id,
+                        key: p.key,
+                        provider_type: p.provider_type,
+                        display_name: p.display_name,
+                        client_id: p.client_id,
+                        client_secret_hash: p.client_secret_hash,
+                        saml: p.saml,
+                        state: p.state,
+                    });
+                }
+                Operation::DeleteIdentityProvider { id, .. } => t.identity_config.providers.retain(|o| o.id != id),
+                Operation::PutSignUpFlow { flow, .. } => {
+                    t.identity_config.flows.retain(|f| f.id != flow.id);
+                    t.identity_config.flows.push(flow);
+                }
+                Operation::DeleteSignUpFlow { id } => t.identity_config.flows.retain(|f| f.id != id),
             }
         }
     }

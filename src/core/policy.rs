@@ -87,6 +87,9 @@ pub enum RefusalReason {
     /// R14: the user's home tenant is in another Microsoft cloud, and the resource or the home tenant does
     /// not allow the other's cloud (`microsoftCloudSettings.allowedClouds`).
     CloudNotAllowed,
+    /// R17: a sign-up flow offers (or a user signs up with) an identity provider that does not exist or is
+    /// disabled, or a provider a flow offers is disabled or deleted.
+    SignUpProviderUnavailable,
 }
 
 impl RefusalReason {
@@ -97,6 +100,7 @@ impl RefusalReason {
             Self::CrossTenantAccessBlocked => "CrossTenantAccessBlocked",
             Self::SyncNotAllowed => "SyncNotAllowed",
             Self::CloudNotAllowed => "CloudNotAllowed",
+            Self::SignUpProviderUnavailable => "SignUpProviderUnavailable",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -106,6 +110,7 @@ impl RefusalReason {
             Self::CrossTenantAccessBlocked,
             Self::SyncNotAllowed,
             Self::CloudNotAllowed,
+            Self::SignUpProviderUnavailable,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)

@@ -32,6 +32,7 @@ pub mod contract;
 mod errors;
 mod faults;
 mod groups;
+mod identity;
 mod invitations;
 pub mod jwt;
 mod mto;

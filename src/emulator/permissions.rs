@@ -27,6 +27,10 @@ pub const KNOWN: &[&str] = &[
     "Policy.ReadWrite.B2BManagementPolicy",
     "MultiTenantOrganization.Read.All",
     "MultiTenantOrganization.ReadWrite.All",
+    "IdentityProvider.Read.All",
+    "IdentityProvider.ReadWrite.All",
+    "IdentityUserFlow.Read.All",
+    "IdentityUserFlow.ReadWrite.All",
 ];
 
 /// The known permission spelled as Microsoft spells it, whatever the case it was given in.
@@ -65,6 +69,10 @@ const B2B_READ: &[&str] = &["Policy.Read.All", "Policy.ReadWrite.B2BManagementPo
 const B2B_WRITE: &[&str] = &["Policy.ReadWrite.B2BManagementPolicy"];
 const MTO_READ: &[&str] = &["MultiTenantOrganization.Read.All", "MultiTenantOrganization.ReadWrite.All"];
 const MTO_WRITE: &[&str] = &["MultiTenantOrganization.ReadWrite.All"];
+const IDP_READ: &[&str] = &["IdentityProvider.Read.All", "IdentityProvider.ReadWrite.All"];
+const IDP_WRITE: &[&str] = &["IdentityProvider.ReadWrite.All"];
+const FLOW_READ: &[&str] = &["IdentityUserFlow.Read.All", "IdentityUserFlow.ReadWrite.All"];
+const FLOW_WRITE: &[&str] = &["IdentityUserFlow.ReadWrite.All"];
 /// `$batch` itself needs a valid token only; each request inside is checked on its own.
 const ANY: &[&str] = &[];
 
@@ -99,6 +107,10 @@ pub fn required(route: &Route, method: &Method) -> &'static [&'static str] {
         Route::B2bPolicies | Route::B2bPolicy(_) => B2B_WRITE,
         Route::Mto | Route::MtoTenants | Route::MtoTenant(_) | Route::MtoJoinRequest if read => MTO_READ,
         Route::Mto | Route::MtoTenants | Route::MtoTenant(_) | Route::MtoJoinRequest => MTO_WRITE,
+        Route::IdentityProviders | Route::IdentityProvider(_) if read => IDP_READ,
+        Route::IdentityProviders | Route::IdentityProvider(_) => IDP_WRITE,
+        Route::UserFlows | Route::UserFlow(_) if read => FLOW_READ,
+        Route::UserFlows | Route::UserFlow(_) => FLOW_WRITE,
         Route::Batch => ANY,
     }
 }

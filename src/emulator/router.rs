@@ -142,6 +142,12 @@ pub enum Route {
     MtoTenants,
     MtoTenant(String),
     MtoJoinRequest,
+    /// `/identity/identityProviders` (R17).
+    IdentityProviders,
+    IdentityProvider(String),
+    /// `/identity/b2xUserFlows` (R17).
+    UserFlows,
+    UserFlow(String),
     Batch,
 }
 
@@ -183,6 +189,10 @@ impl Route {
                 Route::MtoTenant(id.to_string())
             }
             (ApiVersion::V1, ["tenantRelationships", "multiTenantOrganization", "joinRequest"]) => Route::MtoJoinRequest,
+            (ApiVersion::V1, ["identity", "identityProviders"]) => Route::IdentityProviders,
+            (ApiVersion::V1, ["identity", "identityProviders", id]) => Route::IdentityProvider(id.to_string()),
+            (ApiVersion::V1, ["identity", "b2xUserFlows"]) => Route::UserFlows,
+            (ApiVersion::V1, ["identity", "b2xUserFlows", id]) => Route::UserFlow(id.to_string()),
             _ => {
                 let last = s.iter().rev().find(|x| !x.is_empty()).copied().unwrap_or_default();
                 return Err(GraphError::new(
@@ -221,6 +231,9 @@ impl Route {
             Route::MtoTenants => GET_POST,
             Route::MtoTenant(_) => GET_PATCH_DELETE,
             Route::MtoJoinRequest => GET_PATCH,
+            Route::IdentityProviders | Route::UserFlows => GET_POST,
+            Route::IdentityProvider(_) => GET_PATCH_DELETE,
+            Route::UserFlow(_) => &[Method::GET, Method::DELETE],
         }
     }
 
@@ -272,6 +285,10 @@ impl Route {
             Route::MtoTenants => "/tenantRelationships/multiTenantOrganization/tenants",
             Route::MtoTenant(_) => "/tenantRelationships/multiTenantOrganization/tenants/{multiTenantOrganizationMember-id}",
             Route::MtoJoinRequest => "/tenantRelationships/multiTenantOrganization/joinRequest",
+            Route::IdentityProviders => "/identity/identityProviders",
+            Route::IdentityProvider(_) => "/identity/identityProviders/{identityProviderBase-id}",
+            Route::UserFlows => "/identity/b2xUserFlows",
+            Route::UserFlow(_) => "/identity/b2xUserFlows/{b2xIdentityUserFlow-id}",
             Route::Batch => "/$batch",
         };
         format!("/{}{t}", version.as_str())

@@ -674,6 +674,15 @@ async fn dispatch(ctx: &Ctx, route: Route, req: &GraphRequest) -> Result<GraphRe
         Route::MtoTenant(id) => mto::remove_tenant(ctx, &id).await,
         Route::MtoJoinRequest if m == Method::GET => mto::get_join_request(ctx, req).await,
         Route::MtoJoinRequest => mto::update_join_request(ctx, req).await,
+        Route::IdentityProviders if m == Method::GET => super::identity::list_providers(ctx, req).await,
+        Route::IdentityProviders => super::identity::create_provider(ctx, req).await,
+        Route::IdentityProvider(id) if m == Method::GET => super::identity::get_provider(ctx, req, &id).await,
+        Route::IdentityProvider(id) if m == Method::PATCH => super::identity::update_provider(ctx, req, &id).await,
+        Route::IdentityProvider(id) => super::identity::delete_provider(ctx, &id).await,
+        Route::UserFlows if m == Method::GET => super::identity::list_flows(ctx, req).await,
+        Route::UserFlows => super::identity::create_flow(ctx, req).await,
+        Route::UserFlow(id) if m == Method::GET => super::identity::get_flow(ctx, req, &id).await,
+        Route::UserFlow(id) => super::identity::delete_flow(ctx, &id).await,
     }
 }
 

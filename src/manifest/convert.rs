@@ -12,6 +12,7 @@ use crate::api::guest_invitation::DEFAULT_REDIRECT_URL;
 use crate::api::sync_job::PROVISION_ON_DEMAND_ANNOTATION;
 use crate::api::tenant::{Backend, BackendKind};
 use crate::api::{API_VERSION, CrossTenantAccessPolicy, GuestInvitation, MultiTenantOrganization, SyncJob, Tenant, TenantRef};
+use crate::api::{IdentityProvider, SignUpFlow};
 use crate::core::model::*;
 use crate::core::resolved::{ResolvedAccess, ResolvedCollaboration};
 use crate::core::settings::*;
@@ -34,6 +35,8 @@ enum Typed {
     Invitation(Box<GuestInvitation>),
     SyncJob(Box<SyncJob>),
     Mto(Box<MultiTenantOrganization>),
+    IdentityProvider(Box<IdentityProvider>),
+    SignUpFlow(Box<SignUpFlow>),
 }
 
 /// Collects errors for one document and object.
@@ -56,7 +59,8 @@ impl Ctx<'_> {
 }
 
 const TOP_LEVEL: [&str; 5] = ["apiVersion", "kind", "metadata", "spec", "status"];
-const KINDS: &str = "Tenant, CrossTenantAccessPolicy, GuestInvitation, SyncJob, MultiTenantOrganization";
+const KINDS: &str =
+    "Tenant, CrossTenantAccessPolicy, GuestInvitation, SyncJob, MultiTenantOrganization, IdentityProvider, SignUpFlow";
 
 /// Turns documents into the desired state, or every error found.
 pub fn convert(docs: &[Document]) -> Result<Manifests, Vec<ManifestError>> {
@@ -97,11 +101,13 @@ pub struct Live {
     pub invitations: Vec<GuestInvitation>,
     pub sync_jobs: Vec<SyncJob>,
     pub multi_tenant_organizations: Vec<MultiTenantOrganization>,
+    pub identity_providers: Vec<IdentityProvider>,
+    pub sign_up_flows: Vec<SignUpFlow>,
 }
 
 /// `convert_objects` for every kind.
 pub fn convert_live(live: &Live) -> (Manifests, Vec<ManifestError>) {
-    let Live { tenants, policies, invitations, sync_jobs, multi_tenant_organizations } = live;
+    let Live { tenants, policies, invitations, sync_jobs, multi_tenant_organizations, identity_providers, sign_up_flows } = live;
     let doc = |kind: Kind, m: &kube::api::ObjectMeta| {
         let (ns, name) = meta(m);
         Document {
@@ -116,12 +122,16 @@ pub fn convert_live(live: &Live) -> (Manifests, Vec<ManifestError>) {
         .chain(invitations.iter().map(|i| doc(Kind::GuestInvitation, &i.metadata)))
         .chain(sync_jobs.iter().map(|j| doc(Kind::SyncJob, &j.metadata)))
         .chain(multi_tenant_organizations.iter().map(|m| doc(Kind::MultiTenantOrganization, &m.metadata)))
+        .chain(identity_providers.iter().map(|p| doc(Kind::IdentityProvider, &p.metadata)))
+        .chain(sign_up_flows.iter().map(|f| doc(Kind::SignUpFlow, &f.metadata)))
         .collect();
     let objects = (tenants.iter().map(|t| Typed::Tenant(Box::new(t.clone()))))
         .chain(policies.iter().map(|p| Typed::Policy(Box::new(p.clone()))))
         .chain(invitations.iter().map(|i| Typed::Invitation(Box::new(i.clone()))))
         .chain(sync_jobs.iter().map(|j| Typed::SyncJob(Box::new(j.clone()))))
-        .chain(multi_tenant_organizations.iter().map(|m| Typed::Mto(Box::new(m.clone()))));
+        .chain(multi_tenant_organizations.iter().map(|m| Typed::Mto(Box::new(m.clone()))))
+        .chain(identity_providers.iter().map(|p| Typed::IdentityProvider(Box::new(p.clone()))))
+        .chain(sign_up_flows.iter().map(|f| Typed::SignUpFlow(Box::new(f.clone()))));
     let typed: Vec<(&Document, Typed)> = docs.iter().zip(objects).collect();
     let mut errors = Vec::new();
     let manifests = build(&typed, &mut errors);
@@ -170,6 +180,10 @@ fn type_document(doc: &Document, errors: &mut Vec<ManifestError>) -> Option<Type
         }
         Some(n) => ctx.check("metadata.name", validate::object_name(n)),
     }
+    for (field, message) in super::identity::secrets_in_yaml(kind, &doc.value) {
+        ctx.err(&field, message);
+        ok = false;
+    }
     if !ok {
         return None;
     }
@@ -179,6 +193,8 @@ fn type_document(doc: &Document, errors: &mut Vec<ManifestError>) -> Option<Type
         Kind::GuestInvitation => deserialize::<GuestInvitation>(&mut ctx).map(|i| Typed::Invitation(Box::new(i))),
         Kind::SyncJob => deserialize::<SyncJob>(&mut ctx).map(|j| Typed::SyncJob(Box::new(j))),
         Kind::MultiTenantOrganization => deserialize::<MultiTenantOrganization>(&mut ctx).map(|m| Typed::Mto(Box::new(m))),
+        Kind::IdentityProvider => deserialize::<IdentityProvider>(&mut ctx).map(|p| Typed::IdentityProvider(Box::new(p))),
+        Kind::SignUpFlow => deserialize::<SignUpFlow>(&mut ctx).map(|f| Typed::SignUpFlow(Box::new(f))),
     }
 }
 
@@ -227,6 +243,7 @@ fn build(typed: &[(&Document, Typed)], errors: &mut Vec<ManifestError>) -> Manif
     for (doc, t) in typed {
         match t {
             Typed::Tenant(_) | Typed::Mto(_) => {}
+            Typed::IdentityProvider(_) | Typed::SignUpFlow(_) => {}
             Typed::Policy(p) => {
                 let (ns, name) = meta(&p.metadata);
                 let object = ObjectRef::new(Kind::CrossTenantAccessPolicy, &ns, &name);
@@ -311,6 +328,11 @@ fn build(typed: &[(&Document, Typed)], errors: &mut Vec<ManifestError>) -> Manif
         }
     }
     multi_tenant_organizations(typed, &mut seen, &tenant_index, &mut out, errors);
+    let providers: Vec<_> =
+        typed.iter().filter_map(|(d, t)| if let Typed::IdentityProvider(p) = t { Some((*d, p.as_ref())) } else { None }).collect();
+    let flows: Vec<_> =
+        typed.iter().filter_map(|(d, t)| if let Typed::SignUpFlow(f) = t { Some((*d, f.as_ref())) } else { None }).collect();
+    super::identity::build(&providers, &flows, &mut seen, &tenant_index, &mut out.desired, errors);
     out
 }
 
@@ -577,6 +599,8 @@ fn tenant(
         groups,
         partners: vec![],
         invitations: vec![],
+        identity_providers: vec![],
+        sign_up_flows: vec![],
     })
 }
 

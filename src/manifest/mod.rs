@@ -4,6 +4,7 @@
 mod convert;
 mod documents;
 mod error;
+pub mod identity;
 mod mto;
 
 use std::path::PathBuf;

@@ -13,6 +13,7 @@
 mod auth;
 mod batch;
 mod http;
+mod identity;
 mod limiter;
 mod mapping;
 mod mto;
@@ -45,6 +46,8 @@ pub const APPLY_PERMISSIONS: &[&str] = &[
     "Policy.ReadWrite.B2BManagementPolicy",
     "Organization.Read.All",
     "MultiTenantOrganization.ReadWrite.All",
+    "IdentityProvider.ReadWrite.All",
+    "IdentityUserFlow.ReadWrite.All",
 ];
 
 pub use auth::Credential;

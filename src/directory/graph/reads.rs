@@ -451,7 +451,8 @@ impl GraphDirectory {
             managed,
             multi_tenant_organization: self.read_mto().await?,
             profile: mapping::profile(&root),
-            unsupported: mapping::unsupported_profile(),
+            unsupported: mapping::unsupported_profile().into_iter().chain(super::identity::unsupported()).collect(),
+            identity_config: self.read_identity().await?,
         })
     }
 }

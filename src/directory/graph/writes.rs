@@ -140,6 +140,10 @@ impl GraphDirectory {
             | Operation::RemoveMtoMember { .. }
             | Operation::JoinMto { .. }
             | Operation::LeaveMto => self.apply_mto(op).await,
+            Operation::PutIdentityProvider { .. }
+            | Operation::DeleteIdentityProvider { .. }
+            | Operation::PutSignUpFlow { .. }
+            | Operation::DeleteSignUpFlow { .. } => self.apply_identity(op).await,
             Operation::Record { record } => {
                 self.inventory.upsert(&self.directory_key, &self.tenant_id, record)?;
                 Ok(Outcome::Done)

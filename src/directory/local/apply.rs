@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 
 use super::gates::Policies;
-use super::{groups, managed, mto, partners, profile, tenants, users};
+use super::{groups, identity, managed, mto, partners, profile, tenants, users};
 use crate::core::operation::{Operation, Outcome, bind_invited_id};
 use crate::directory::DirectoryError;
 
@@ -95,6 +95,12 @@ fn run(
         Operation::RemoveMtoMember { tenant_id: member } => mto::remove_member(c, tenant_id, member)?,
         Operation::JoinMto { owner_tenant_id } => mto::join(c, tenant_id, owner_tenant_id)?,
         Operation::LeaveMto => mto::leave(c, tenant_id)?,
+        Operation::PutIdentityProvider { provider, existing_id } => {
+            identity::put_provider(c, tenant_id, provider, existing_id.as_deref())?;
+        }
+        Operation::DeleteIdentityProvider { key, id } => identity::delete_provider(c, tenant_id, id, key)?,
+        Operation::PutSignUpFlow { flow, .. } => identity::put_flow(c, tenant_id, flow)?,
+        Operation::DeleteSignUpFlow { id } => identity::delete_flow(c, tenant_id, id)?,
         Operation::Record { record } => managed::upsert(c, tenant_id, record)?,
         Operation::Forget { kind, key } => managed::forget(c, tenant_id, *kind, key)?,
     }

@@ -13,6 +13,7 @@ mod apply;
 mod feed;
 mod gates;
 mod groups;
+mod identity;
 mod managed;
 mod mto;
 mod partners;
@@ -115,6 +116,52 @@ impl LocalDirectory {
     /// The tenant's type, Microsoft cloud settings (R14), branding and self-service settings.
     pub fn tenant_profile(&self, tenant_id: &str) -> Result<crate::core::tenant_profile::TenantProfile, DirectoryError> {
         self.read(|c| profile::get(c, &norm(tenant_id)))
+    }
+
+    /// The tenant's identity providers and sign-up flows (R17).
+    pub fn identity_state(&self, tenant_id: &str) -> Result<crate::core::identity::IdentityState, DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.read(|c| {
+            tenants::require(c, &tenant_id)?;
+            identity::state(c, &tenant_id)
+        })
+    }
+
+    /// R17: can a user sign up through flow `flow_id` (`B2X_1_…`) with the provider `provider_key`
+    /// (`Google`, `EmailOneTimePasscode`, `SamlWsFed:<domain>`, `EmailPassword`…)? `Err(Refused)` says why not.
+    pub fn can_sign_up(&self, tenant_id: &str, flow_id: &str, provider_key: &str) -> Result<(), DirectoryError> {
+        let state = self.identity_state(tenant_id)?;
+        crate::core::identity::check_sign_up(&state, &norm(tenant_id), flow_id, provider_key).map_err(DirectoryError::Refused)
+    }
+
+    /// An admin enables or disables an identity provider outside entente (drift). Refused while a flow offers
+    /// it (R17).
+    pub fn set_identity_provider_state(
+        &self,
+        tenant_id: &str,
+        key: &str,
+        state: crate::core::identity::ProviderState,
+    ) -> Result<(), DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.write(|c| {
+            let current = identity::state(c, &tenant_id)?;
+            let p = current
+                .providers
+                .iter()
+                .find(|p| p.key == key)
+                .ok_or_else(|| DirectoryError::NotFound(format!("identity provider {key} in tenant {tenant_id}")))?;
+            let config = crate::core::identity::IdentityProviderConfig {
+                key: p.key.clone(),
+                provider_type: p.provider_type,
+                display_name: p.display_name.clone(),
+                client_id: p.client_id.clone(),
+                client_secret: None,
+                client_secret_hash: None,
+                saml: p.saml.clone(),
+                state,
+            };
+            identity::put_provider(c, &tenant_id, &config, Some(&p.id)).map(|_| ())
+        })
     }
 
     /// The tenant's partner configurations as stored (absent settings inherit, R2).
@@ -364,6 +411,7 @@ impl Directory for LocalDirectory {
                 multi_tenant_organization: mto::state(c, &tenant_id)?,
                 profile: profile::get(c, &tenant_id)?,
                 unsupported: Default::default(),
+                identity_config: identity::state(c, &tenant_id)?,
                 identity,
             }))
         })

@@ -124,3 +124,30 @@ pub(super) fn configure_experience(
     put(c, id, &p)?;
     feed::append(c, id, "tenant", id, "experience")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Migration 4 moves the emulator's `allowedCloudEndpoints` (an extra of the policy root until then)
+    /// into the directory's cloud settings, where the rules (R14) see it.
+    #[test]
+    fn migration_4_moves_the_emulators_allowed_cloud_endpoints_into_the_directory() {
+        let c = Connection::open_in_memory().unwrap();
+        for sql in &super::super::schema::MIGRATIONS[..3] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.execute_batch(
+            r#"INSERT INTO tenants (id, initial_domain, display_name, cloud) VALUES ('t1', 'a.onmicrosoft.com', 'a', 'global');
+               INSERT INTO tenants (id, initial_domain, display_name, cloud) VALUES ('t2', 'b.onmicrosoft.com', 'b', 'global');
+               INSERT INTO emulator_extras (tenant_id, kind, key, json) VALUES ('t1', 'crossTenantAccessPolicy', 'policy',
+                 '{"displayName":"x","allowedCloudEndpoints":["microsoftonline.us","Partner.MicrosoftOnline.cn","unknown.example"]}');"#,
+        )
+        .unwrap();
+        c.execute_batch(super::super::schema::MIGRATIONS[3]).unwrap();
+        assert_eq!(get(&c, "t1").unwrap().allowed_clouds, BTreeSet::from([Cloud::UsGovernment, Cloud::China]));
+        assert_eq!(get(&c, "t2").unwrap(), TenantProfile::default());
+        let extras: String = c.query_row("SELECT json FROM emulator_extras WHERE tenant_id = 't1'", [], |r| r.get(0)).unwrap();
+        assert_eq!(extras, r#"{"displayName":"x"}"#);
+    }
+}

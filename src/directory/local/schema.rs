@@ -10,7 +10,7 @@ use super::Ctx;
 use crate::directory::DirectoryError;
 
 /// Migration `i` brings a file from `user_version = i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: the initial schema.
     r#"
     CREATE TABLE tenants (
@@ -229,6 +229,40 @@ const MIGRATIONS: &[&str] = &[
     WHERE e.kind = 'crossTenantAccessPolicy' AND e.key = 'policy' AND json_type(e.json, '$.allowedCloudEndpoints') = 'array';
     UPDATE emulator_extras SET json = json_remove(json, '$.allowedCloudEndpoints')
     WHERE kind = 'crossTenantAccessPolicy' AND key = 'policy';
+    "#,
+    // 6: identity providers and sign-up user flows (R17): no secret, only salted hashes of them; a flow's
+    // providers by key (the built-in email with password has no provider row).
+    r#"
+    CREATE TABLE identity_providers (
+        tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        provider_type TEXT NOT NULL,
+        display_name TEXT NOT NULL,
+        client_id TEXT,
+        -- A salted, truncated SHA-256 of the client secret (never the secret).
+        client_secret_hash TEXT,
+        saml_json TEXT,
+        state TEXT NOT NULL DEFAULT 'enabled',
+        PRIMARY KEY (tenant_id, id),
+        UNIQUE (tenant_id, key)
+    );
+    CREATE TABLE sign_up_flows (
+        tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        id TEXT NOT NULL,
+        user_attributes TEXT NOT NULL DEFAULT '[]',
+        applications TEXT NOT NULL DEFAULT '[]',
+        -- ApiConnectorConfig as JSON: secret hashes only.
+        api_connectors TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (tenant_id, id)
+    );
+    CREATE TABLE sign_up_flow_providers (
+        tenant_id TEXT NOT NULL,
+        flow_id TEXT NOT NULL,
+        provider_key TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, flow_id, provider_key),
+        FOREIGN KEY (tenant_id, flow_id) REFERENCES sign_up_flows(tenant_id, id) ON DELETE CASCADE
+    );
     "#,
 ];
 

@@ -1,0 +1,357 @@
+//! Self-service sign-up (R17): `IdentityProvider` and `SignUpFlow` manifests (errors, secrets never in
+//! YAML), plan/apply/unchanged on the local directory, the rules the local directory enforces (a flow only
+//! offers existing, enabled providers; a provider a flow offers cannot be disabled or deleted), and the
+//! same through the Graph backend against the emulator (strict contract), where what the contract lacks
+//! fails with `NotImplemented`.
+
+use std::sync::Arc;
+
+use entente::core::identity::{BUILT_IN_EMAIL, ProviderState, SecretValue};
+use entente::core::model::DesiredState;
+use entente::core::operation::Operation;
+use entente::core::plan::{Action, Plan, PlanOptions, Prune};
+use entente::core::policy::RefusalReason;
+use entente::directory::graph::{Credential, GraphConfig, GraphDirectory};
+use entente::directory::inventory::SqliteInventory;
+use entente::directory::local::LocalDirectory;
+use entente::directory::{Directory, DirectoryError};
+use entente::emulator::{self, EmulatorConfig};
+use entente::engine::{self, ChangeResult, Routes};
+
+const TENANT: &str = "6f1c7a52-3d4b-4e8a-9f21-0c5d8e7b1a01";
+
+const TENANT_YAML: &str = "apiVersion: entente.dev/v1alpha1
+kind: Tenant
+metadata:
+  name: contoso
+spec:
+  tenantId: 6f1c7a52-3d4b-4e8a-9f21-0c5d8e7b1a01
+  initialDomain: contoso.onmicrosoft.com
+  displayName: Contoso Ltd
+";
+
+const GOOGLE: &str = "apiVersion: entente.dev/v1alpha1
+kind: IdentityProvider
+metadata:
+  name: google
+spec:
+  tenantRef: { name: contoso }
+  type: Google
+  clientId: google-app-id
+  clientSecretRef: { name: google-oauth, key: clientSecret }
+";
+
+const OTP: &str = "apiVersion: entente.dev/v1alpha1
+kind: IdentityProvider
+metadata:
+  name: email-otp
+spec:
+  tenantRef: { name: contoso }
+  type: EmailOneTimePasscode
+";
+
+const SAML: &str = "apiVersion: entente.dev/v1alpha1
+kind: IdentityProvider
+metadata:
+  name: fabrikam-saml
+spec:
+  tenantRef: { name: contoso }
+  type: SamlWsFed
+  domains: [fabrikam.com]
+  issuerUri: https://sts.fabrikam.com/adfs/services/trust
+  passiveSignInUri: https://sts.fabrikam.com/adfs/ls
+  preferredAuthenticationProtocol: saml
+  signingCertificate: MIIDADCCAeigAwIBAgIQ
+";
+
+fn flow(providers: &[&str], extra: &str) -> String {
+    let list: Vec<String> = providers.iter().map(|p| format!("{{ name: {p} }}")).collect();
+    format!(
+        "apiVersion: entente.dev/v1alpha1
+kind: SignUpFlow
+metadata:
+  name: partners
+spec:
+  tenantRef: {{ name: contoso }}
+  identityProviders: [{}]
+{extra}",
+        list.join(", ")
+    )
+}
+
+const FULL_FLOW_EXTRA: &str = "  userAttributes: [displayName, city, country]
+  applications: [0e5b6a0c-1d2e-4f3a-8b9c-0d1e2f3a4b5c]
+  apiConnectors:
+    - step: postAttributeCollection
+      targetUrl: https://approvals.contoso.com/validate
+      authentication:
+        basic: { username: entente, passwordSecretRef: { name: approvals, key: password } }
+";
+
+fn load(docs: &[&str]) -> Result<DesiredState, String> {
+    let text = docs.join("---\n");
+    entente::manifest::load_str(&[("sign-up.yaml", &text)]).map(|m| m.desired).map_err(|e| e.to_string())
+}
+
+/// Resolves every secret as the CLI would from the environment (here: `value`).
+fn with_secrets(mut d: DesiredState, value: &str) -> DesiredState {
+    for s in entente::manifest::identity::secrets_mut(&mut d) {
+        s.value = Some(SecretValue::new(format!("{value}-{}", s.secret_name)));
+    }
+    d
+}
+
+fn actions(plan: &Plan) -> Vec<(String, Action)> {
+    plan.changes.iter().map(|c| (c.object.to_string(), c.action)).collect()
+}
+
+fn local_routes(dir: &Arc<LocalDirectory>) -> Routes {
+    [(TENANT.to_string(), Ok(dir.clone() as Arc<dyn Directory>))].into_iter().collect()
+}
+
+async fn plan(routes: &Routes, d: &DesiredState, prune: Prune) -> Plan {
+    engine::plan_against(d, routes, PlanOptions { prune }).await
+}
+
+fn failures(report: &engine::ApplyReport) -> Vec<String> {
+    report
+        .results
+        .iter()
+        .filter_map(|r| match r {
+            ChangeResult::Failed { category, message } => Some(format!("{category}: {message}")),
+            ChangeResult::Refused { refusal } => Some(refusal.to_string()),
+            ChangeResult::Skipped { reason } => Some(format!("skipped: {reason}")),
+            _ => None,
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------------------------------------------
+// Manifests
+
+#[test]
+fn a_secret_in_the_manifest_is_an_error_naming_the_ref_to_use() {
+    let with_secret = format!("{GOOGLE}  clientSecret: hunter2\n");
+    let e = load(&[TENANT_YAML, &with_secret]).unwrap_err();
+    assert!(
+        e.contains(
+            "sign-up.yaml:19: IdentityProvider/default/google: spec.clientSecret: a client secret must never be in a manifest"
+        ) && e.contains("clientSecretRef"),
+        "{e}"
+    );
+    assert!(!e.contains("hunter2"), "{e}");
+    let connector = FULL_FLOW_EXTRA.replace("passwordSecretRef: { name: approvals, key: password }", "password: hunter2");
+    let e = load(&[TENANT_YAML, GOOGLE, &flow(&["google"], &connector)]).unwrap_err();
+    assert!(e.contains("SignUpFlow/default/partners: spec.apiConnectors[0].authentication.basic.password"), "{e}");
+}
+
+#[test]
+fn manifest_errors_name_file_line_object_and_field() {
+    let bad_domain = SAML.replace("[fabrikam.com]", "[fabrikam]");
+    let e = load(&[TENANT_YAML, &bad_domain]).unwrap_err();
+    assert!(
+        e.contains(
+            "sign-up.yaml:17: IdentityProvider/default/fabrikam-saml: spec.domains[0]: \"fabrikam\" is not a valid domain"
+        ),
+        "{e}"
+    );
+    let own_domain = SAML.replace("[fabrikam.com]", "[contoso.onmicrosoft.com]");
+    assert!(load(&[TENANT_YAML, &own_domain]).unwrap_err().contains("is a domain of the tenant itself"));
+    let no_client = GOOGLE.replace("  clientId: google-app-id\n", "");
+    assert!(load(&[TENANT_YAML, &no_client]).unwrap_err().contains("spec.clientId: required for a Google provider"));
+    let e = load(&[TENANT_YAML, GOOGLE, &flow(&["google", "nope"], "  userAttributes: [shoeSize]\n")]).unwrap_err();
+    assert!(e.contains("spec.identityProviders[1].name: no IdentityProvider \"nope\""), "{e}");
+    assert!(e.contains("spec.userAttributes[0]: \"shoeSize\" is not a built-in user attribute"), "{e}");
+    let disabled = format!("{OTP}  state: disabled\n");
+    let e = load(&[TENANT_YAML, &disabled, &flow(&["email-otp"], "")]).unwrap_err();
+    assert!(e.contains("is disabled: a sign-up flow may only offer enabled identity providers (R17)"), "{e}");
+    let twice = GOOGLE.replace("name: google\n", "name: google-2\n");
+    assert!(load(&[TENANT_YAML, GOOGLE, &twice]).unwrap_err().contains("is already the Google provider of this tenant"));
+}
+
+// ------------------------------------------------------------------------------------------------
+// Local directory
+
+#[tokio::test]
+async fn plan_apply_and_an_unchanged_replan_on_the_local_directory() {
+    let dir = Arc::new(LocalDirectory::open_in_memory().unwrap());
+    let routes = local_routes(&dir);
+    let d = load(&[TENANT_YAML, GOOGLE, OTP, SAML, &flow(&["google", "email-otp", "fabrikam-saml"], FULL_FLOW_EXTRA)]).unwrap();
+
+    // A secret that is not available is a plan error saying where it is read from.
+    let p = plan(&routes, &d, Prune::Off).await;
+    let errors: Vec<String> = p.errors.iter().map(|e| format!("{}: {}", e.object, e.message)).collect();
+    assert!(
+        errors.iter().any(|e| e.contains("IdentityProvider/default/google") && e.contains("ENTENTE_IDP_SECRET_DEFAULT_GOOGLE")),
+        "{errors:?}"
+    );
+    assert!(errors.iter().any(|e| e.contains("ENTENTE_SIGNUP_SECRET_DEFAULT_PARTNERS_POSTATTRIBUTECOLLECTION")), "{errors:?}");
+
+    let d = with_secrets(d, "s3cret");
+    let p = plan(&routes, &d, Prune::Off).await;
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    let text = serde_json::to_string(&p).unwrap();
+    assert!(!text.contains("s3cret"), "a secret leaked into the plan: {text}");
+    assert!(text.contains("from Secret default/google-oauth key clientSecret, sha256 "), "{text}");
+    let report = engine::apply(&p, &routes).await;
+    assert!(failures(&report).is_empty(), "{:?}", failures(&report));
+
+    let again = plan(&routes, &d, Prune::Off).await;
+    assert!(!again.has_writes(), "{:#?}", actions(&again));
+    assert!(
+        again
+            .changes
+            .iter()
+            .filter(|c| c.object.kind != entente::core::model::Kind::Tenant)
+            .all(|c| c.action == Action::Unchanged)
+    );
+
+    // Sign-ups through the flow (R17).
+    dir.can_sign_up(TENANT, "B2X_1_partners", "Google").unwrap();
+    dir.can_sign_up(TENANT, "B2X_1_partners", BUILT_IN_EMAIL).unwrap();
+    dir.can_sign_up(TENANT, "B2X_1_partners", "SamlWsFed:fabrikam.com").unwrap();
+    let e = dir.can_sign_up(TENANT, "B2X_1_partners", "Facebook").unwrap_err();
+    assert!(e.to_string().contains("does not offer identity provider Facebook"), "{e}");
+
+    // A rotated secret is an update that shows a new hash, never the secret.
+    let rotated = with_secrets(d.clone(), "n3w");
+    let p = plan(&routes, &rotated, Prune::Off).await;
+    let google = p.changes.iter().find(|c| c.object.name == "google").unwrap();
+    assert_eq!(google.action, Action::Update);
+    assert_eq!(google.diff.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["clientSecret"]);
+    assert!(!serde_json::to_string(&p).unwrap().contains("n3w"));
+
+    // Disabling the OTP provider while taking it off the flow: one apply, the flow first (R17).
+    let disabled = format!("{OTP}  state: disabled\n");
+    let d2 = with_secrets(
+        load(&[TENANT_YAML, GOOGLE, &disabled, SAML, &flow(&["google", "fabrikam-saml"], FULL_FLOW_EXTRA)]).unwrap(),
+        "s3cret",
+    );
+    let p = plan(&routes, &d2, Prune::Off).await;
+    let order: Vec<String> = p.changes.iter().filter(|c| c.action == Action::Update).map(|c| c.object.name.clone()).collect();
+    assert_eq!(order, ["partners", "email-otp"]);
+    let report = engine::apply(&p, &routes).await;
+    assert!(failures(&report).is_empty(), "{:?}", failures(&report));
+    let e = dir.can_sign_up(TENANT, "B2X_1_partners", "EmailOneTimePasscode").unwrap_err();
+    assert!(matches!(&e, DirectoryError::Refused(r) if r.reason == RefusalReason::SignUpProviderUnavailable), "{e}");
+
+    // Removing the flow and the SAML provider: pruned, the flow before the provider.
+    let d3 = with_secrets(load(&[TENANT_YAML, GOOGLE, &disabled]).unwrap(), "s3cret");
+    let p = plan(&routes, &d3, Prune::Off).await;
+    assert!(!p.has_writes());
+    assert!(p.notes.iter().any(|n| n.contains("SignUpFlow/default/partners")), "{:?}", p.notes);
+    let p = plan(&routes, &d3, Prune::All).await;
+    let deletes: Vec<String> = p.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.object.name.clone()).collect();
+    assert_eq!(deletes, ["partners", "fabrikam-saml"]);
+    let report = engine::apply(&p, &routes).await;
+    assert!(failures(&report).is_empty(), "{:?}", failures(&report));
+    let s = dir.identity_state(TENANT).unwrap();
+    assert!(s.flows.is_empty());
+    assert_eq!(s.providers.iter().map(|p| p.key.as_str()).collect::<Vec<_>>(), ["EmailOneTimePasscode", "Google"]);
+}
+
+#[tokio::test]
+async fn the_local_directory_enforces_r17_on_every_write() {
+    let dir = Arc::new(LocalDirectory::open_in_memory().unwrap());
+    let routes = local_routes(&dir);
+    let d = with_secrets(load(&[TENANT_YAML, GOOGLE, OTP, &flow(&["google", "email-otp"], "")]).unwrap(), "s3cret");
+    let p = plan(&routes, &d, Prune::Off).await;
+    assert!(failures(&engine::apply(&p, &routes).await).is_empty());
+
+    let refused = |e: DirectoryError| match e {
+        DirectoryError::Refused(r) => {
+            assert_eq!(r.reason, RefusalReason::SignUpProviderUnavailable);
+            r.message
+        }
+        e => panic!("expected a refusal, got {e}"),
+    };
+    // Disabling or deleting a provider a flow offers.
+    let m = refused(dir.set_identity_provider_state(TENANT, "Google", ProviderState::Disabled).unwrap_err());
+    assert!(m.contains("identity provider Google") && m.contains("B2X_1_partners"), "{m}");
+    let del = [Operation::DeleteIdentityProvider { key: "Google".into(), id: "Google-OAUTH".into() }];
+    let m = refused(dir.apply(TENANT, &del).await.unwrap_err());
+    assert!(m.contains("cannot be deleted"), "{m}");
+    // A flow offering a provider that does not exist, or one that is disabled.
+    let mut flow = dir.identity_state(TENANT).unwrap().flows[0].clone();
+    flow.identity_providers.insert("Facebook".into());
+    let m = refused(dir.apply(TENANT, &[Operation::PutSignUpFlow { flow, exists: true }]).await.unwrap_err());
+    assert!(m.contains("identity provider Facebook does not exist"), "{m}");
+
+    // Drift: an admin takes OTP off the flow (outside entente) and disables it; the plan puts both back.
+    let mut flow = dir.identity_state(TENANT).unwrap().flows[0].clone();
+    flow.identity_providers.remove("EmailOneTimePasscode");
+    dir.apply(TENANT, &[Operation::PutSignUpFlow { flow: flow.clone(), exists: true }]).await.unwrap();
+    dir.set_identity_provider_state(TENANT, "EmailOneTimePasscode", ProviderState::Disabled).unwrap();
+    let p = plan(&routes, &d, Prune::Off).await;
+    let drifted: Vec<(String, bool)> =
+        p.changes.iter().filter(|c| c.action == Action::Update).map(|c| (c.object.name.clone(), c.drift)).collect();
+    assert_eq!(drifted, [("email-otp".to_string(), true), ("partners".to_string(), true)]);
+    assert!(failures(&engine::apply(&p, &routes).await).is_empty());
+    dir.can_sign_up(TENANT, "B2X_1_partners", "EmailOneTimePasscode").unwrap();
+}
+
+// ------------------------------------------------------------------------------------------------
+// Graph backend against the emulator
+
+struct Graph {
+    routes: Routes,
+    world: Arc<LocalDirectory>,
+    emulator: emulator::EmulatorHandle,
+    _tmp: tempfile::TempDir,
+}
+
+async fn graph() -> Graph {
+    let tmp = tempfile::tempdir().unwrap();
+    let world = Arc::new(LocalDirectory::open(&tmp.path().join("directory.db")).unwrap());
+    let d = load(&[TENANT_YAML]).unwrap();
+    world.apply(TENANT, &[Operation::CreateTenant { identity: d.tenants[0].identity.clone() }]).await.unwrap();
+    let mut config = EmulatorConfig::default();
+    config.contract.strict = true;
+    config.contract.allow_unknown_properties = false;
+    let handle = emulator::start(world.clone(), config).await.unwrap();
+    let inventory = Arc::new(SqliteInventory::open(&tmp.path().join("inventory.db")).unwrap());
+    let permissions: Vec<String> = entente::directory::graph::APPLY_PERMISSIONS.iter().map(|p| p.to_string()).collect();
+    let app = emulator::apps::create_app(&world, TENANT, "entente", &permissions).unwrap();
+    let mut gc = GraphConfig::new(TENANT, &app.client_id, Credential::ClientSecret(app.client_secret)).for_tests();
+    gc.authority_host = handle.url();
+    gc.graph_endpoint = handle.url();
+    let dir = GraphDirectory::new(gc, inventory).unwrap();
+    let routes = [(TENANT.to_string(), Ok(Arc::new(dir) as Arc<dyn Directory>))].into_iter().collect();
+    Graph { routes, world, emulator: handle, _tmp: tmp }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_through_the_graph_backend_and_the_emulator() {
+    let g = graph().await;
+    let d = with_secrets(load(&[TENANT_YAML, GOOGLE, &flow(&["google"], "")]).unwrap(), "s3cret");
+    let p = plan(&g.routes, &d, Prune::Off).await;
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    let report = engine::apply(&p, &g.routes).await;
+    assert!(failures(&report).is_empty(), "{:?}", failures(&report));
+    // The emulator wrote the local directory: its rules held, and the secret is only a hash there.
+    g.world.can_sign_up(TENANT, "B2X_1_partners", "Google").unwrap();
+    g.world.can_sign_up(TENANT, "B2X_1_partners", BUILT_IN_EMAIL).unwrap();
+    let again = plan(&g.routes, &d, Prune::Off).await;
+    assert!(!again.has_writes(), "{:#?}", actions(&again));
+
+    // Deleting the provider while the flow offers it: the emulator refuses (R17), the backend says so.
+    let del = [Operation::DeleteIdentityProvider { key: "Google".into(), id: "Google-OAUTH".into() }];
+    match g.routes[TENANT].as_ref().unwrap().apply(TENANT, &del).await {
+        Err(DirectoryError::Refused(r)) => assert_eq!(r.reason, RefusalReason::SignUpProviderUnavailable),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+
+    // What the contract has no endpoint for fails with NotImplemented naming it, and the plan says so.
+    let d2 = with_secrets(load(&[TENANT_YAML, GOOGLE, &flow(&["google"], FULL_FLOW_EXTRA)]).unwrap(), "s3cret");
+    let p = plan(&g.routes, &d2, Prune::Off).await;
+    let c = p.changes.iter().find(|c| c.object.name == "partners").unwrap();
+    assert_eq!(c.action, Action::Update);
+    let note = c.note.clone().unwrap_or_default();
+    assert!(note.contains("userAttributeAssignments") && note.contains("/identity/apiConnectors"), "{note}");
+    let report = engine::apply(&p, &g.routes).await;
+    let f = failures(&report);
+    assert!(f.iter().any(|m| m.starts_with("NotImplemented") && m.contains("userAttributeAssignments")), "{f:?}");
+
+    let contract = g.emulator.contract_report();
+    assert!(contract.violations.is_empty(), "contract violations: {:#?}", contract.violations);
+}
