@@ -141,16 +141,16 @@ pub async fn run_job(
 ) -> Result<SyncRunReport, DirectoryError> {
     let key = job_key(job);
     let fingerprint = job.fingerprint();
-    let mut state = match store.job(&key)? {
+    let (mut state, stored) = match store.job(&key)? {
         // Another source or target is another job: start over (the users already in the old target stay).
-        Some(s) if s.source_tenant_id == job.source_tenant_id && s.target_tenant_id == job.target_tenant_id => s,
+        Some(s) if s.source_tenant_id == job.source_tenant_id && s.target_tenant_id == job.target_tenant_id => (s, true),
         Some(_) => {
             if !options.dry_run {
                 store.forget_job(&key)?;
             }
-            JobState::default()
+            (JobState::default(), false)
         }
-        None => JobState::default(),
+        None => (JobState::default(), false),
     };
     state.source_tenant_id = job.source_tenant_id.clone();
     state.target_tenant_id = job.target_tenant_id.clone();
@@ -159,6 +159,10 @@ pub async fn run_job(
 
     if job.suspended {
         return report(&run, &state, store, options, false, None, missing, SyncJobState::Paused);
+    }
+    if !stored && !options.dry_run {
+        // The users' rows refer to the job's row: it must exist before the first write lands.
+        store.put_job(&key, &state)?;
     }
     let full = options.full || state.cursor.is_none() || state.fingerprint != fingerprint;
     let outcome = if !missing.is_empty() {
@@ -313,9 +317,26 @@ impl Run<'_> {
         options: &RunOptions,
     ) -> Result<(), String> {
         let src = &self.job.source_tenant_id;
-        self.calls += 1;
-        let found =
-            source.users_by_id(src, &options.only_users).await.map_err(|e| format!("reading the source tenant {src}: {e}"))?;
+        let reading = |e: DirectoryError| format!("reading the source tenant {src}: {e}");
+        // Users named by id are read by id; those named by mail or user principal name (which
+        // `users_by_id` does not resolve, and Graph's backend refuses as ids) are found in a full read
+        // of the source. The cursor does not move either way.
+        let looks_like_id = |k: &str| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        let ids: Vec<String> =
+            options.only_users.iter().map(|k| k.trim()).filter(|k| looks_like_id(k)).map(String::from).collect();
+        let mut found = Vec::new();
+        if !ids.is_empty() {
+            self.calls += 1;
+            found = source.users_by_id(src, &ids).await.map_err(reading)?;
+        }
+        let unresolved: Vec<&String> = options.only_users.iter().filter(|k| !found.iter().any(|u| u.is_named(k))).collect();
+        if !unresolved.is_empty() {
+            self.calls += 1;
+            let all = source.user_changes(src, None).await.map_err(reading)?;
+            found.extend(all.users.into_iter().filter(|u| unresolved.iter().any(|k| u.is_named(k))));
+        }
+        let mut seen = BTreeSet::new();
+        found.retain(|u| seen.insert(u.id.clone()));
         for key in &options.only_users {
             if !found.iter().any(|u| u.is_named(key)) {
                 self.counts.failed += 1;
