@@ -1,7 +1,9 @@
 //! The Kubernetes API of entente: group `entente.dev`, version `v1alpha1`, namespaced kinds.
 //! The spec types reuse the core's Graph-shaped settings, so manifests read like Graph's documentation.
 
+pub mod access_package;
 pub mod common;
+pub mod connected_organization;
 pub mod cross_tenant_access_policy;
 pub mod guest_invitation;
 pub mod identity_provider;
@@ -13,7 +15,9 @@ pub mod tenant;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+pub use access_package::{AccessPackage, AccessPackageSpec};
 pub use common::{API_VERSION, TenantRef};
+pub use connected_organization::{ConnectedOrganization, ConnectedOrganizationSpec};
 pub use cross_tenant_access_policy::{CrossTenantAccessPolicy, CrossTenantAccessPolicySpec};
 pub use guest_invitation::{GuestInvitation, GuestInvitationSpec};
 pub use identity_provider::{IdentityProvider, IdentityProviderSpec};
@@ -32,6 +36,8 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         MultiTenantOrganization::crd(),
         IdentityProvider::crd(),
         SignUpFlow::crd(),
+        ConnectedOrganization::crd(),
+        AccessPackage::crd(),
     ]
 }
 

@@ -95,6 +95,10 @@ pub struct TenantSpec {
     /// Security groups entente makes sure exist; invitations may add guests to them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupSpec>,
+    /// Entitlement management settings (R16): what happens to external users who lose their last
+    /// access-package assignment. Absent: entente leaves them alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entitlement_management: Option<super::access_package::EntitlementManagementSpec>,
     /// How often and how strictly entente keeps the tenant converged.
     #[serde(default)]
     pub reconcile: ReconcileOptions,

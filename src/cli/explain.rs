@@ -7,7 +7,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use super::{EnvSecrets, Output, exit};
-use crate::core::explain::{Person, explain, render};
+use crate::core::entitlement::EntitlementView;
+use crate::core::explain::{Person, explain_with, render};
 use crate::core::plan::desired_policies;
 use crate::core::policy::{TenantPolicy, email_domain};
 use crate::engine::{self, routes::Backends};
@@ -82,7 +83,23 @@ pub async fn run(args: ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) ->
         _ => None,
     };
     let person = Person { email: &args.user, principal_ids, guest };
-    let explanation = explain(resource, home, &person, &args.app);
+    // R16: the access packages of the resource tenant, as the manifests declare them (or, with
+    // `--current`, as the directory holds them), with the user's current assignments when known.
+    let current_state =
+        snapshots.iter().find(|s| s.identity.tenant_id == resource.identity.tenant_id).and_then(|s| s.entitlement.as_ref());
+    let view = if args.current {
+        current_state.map(EntitlementView::from_state)
+    } else {
+        let mut v = manifests
+            .desired
+            .entitlement
+            .get(&resource.identity.tenant_id)
+            .map(EntitlementView::from_desired)
+            .unwrap_or_default();
+        v.assignments = current_state.map(|s| s.assignments.clone()).unwrap_or_default();
+        Some(v)
+    };
+    let explanation = explain_with(resource, home, &person, &args.app, view.as_ref());
     match args.output {
         Output::Json | Output::Markdown => writeln!(out, "{}", serde_json::to_string_pretty(&explanation)?)?,
         Output::Text => write!(out, "{}", render(&explanation))?,

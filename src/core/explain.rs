@@ -128,24 +128,42 @@ fn access_step(
 
 /// Explains access of `person` (from `home`, or from outside any directory tenant when `None`) to `app` in `resource`.
 pub fn explain(resource: &TenantPolicy, home: Option<&TenantPolicy>, person: &Person<'_>, app: &str) -> Explanation {
+    explain_with(resource, home, person, app, None)
+}
+
+/// `explain`, with the resource tenant's entitlement management (R16) when known: the access-package
+/// path is evaluated then, and reported as not evaluated otherwise.
+pub fn explain_with(
+    resource: &TenantPolicy,
+    home: Option<&TenantPolicy>,
+    person: &Person<'_>,
+    app: &str,
+    entitlement: Option<&super::entitlement::EntitlementView>,
+) -> Explanation {
     let mut paths = vec![collaboration(resource, home, person, app)];
     if let Some(h) = home {
         paths.push(direct_connect(resource, h, person, app));
     }
-    paths.push(AccessPath {
-        path: "accessPackage",
-        allowed: false,
-        mfa: "not evaluated".into(),
-        consent: "not evaluated".into(),
-        steps: vec![Step {
-            rule: "R16",
-            tenant: resource.name().to_string(),
-            setting: "entitlementManagement".into(),
-            decided_by: "not modelled".into(),
-            verdict: Verdict::Note,
-            detail: "entente does not manage access packages yet, so this path is not evaluated".into(),
-        }],
-    });
+    if let Some(view) = entitlement {
+        paths.push(super::entitlement::access_package_path(resource, home, person.email, app, view));
+    } else {
+        paths.push(AccessPath {
+            path: "accessPackage",
+            allowed: false,
+            mfa: "not evaluated".into(),
+            consent: "not evaluated".into(),
+            steps: vec![Step {
+                rule: "R16",
+                tenant: resource.name().to_string(),
+                setting: "entitlementManagement".into(),
+                decided_by: "not modelled".into(),
+                verdict: Verdict::Note,
+                detail: "the resource tenant's entitlement management is not known here (its backend does not read it), so \
+                         this path is not evaluated"
+                    .into(),
+            }],
+        });
+    }
     Explanation {
         user: person.email.to_string(),
         home_tenant: home.map(|h| h.name().to_string()),
@@ -618,6 +636,85 @@ mod tests {
                 .any(|s| s.rule == rule && s.setting == setting && (s.decided_by.contains(by) || s.detail.contains(by)));
             assert!(found, "{}: expected a step {rule} {setting} ({by}):\n{}", c.name, render(&e));
         }
+    }
+
+    /// R16: access that comes only through an access package (B2B collaboration inbound is blocked for
+    /// other apps, but the package's policy admits fabrikam's users through a connected organization), and
+    /// a package whose policy admits nobody from the user's home.
+    #[test]
+    fn r16_access_package_path() {
+        use crate::core::entitlement::*;
+        let contoso = tenant("c", "contoso", Cloud::Global);
+        let fabrikam = tenant("f", "fabrikam", Cloud::Global);
+        let app = "00000000-0000-0000-0000-00000000a001";
+        let org = |name: &str, source: IdentitySource| ConnectedOrganization {
+            display_name: name.into(),
+            description: None,
+            identity_sources: BTreeSet::from([source]),
+            state: ConnectedOrganizationState::Configured,
+        };
+        let policy = |name: &str, orgs: &[&str], approval: bool| AssignmentPolicy {
+            display_name: name.into(),
+            allowed_target_scope: TargetScope::SpecificConnectedOrganizationUsers,
+            connected_organizations: orgs.iter().map(|s| s.to_string()).collect(),
+            approval_required: approval,
+            approvers: BTreeSet::from(["boss@contoso.com".to_string()]),
+            expiration_seconds: Some(90 * 86_400),
+        };
+        let package = |policies| AccessPackage {
+            display_name: "Partner portal".into(),
+            description: None,
+            groups: BTreeSet::new(),
+            applications: BTreeSet::from([app.to_string()]),
+            policies,
+        };
+        let view = |policies| EntitlementView {
+            settings: Some(EntitlementSettings {
+                external_user_lifecycle_action: LifecycleAction::BlockSignInAndDelete,
+                delete_after_blocked_seconds: 30 * 86_400,
+            }),
+            connected_organizations: vec![
+                org("Fabrikam", IdentitySource::TenantId("f".into())),
+                org("Woodgrove", IdentitySource::DomainName("woodgrove.com".into())),
+            ],
+            access_packages: vec![package(policies)],
+            assignments: vec![],
+        };
+        let person = Person { email: "alice@fabrikam.com", principal_ids: None, guest: None };
+
+        // Only through the package: the collaboration path is open by default, so restrict it to another app.
+        let mut locked = contoso.clone();
+        locked.default_access.b2b_collaboration_inbound.applications = Access::new(
+            AccessType::Allowed,
+            [AccessTarget::new("00000000-0000-0000-0000-00000000b002", TargetType::Application)],
+        );
+        let v = view(vec![policy("Fabrikam partners", &["Fabrikam"], true)]);
+        let e = explain_with(&locked, Some(&fabrikam), &person, app, Some(&v));
+        assert!(!path(&e, "b2bCollaboration").allowed, "{}", render(&e));
+        let p = path(&e, "accessPackage");
+        assert!(p.allowed, "{}", render(&e));
+        let text = render(&e);
+        assert!(text.contains("through connected organization \"Fabrikam\""), "{text}");
+        assert!(text.contains("tenantId f"), "{text}");
+        assert!(text.contains("approval required") && text.contains("boss@contoso.com"), "{text}");
+        assert!(text.contains("expire after 90d") && text.contains("deleted 30d later"), "{text}");
+        assert!(p.steps.iter().all(|s| s.verdict != Verdict::Blocks));
+
+        // No policy admits fabrikam's users (only Woodgrove's): blocked, naming the policy and its scope.
+        let v = view(vec![policy("Woodgrove only", &["Woodgrove"], false)]);
+        let e = explain_with(&locked, Some(&fabrikam), &person, app, Some(&v));
+        let p = path(&e, "accessPackage");
+        assert!(!p.allowed, "{}", render(&e));
+        let block = p.steps.iter().find(|s| s.verdict == Verdict::Blocks).unwrap();
+        assert_eq!((block.rule, block.tenant.as_str()), ("R16", "contoso.onmicrosoft.com"));
+        assert!(block.detail.contains("\"Woodgrove only\" (specificConnectedOrganizationUsers: Woodgrove)"), "{}", block.detail);
+        assert!(!e.allowed(), "{}", render(&e));
+
+        // Another application: no package includes it. Without a view the path is not evaluated.
+        let e = explain_with(&contoso, Some(&fabrikam), &person, "AllApplications", Some(&v));
+        assert!(path(&e, "accessPackage").steps[0].detail.contains("no access package"), "{}", render(&e));
+        let e = explain(&contoso, Some(&fabrikam), &person, app);
+        assert_eq!(path(&e, "accessPackage").steps[0].verdict, Verdict::Note);
     }
 
     #[test]

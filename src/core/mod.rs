@@ -2,6 +2,7 @@
 //! Nothing here performs IO; everything is a value that tests can build and compare.
 
 pub mod diff;
+pub mod entitlement;
 pub mod explain;
 pub mod identity;
 pub mod impact;

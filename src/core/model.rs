@@ -23,17 +23,21 @@ pub enum Kind {
     GuestInvitation,
     SyncJob,
     MultiTenantOrganization,
+    ConnectedOrganization,
+    AccessPackage,
     IdentityProvider,
     SignUpFlow,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Tenant,
         Kind::CrossTenantAccessPolicy,
         Kind::GuestInvitation,
         Kind::SyncJob,
         Kind::MultiTenantOrganization,
+        Kind::ConnectedOrganization,
+        Kind::AccessPackage,
         Kind::IdentityProvider,
         Kind::SignUpFlow,
     ];
@@ -44,6 +48,8 @@ impl Kind {
             Kind::GuestInvitation => "GuestInvitation",
             Kind::SyncJob => "SyncJob",
             Kind::MultiTenantOrganization => "MultiTenantOrganization",
+            Kind::ConnectedOrganization => "ConnectedOrganization",
+            Kind::AccessPackage => "AccessPackage",
             Kind::IdentityProvider => "IdentityProvider",
             Kind::SignUpFlow => "SignUpFlow",
         }
@@ -207,6 +213,8 @@ pub struct DesiredState {
     /// into `tenants[].partners` and `sync_jobs` (`crate::core::mto::expand_into`); the planner uses these
     /// for the organization itself (the owner's member list, the members' joins).
     pub multi_tenant_organizations: Vec<DesiredMultiTenantOrganization>,
+    /// Entitlement management (R16) per tenant id: settings, connected organizations, access packages.
+    pub entitlement: std::collections::BTreeMap<String, super::entitlement::DesiredEntitlement>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -290,6 +298,9 @@ pub struct TenantSnapshot {
     /// Identity providers and sign-up flows (R17).
     #[serde(default)]
     pub identity_config: IdentityState,
+    /// Entitlement management (R16). `None`: the backend does not read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entitlement: Option<super::entitlement::EntitlementState>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -83,6 +83,29 @@ pub enum Operation {
     },
     /// In a member tenant: withdraw its join request (leave the organization).
     LeaveMto,
+    /// Create a connected organization (R16), or update the one with this id (or, without an id, the one
+    /// with this display name: create tolerates existing).
+    PutConnectedOrganization {
+        id: Option<String>,
+        organization: super::entitlement::ConnectedOrganization,
+    },
+    DeleteConnectedOrganization {
+        id: String,
+    },
+    /// Create an access package with its resources and assignment policies (R16), or bring the one with
+    /// this id (or display name) in line: policies are matched by display name, created, replaced or deleted.
+    PutAccessPackage {
+        id: Option<String>,
+        package: super::entitlement::AccessPackage,
+    },
+    /// Delete an access package: its assignments end first (and the external-user lifecycle applies).
+    DeleteAccessPackage {
+        id: String,
+    },
+    /// Set the tenant's entitlement management settings (external-user lifecycle).
+    SetEntitlementSettings {
+        settings: super::entitlement::EntitlementSettings,
+    },
     /// Create or update an identity provider (R17). `existing_id`: the directory's id when it exists.
     PutIdentityProvider {
         provider: IdentityProviderConfig,
@@ -134,6 +157,11 @@ impl Operation {
             Operation::RemoveMtoMember { .. } => "removeMtoMember",
             Operation::JoinMto { .. } => "joinMto",
             Operation::LeaveMto => "leaveMto",
+            Operation::PutConnectedOrganization { .. } => "putConnectedOrganization",
+            Operation::DeleteConnectedOrganization { .. } => "deleteConnectedOrganization",
+            Operation::PutAccessPackage { .. } => "putAccessPackage",
+            Operation::DeleteAccessPackage { .. } => "deleteAccessPackage",
+            Operation::SetEntitlementSettings { .. } => "setEntitlementSettings",
             Operation::PutIdentityProvider { .. } => "putIdentityProvider",
             Operation::DeleteIdentityProvider { .. } => "deleteIdentityProvider",
             Operation::PutSignUpFlow { .. } => "putSignUpFlow",

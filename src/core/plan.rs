@@ -159,6 +159,7 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
     let (mut partner_changes, mut invitation_changes) = (Vec::new(), Vec::new());
     let mut mto_changes = Vec::new();
     let mut identity_changes = Vec::new();
+    let mut entitlement_changes = Vec::new();
     let tenant_domains = mto::tenant_domains(desired);
 
     for tenant in &desired.tenants {
@@ -170,10 +171,12 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
             }
             Some(Err(e)) => {
                 tenant_unreadable(tenant, e, &mut out);
+                entitlement::unreadable(desired, tenant, e, &mut out);
                 continue;
             }
             None => {
                 tenant_unreadable(tenant, "the directory was not read for this tenant", &mut out);
+                entitlement::unreadable(desired, tenant, "the directory was not read for this tenant", &mut out);
                 continue;
             }
         };
@@ -192,12 +195,14 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
         }));
         invitation_changes.extend(tenant.invitations.iter().map(|inv| ctx.invitation_change(inv, &policies)));
         identity_changes.extend(identity::changes(&ctx, &mut out.errors));
+        entitlement_changes.extend(entitlement::changes(&ctx, desired, &mut out.errors));
         prunable.push((tenant, snapshot));
     }
     mto::order(&mut mto_changes);
     out.changes.extend(mto_changes);
     out.changes.extend(partner_changes);
     out.changes.extend(invitation_changes);
+    out.changes.extend(entitlement_changes);
     out.changes.extend(identity_changes);
 
     let orphans: Vec<(String, ManagedRecord, &TenantSnapshot)> = prunable
@@ -232,7 +237,9 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
                 out.errors.len()
             ));
         } else {
-            out.changes.extend(orphans.iter().map(|(tid, r, s)| prune_change(tid, r, s)));
+            let mut deletions: Vec<Change> = orphans.iter().map(|(tid, r, s)| prune_change(tid, r, s)).collect();
+            entitlement::order_deletions(&mut deletions);
+            out.changes.extend(deletions);
         }
     }
     mto::withdraw(withdrawn, &mut out);
@@ -257,7 +264,12 @@ fn desired_keys(tenant: &DesiredTenant, desired: &DesiredState) -> BTreeSet<(Kin
     let partners = tenant.partners.iter().map(|p| (Kind::CrossTenantAccessPolicy, p.partner_tenant_id.clone()));
     let invitations = tenant.invitations.iter().map(|i| (Kind::GuestInvitation, i.key()));
     let organizations = mto::desired_keys(desired, &tenant.identity.tenant_id);
-    partners.chain(invitations).chain(organizations).chain(identity::desired_keys(tenant)).collect()
+    partners
+        .chain(invitations)
+        .chain(organizations)
+        .chain(identity::desired_keys(tenant))
+        .chain(entitlement::desired_keys(desired, &tenant.identity.tenant_id))
+        .collect()
 }
 
 /// What every desired tenant's settings will be once the plan is applied: used to predict refusals.
@@ -294,6 +306,8 @@ fn empty_snapshot(tenant: &DesiredTenant) -> TenantSnapshot {
         multi_tenant_organization: None,
         profile: Default::default(),
         unsupported: Default::default(),
+        identity_config: Default::default(),
+        entitlement: Some(Default::default()),
     }
 }
 
@@ -658,6 +672,7 @@ fn prune_change(tenant_id: &str, r: &ManagedRecord, snapshot: &TenantSnapshot) -
             )
         }),
         Kind::IdentityProvider | Kind::SignUpFlow => identity::prune_op(r, snapshot),
+        Kind::ConnectedOrganization | Kind::AccessPackage => entitlement::prune_op(r, snapshot),
         Kind::Tenant | Kind::SyncJob | Kind::MultiTenantOrganization => None,
     };
     match delete {
@@ -678,3 +693,6 @@ mod identity;
 #[cfg(test)]
 #[path = "plan_tests.rs"]
 mod tests;
+
+#[path = "plan_entitlement.rs"]
+mod entitlement;

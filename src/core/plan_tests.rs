@@ -71,6 +71,7 @@ fn simulate(snapshot: Option<TenantSnapshot>, plan: &Plan) -> TenantSnapshot {
                     profile: Default::default(),
                     unsupported: Default::default(),
                     identity_config: Default::default(),
+                    entitlement: None,
                 });
                 continue;
             }
@@ -139,6 +140,11 @@ fn simulate(snapshot: Option<TenantSnapshot>, plan: &Plan) -> TenantSnapshot {
                 | Operation::RemoveMtoMember { .. }
                 | Operation::JoinMto { .. }
                 | Operation::LeaveMto => {}
+                Operation::PutConnectedOrganization { .. }
+                | Operation::DeleteConnectedOrganization { .. }
+                | Operation::PutAccessPackage { .. }
+                | Operation::DeleteAccessPackage { .. }
+                | Operation::SetEntitlementSettings { .. } => {}
                 Operation::PutIdentityProvider { provider: p, existing_id } => {
                     let id = existing_id.unwrap_or_else(|| p.key.clone());
                     t.identity_config.providers.retain(|o| o.id != id);

@@ -27,6 +27,8 @@ pub const KNOWN: &[&str] = &[
     "Policy.ReadWrite.B2BManagementPolicy",
     "MultiTenantOrganization.Read.All",
     "MultiTenantOrganization.ReadWrite.All",
+    "EntitlementManagement.Read.All",
+    "EntitlementManagement.ReadWrite.All",
     "IdentityProvider.Read.All",
     "IdentityProvider.ReadWrite.All",
     "IdentityUserFlow.Read.All",
@@ -69,6 +71,8 @@ const B2B_READ: &[&str] = &["Policy.Read.All", "Policy.ReadWrite.B2BManagementPo
 const B2B_WRITE: &[&str] = &["Policy.ReadWrite.B2BManagementPolicy"];
 const MTO_READ: &[&str] = &["MultiTenantOrganization.Read.All", "MultiTenantOrganization.ReadWrite.All"];
 const MTO_WRITE: &[&str] = &["MultiTenantOrganization.ReadWrite.All"];
+const EM_READ: &[&str] = &["EntitlementManagement.Read.All", "EntitlementManagement.ReadWrite.All"];
+const EM_WRITE: &[&str] = &["EntitlementManagement.ReadWrite.All"];
 const IDP_READ: &[&str] = &["IdentityProvider.Read.All", "IdentityProvider.ReadWrite.All"];
 const IDP_WRITE: &[&str] = &["IdentityProvider.ReadWrite.All"];
 const FLOW_READ: &[&str] = &["IdentityUserFlow.Read.All", "IdentityUserFlow.ReadWrite.All"];
@@ -111,6 +115,19 @@ pub fn required(route: &Route, method: &Method) -> &'static [&'static str] {
         Route::IdentityProviders | Route::IdentityProvider(_) => IDP_WRITE,
         Route::UserFlows | Route::UserFlow(_) if read => FLOW_READ,
         Route::UserFlows | Route::UserFlow(_) => FLOW_WRITE,
+        Route::ConnectedOrganizations
+        | Route::ConnectedOrganization(_)
+        | Route::AccessPackages
+        | Route::AccessPackage(_)
+        | Route::AssignmentPolicies
+        | Route::AssignmentPolicy(_)
+        | Route::EntitlementSettings => {
+            if read {
+                EM_READ
+            } else {
+                EM_WRITE
+            }
+        }
         Route::Batch => ANY,
     }
 }

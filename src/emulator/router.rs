@@ -148,6 +148,14 @@ pub enum Route {
     /// `/identity/b2xUserFlows` (R17).
     UserFlows,
     UserFlow(String),
+    /// `/identityGovernance/entitlementManagement/…` (R16).
+    ConnectedOrganizations,
+    ConnectedOrganization(String),
+    AccessPackages,
+    AccessPackage(String),
+    AssignmentPolicies,
+    AssignmentPolicy(String),
+    EntitlementSettings,
     Batch,
 }
 
@@ -193,6 +201,16 @@ impl Route {
             (ApiVersion::V1, ["identity", "identityProviders", id]) => Route::IdentityProvider(id.to_string()),
             (ApiVersion::V1, ["identity", "b2xUserFlows"]) => Route::UserFlows,
             (ApiVersion::V1, ["identity", "b2xUserFlows", id]) => Route::UserFlow(id.to_string()),
+            (ApiVersion::V1, ["identityGovernance", "entitlementManagement", rest @ ..]) => match rest {
+                ["connectedOrganizations"] => Route::ConnectedOrganizations,
+                ["connectedOrganizations", id] => Route::ConnectedOrganization(id.to_string()),
+                ["accessPackages"] => Route::AccessPackages,
+                ["accessPackages", id] => Route::AccessPackage(id.to_string()),
+                ["assignmentPolicies"] => Route::AssignmentPolicies,
+                ["assignmentPolicies", id] => Route::AssignmentPolicy(id.to_string()),
+                ["settings"] => Route::EntitlementSettings,
+                _ => return Err(GraphError::not_found(&segments.join("/"))),
+            },
             _ => {
                 let last = s.iter().rev().find(|x| !x.is_empty()).copied().unwrap_or_default();
                 return Err(GraphError::new(
@@ -234,6 +252,10 @@ impl Route {
             Route::IdentityProviders | Route::UserFlows => GET_POST,
             Route::IdentityProvider(_) => GET_PATCH_DELETE,
             Route::UserFlow(_) => &[Method::GET, Method::DELETE],
+            Route::ConnectedOrganizations | Route::AccessPackages | Route::AssignmentPolicies => GET_POST,
+            Route::ConnectedOrganization(_) | Route::AccessPackage(_) => GET_PATCH_DELETE,
+            Route::AssignmentPolicy(_) => &[Method::GET, Method::PUT, Method::DELETE],
+            Route::EntitlementSettings => GET_PATCH,
         }
     }
 
@@ -289,6 +311,17 @@ impl Route {
             Route::IdentityProvider(_) => "/identity/identityProviders/{identityProviderBase-id}",
             Route::UserFlows => "/identity/b2xUserFlows",
             Route::UserFlow(_) => "/identity/b2xUserFlows/{b2xIdentityUserFlow-id}",
+            Route::ConnectedOrganizations => "/identityGovernance/entitlementManagement/connectedOrganizations",
+            Route::ConnectedOrganization(_) => {
+                "/identityGovernance/entitlementManagement/connectedOrganizations/{connectedOrganization-id}"
+            }
+            Route::AccessPackages => "/identityGovernance/entitlementManagement/accessPackages",
+            Route::AccessPackage(_) => "/identityGovernance/entitlementManagement/accessPackages/{accessPackage-id}",
+            Route::AssignmentPolicies => "/identityGovernance/entitlementManagement/assignmentPolicies",
+            Route::AssignmentPolicy(_) => {
+                "/identityGovernance/entitlementManagement/assignmentPolicies/{accessPackageAssignmentPolicy-id}"
+            }
+            Route::EntitlementSettings => "/identityGovernance/entitlementManagement/settings",
             Route::Batch => "/$batch",
         };
         format!("/{}{t}", version.as_str())

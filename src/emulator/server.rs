@@ -683,6 +683,23 @@ async fn dispatch(ctx: &Ctx, route: Route, req: &GraphRequest) -> Result<GraphRe
         Route::UserFlows => super::identity::create_flow(ctx, req).await,
         Route::UserFlow(id) if m == Method::GET => super::identity::get_flow(ctx, req, &id).await,
         Route::UserFlow(id) => super::identity::delete_flow(ctx, &id).await,
+        Route::ConnectedOrganizations if m == Method::GET => super::entitlement::list_organizations(ctx, req).await,
+        Route::ConnectedOrganizations => super::entitlement::create_organization(ctx, req).await,
+        Route::ConnectedOrganization(id) if m == Method::GET => super::entitlement::get_organization(ctx, req, &id).await,
+        Route::ConnectedOrganization(id) if m == Method::PATCH => super::entitlement::update_organization(ctx, req, &id).await,
+        Route::ConnectedOrganization(id) => super::entitlement::delete_organization(ctx, &id).await,
+        Route::AccessPackages if m == Method::GET => super::entitlement::list_packages(ctx, req).await,
+        Route::AccessPackages => super::entitlement::create_package(ctx, req).await,
+        Route::AccessPackage(id) if m == Method::GET => super::entitlement::get_package(ctx, req, &id).await,
+        Route::AccessPackage(id) if m == Method::PATCH => super::entitlement::update_package(ctx, req, &id).await,
+        Route::AccessPackage(id) => super::entitlement::delete_package(ctx, &id).await,
+        Route::AssignmentPolicies if m == Method::GET => super::entitlement::list_policies(ctx, req).await,
+        Route::AssignmentPolicies => super::entitlement::create_policy(ctx, req).await,
+        Route::AssignmentPolicy(id) if m == Method::GET => super::entitlement::get_policy(ctx, req, &id).await,
+        Route::AssignmentPolicy(id) if m == Method::PUT => super::entitlement::replace_policy(ctx, req, &id).await,
+        Route::AssignmentPolicy(id) => super::entitlement::delete_policy(ctx, &id).await,
+        Route::EntitlementSettings if m == Method::GET => super::entitlement::get_settings(ctx, req).await,
+        Route::EntitlementSettings => super::entitlement::update_settings(ctx, req).await,
     }
 }
 

@@ -12,6 +12,7 @@ use crate::api::guest_invitation::DEFAULT_REDIRECT_URL;
 use crate::api::sync_job::PROVISION_ON_DEMAND_ANNOTATION;
 use crate::api::tenant::{Backend, BackendKind};
 use crate::api::{API_VERSION, CrossTenantAccessPolicy, GuestInvitation, MultiTenantOrganization, SyncJob, Tenant, TenantRef};
+use crate::api::{AccessPackage, ConnectedOrganization};
 use crate::api::{IdentityProvider, SignUpFlow};
 use crate::core::model::*;
 use crate::core::resolved::{ResolvedAccess, ResolvedCollaboration};
@@ -35,6 +36,8 @@ enum Typed {
     Invitation(Box<GuestInvitation>),
     SyncJob(Box<SyncJob>),
     Mto(Box<MultiTenantOrganization>),
+    ConnectedOrganization(Box<ConnectedOrganization>),
+    AccessPackage(Box<AccessPackage>),
     IdentityProvider(Box<IdentityProvider>),
     SignUpFlow(Box<SignUpFlow>),
 }
@@ -59,8 +62,7 @@ impl Ctx<'_> {
 }
 
 const TOP_LEVEL: [&str; 5] = ["apiVersion", "kind", "metadata", "spec", "status"];
-const KINDS: &str =
-    "Tenant, CrossTenantAccessPolicy, GuestInvitation, SyncJob, MultiTenantOrganization, IdentityProvider, SignUpFlow";
+const KINDS: &str = "Tenant, CrossTenantAccessPolicy, GuestInvitation, SyncJob, MultiTenantOrganization, ConnectedOrganization, AccessPackage, IdentityProvider, SignUpFlow";
 
 /// Turns documents into the desired state, or every error found.
 pub fn convert(docs: &[Document]) -> Result<Manifests, Vec<ManifestError>> {
@@ -101,13 +103,25 @@ pub struct Live {
     pub invitations: Vec<GuestInvitation>,
     pub sync_jobs: Vec<SyncJob>,
     pub multi_tenant_organizations: Vec<MultiTenantOrganization>,
+    pub connected_organizations: Vec<ConnectedOrganization>,
+    pub access_packages: Vec<AccessPackage>,
     pub identity_providers: Vec<IdentityProvider>,
     pub sign_up_flows: Vec<SignUpFlow>,
 }
 
 /// `convert_objects` for every kind.
 pub fn convert_live(live: &Live) -> (Manifests, Vec<ManifestError>) {
-    let Live { tenants, policies, invitations, sync_jobs, multi_tenant_organizations, identity_providers, sign_up_flows } = live;
+    let Live {
+        tenants,
+        policies,
+        invitations,
+        sync_jobs,
+        multi_tenant_organizations,
+        connected_organizations,
+        access_packages,
+        identity_providers,
+        sign_up_flows,
+    } = live;
     let doc = |kind: Kind, m: &kube::api::ObjectMeta| {
         let (ns, name) = meta(m);
         Document {
@@ -122,6 +136,8 @@ pub fn convert_live(live: &Live) -> (Manifests, Vec<ManifestError>) {
         .chain(invitations.iter().map(|i| doc(Kind::GuestInvitation, &i.metadata)))
         .chain(sync_jobs.iter().map(|j| doc(Kind::SyncJob, &j.metadata)))
         .chain(multi_tenant_organizations.iter().map(|m| doc(Kind::MultiTenantOrganization, &m.metadata)))
+        .chain(connected_organizations.iter().map(|o| doc(Kind::ConnectedOrganization, &o.metadata)))
+        .chain(access_packages.iter().map(|p| doc(Kind::AccessPackage, &p.metadata)))
         .chain(identity_providers.iter().map(|p| doc(Kind::IdentityProvider, &p.metadata)))
         .chain(sign_up_flows.iter().map(|f| doc(Kind::SignUpFlow, &f.metadata)))
         .collect();
@@ -130,6 +146,8 @@ pub fn convert_live(live: &Live) -> (Manifests, Vec<ManifestError>) {
         .chain(invitations.iter().map(|i| Typed::Invitation(Box::new(i.clone()))))
         .chain(sync_jobs.iter().map(|j| Typed::SyncJob(Box::new(j.clone()))))
         .chain(multi_tenant_organizations.iter().map(|m| Typed::Mto(Box::new(m.clone()))))
+        .chain(connected_organizations.iter().map(|o| Typed::ConnectedOrganization(Box::new(o.clone()))))
+        .chain(access_packages.iter().map(|p| Typed::AccessPackage(Box::new(p.clone()))))
         .chain(identity_providers.iter().map(|p| Typed::IdentityProvider(Box::new(p.clone()))))
         .chain(sign_up_flows.iter().map(|f| Typed::SignUpFlow(Box::new(f.clone()))));
     let typed: Vec<(&Document, Typed)> = docs.iter().zip(objects).collect();
@@ -193,6 +211,10 @@ fn type_document(doc: &Document, errors: &mut Vec<ManifestError>) -> Option<Type
         Kind::GuestInvitation => deserialize::<GuestInvitation>(&mut ctx).map(|i| Typed::Invitation(Box::new(i))),
         Kind::SyncJob => deserialize::<SyncJob>(&mut ctx).map(|j| Typed::SyncJob(Box::new(j))),
         Kind::MultiTenantOrganization => deserialize::<MultiTenantOrganization>(&mut ctx).map(|m| Typed::Mto(Box::new(m))),
+        Kind::ConnectedOrganization => {
+            deserialize::<ConnectedOrganization>(&mut ctx).map(|o| Typed::ConnectedOrganization(Box::new(o)))
+        }
+        Kind::AccessPackage => deserialize::<AccessPackage>(&mut ctx).map(|p| Typed::AccessPackage(Box::new(p))),
         Kind::IdentityProvider => deserialize::<IdentityProvider>(&mut ctx).map(|p| Typed::IdentityProvider(Box::new(p))),
         Kind::SignUpFlow => deserialize::<SignUpFlow>(&mut ctx).map(|f| Typed::SignUpFlow(Box::new(f))),
     }
@@ -242,7 +264,7 @@ fn build(typed: &[(&Document, Typed)], errors: &mut Vec<ManifestError>) -> Manif
     let mut sync_keys: HashMap<(String, String), String> = HashMap::new();
     for (doc, t) in typed {
         match t {
-            Typed::Tenant(_) | Typed::Mto(_) => {}
+            Typed::Tenant(_) | Typed::Mto(_) | Typed::ConnectedOrganization(_) | Typed::AccessPackage(_) => {}
             Typed::IdentityProvider(_) | Typed::SignUpFlow(_) => {}
             Typed::Policy(p) => {
                 let (ns, name) = meta(&p.metadata);
@@ -328,6 +350,7 @@ fn build(typed: &[(&Document, Typed)], errors: &mut Vec<ManifestError>) -> Manif
         }
     }
     multi_tenant_organizations(typed, &mut seen, &tenant_index, &mut out, errors);
+    entitlement::build(typed, &mut seen, &tenant_index, &mut out, errors);
     let providers: Vec<_> =
         typed.iter().filter_map(|(d, t)| if let Typed::IdentityProvider(p) = t { Some((*d, p.as_ref())) } else { None }).collect();
     let flows: Vec<_> =
@@ -719,3 +742,6 @@ fn invitation(ctx: &mut Ctx<'_>, object: ObjectRef, i: &GuestInvitation, tenant:
 
 #[path = "tenant_profile.rs"]
 mod tenant_profile;
+
+#[path = "entitlement.rs"]
+mod entitlement;

@@ -12,6 +12,7 @@
 
 mod auth;
 mod batch;
+mod entitlement;
 mod http;
 mod identity;
 mod limiter;
@@ -46,6 +47,7 @@ pub const APPLY_PERMISSIONS: &[&str] = &[
     "Policy.ReadWrite.B2BManagementPolicy",
     "Organization.Read.All",
     "MultiTenantOrganization.ReadWrite.All",
+    "EntitlementManagement.ReadWrite.All",
     "IdentityProvider.ReadWrite.All",
     "IdentityUserFlow.ReadWrite.All",
 ];

@@ -453,6 +453,7 @@ impl GraphDirectory {
             profile: mapping::profile(&root),
             unsupported: mapping::unsupported_profile().into_iter().chain(super::identity::unsupported()).collect(),
             identity_config: self.read_identity().await?,
+            entitlement: self.read_entitlement().await?,
         })
     }
 }

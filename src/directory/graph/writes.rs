@@ -140,6 +140,11 @@ impl GraphDirectory {
             | Operation::RemoveMtoMember { .. }
             | Operation::JoinMto { .. }
             | Operation::LeaveMto => self.apply_mto(op).await,
+            Operation::PutConnectedOrganization { .. }
+            | Operation::DeleteConnectedOrganization { .. }
+            | Operation::PutAccessPackage { .. }
+            | Operation::DeleteAccessPackage { .. }
+            | Operation::SetEntitlementSettings { .. } => self.apply_entitlement(op).await,
             Operation::PutIdentityProvider { .. }
             | Operation::DeleteIdentityProvider { .. }
             | Operation::PutSignUpFlow { .. }

@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 
 use super::gates::Policies;
-use super::{groups, identity, managed, mto, partners, profile, tenants, users};
+use super::{entitlement, groups, identity, managed, mto, partners, profile, tenants, users};
 use crate::core::operation::{Operation, Outcome, bind_invited_id};
 use crate::directory::DirectoryError;
 
@@ -95,6 +95,15 @@ fn run(
         Operation::RemoveMtoMember { tenant_id: member } => mto::remove_member(c, tenant_id, member)?,
         Operation::JoinMto { owner_tenant_id } => mto::join(c, tenant_id, owner_tenant_id)?,
         Operation::LeaveMto => mto::leave(c, tenant_id)?,
+        Operation::SetEntitlementSettings { settings } => entitlement::set_settings(c, tenant_id, settings)?,
+        Operation::PutConnectedOrganization { id, organization } => {
+            entitlement::put_organization(c, tenant_id, id.as_deref(), organization)?;
+        }
+        Operation::DeleteConnectedOrganization { id } => entitlement::delete_organization(c, tenant_id, id)?,
+        Operation::PutAccessPackage { id, package } => {
+            entitlement::put_package(c, tenant_id, id.as_deref(), package)?;
+        }
+        Operation::DeleteAccessPackage { id } => entitlement::delete_package(c, tenant_id, id, chrono::Utc::now())?,
         Operation::PutIdentityProvider { provider, existing_id } => {
             identity::put_provider(c, tenant_id, provider, existing_id.as_deref())?;
         }

@@ -10,6 +10,7 @@
 //! (out-of-band setting changes).
 
 mod apply;
+mod entitlement;
 mod feed;
 mod gates;
 mod groups;
@@ -39,6 +40,8 @@ use crate::core::model::{Group, GuestUser, PartnerConfiguration, TenantIdentity,
 use crate::core::operation::{GuestPatch, InvitationResult, Operation, Outcome};
 use crate::core::policy::TenantPolicy;
 
+pub(crate) use entitlement::PolicyRow;
+pub use entitlement::{ExpiryReport, RequestOutcome};
 pub use feed::ChangeEntry;
 pub(crate) use mto::{JoinRequestRow, MemberRow, MtoView, OrganizationRow};
 
@@ -317,6 +320,58 @@ impl LocalDirectory {
         self.write(|c| setting_path::set_setting(c, &tenant_id, path, value))
     }
 
+    /// An external user at `user_mail` requests an access package (by display name) of the tenant, now
+    /// (R16): denied unless a policy admits them, pending when it requires approval, else delivered.
+    pub fn request_access_package(
+        &self,
+        tenant_id: &str,
+        user_mail: &str,
+        package: &str,
+    ) -> Result<RequestOutcome, DirectoryError> {
+        self.request_access_package_at(tenant_id, user_mail, package, chrono::Utc::now())
+    }
+
+    /// `request_access_package` at a given time (tests inject the clock).
+    pub fn request_access_package_at(
+        &self,
+        tenant_id: &str,
+        user_mail: &str,
+        package: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<RequestOutcome, DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.write(|c| entitlement::request(c, &tenant_id, user_mail, package, now))
+    }
+
+    /// An approver approves the pending request of `user_mail` for `package`; when the policy names
+    /// approvers, `approver` must be one of them. Delivered at `now`.
+    pub fn approve(
+        &self,
+        tenant_id: &str,
+        user_mail: &str,
+        package: &str,
+        approver: Option<&str>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<RequestOutcome, DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.write(|c| entitlement::approve(c, &tenant_id, user_mail, package, approver, now))
+    }
+
+    /// The clock reaches `now`: expired assignments end (groups taken away), the lifecycle blocks
+    /// external users who lost their last assignment, and blocked users due for deletion are deleted.
+    pub fn expire_assignments(&self, now: chrono::DateTime<chrono::Utc>) -> Result<ExpiryReport, DirectoryError> {
+        self.write(|c| entitlement::expire(c, now))
+    }
+
+    /// Entitlement management as stored: settings, connected organizations, packages, assignments.
+    pub fn entitlement(&self, tenant_id: &str) -> Result<crate::core::entitlement::EntitlementState, DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.read(|c| {
+            tenants::require(c, &tenant_id)?;
+            entitlement::state(c, &tenant_id)
+        })
+    }
+
     /// An admin deletes a user outside entente.
     pub fn delete_user(&self, tenant_id: &str, user_id: &str) -> Result<(), DirectoryError> {
         let tenant_id = norm(tenant_id);
@@ -412,6 +467,7 @@ impl Directory for LocalDirectory {
                 profile: profile::get(c, &tenant_id)?,
                 unsupported: Default::default(),
                 identity_config: identity::state(c, &tenant_id)?,
+                entitlement: Some(entitlement::state(c, &tenant_id)?),
                 identity,
             }))
         })

@@ -230,6 +230,78 @@ pub(super) const MIGRATIONS: &[&str] = &[
     UPDATE emulator_extras SET json = json_remove(json, '$.allowedCloudEndpoints')
     WHERE kind = 'crossTenantAccessPolicy' AND key = 'policy';
     "#,
+    // 5: entitlement management (R16): connected organizations (identity sources as JSON), access packages
+    // (groups and applications as JSON arrays), their assignment policies (connected organizations by id,
+    // approvers as JSON), assignments (who holds which package, until when), the tenant's external-user
+    // lifecycle settings, and external users blocked by that lifecycle (when they are due for deletion).
+    r#"
+    CREATE TABLE ep_connected_organizations (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        display_name TEXT NOT NULL,
+        name_lower TEXT NOT NULL,
+        description TEXT,
+        state TEXT NOT NULL,
+        identity_sources TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        modified_at TEXT NOT NULL,
+        UNIQUE (tenant_id, name_lower)
+    );
+    CREATE TABLE ep_access_packages (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        display_name TEXT NOT NULL,
+        name_lower TEXT NOT NULL,
+        description TEXT,
+        is_hidden INTEGER NOT NULL DEFAULT 0,
+        groups_json TEXT NOT NULL DEFAULT '[]',
+        applications_json TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL,
+        modified_at TEXT NOT NULL,
+        UNIQUE (tenant_id, name_lower)
+    );
+    CREATE TABLE ep_policies (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        package_id TEXT NOT NULL REFERENCES ep_access_packages(id) ON DELETE CASCADE,
+        display_name TEXT NOT NULL,
+        allowed_target_scope TEXT NOT NULL,
+        connected_organization_ids TEXT NOT NULL DEFAULT '[]',
+        approval_required INTEGER NOT NULL DEFAULT 0,
+        approvers_json TEXT NOT NULL DEFAULT '[]',
+        expiration_seconds INTEGER,
+        created_at TEXT NOT NULL,
+        modified_at TEXT NOT NULL
+    );
+    CREATE INDEX ep_policies_by_package ON ep_policies(package_id);
+    CREATE TABLE ep_assignments (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        package_id TEXT NOT NULL,
+        package_name TEXT NOT NULL,
+        policy_name TEXT NOT NULL,
+        user_mail_lower TEXT NOT NULL,
+        user_id TEXT,
+        state TEXT NOT NULL,
+        requested_at TEXT NOT NULL,
+        delivered_at TEXT,
+        expires_at TEXT,
+        ended_at TEXT
+    );
+    CREATE INDEX ep_assignments_by_tenant ON ep_assignments(tenant_id, state);
+    CREATE TABLE ep_settings (
+        tenant_id TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+        lifecycle_action TEXT NOT NULL DEFAULT 'none',
+        delete_after_seconds INTEGER NOT NULL DEFAULT 2592000
+    );
+    CREATE TABLE ep_blocked_users (
+        tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        user_id TEXT NOT NULL,
+        blocked_at TEXT NOT NULL,
+        delete_at TEXT,
+        PRIMARY KEY (tenant_id, user_id)
+    );
+    "#,
     // 6: identity providers and sign-up user flows (R17): no secret, only salted hashes of them; a flow's
     // providers by key (the built-in email with password has no provider row).
     r#"
