@@ -355,3 +355,128 @@ async fn the_same_through_the_graph_backend_and_the_emulator() {
     let contract = g.emulator.contract_report();
     assert!(contract.violations.is_empty(), "contract violations: {:#?}", contract.violations);
 }
+
+// ------------------------------------------------------------------------------------------------
+// The controller (a fake Kubernetes API server, `tower_test::mock::pair`)
+
+mod controller {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use entente::api::{CrossTenantAccessPolicy, GuestInvitation, IdentityProvider, SignUpFlow, Tenant};
+    use entente::controller::metrics::Metrics;
+    use entente::controller::{Context, Settings, Stores, reconcile_tenant};
+    use entente::directory::local::LocalDirectory;
+    use http::{Method, Request, Response, StatusCode};
+    use kube::client::Body;
+    use kube::runtime::reflector::{self, Store};
+    use kube::runtime::watcher;
+    use serde_json::{Value, json};
+
+    use super::TENANT;
+
+    fn path_of(obj: &Value) -> String {
+        let ns = obj["metadata"]["namespace"].as_str().unwrap();
+        let name = obj["metadata"]["name"].as_str().unwrap();
+        match obj["kind"].as_str().unwrap() {
+            "Secret" => format!("/api/v1/namespaces/{ns}/secrets/{name}"),
+            k => format!("/apis/entente.dev/v1alpha1/namespaces/{ns}/{}s/{name}", k.to_ascii_lowercase()),
+        }
+    }
+
+    fn store<K>(objects: &[Value], kind: &str) -> Store<K>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + 'static,
+    {
+        let (store, mut writer) = reflector::store::<K>();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        for o in objects.iter().filter(|o| o["kind"] == kind) {
+            writer.apply_watcher_event(&watcher::Event::InitApply(serde_json::from_value(o.clone()).unwrap()));
+        }
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        std::mem::forget(writer);
+        store
+    }
+
+    fn meta(name: &str) -> Value {
+        json!({ "namespace": "default", "name": name, "uid": format!("uid-{name}"), "resourceVersion": "1", "generation": 1,
+                "creationTimestamp": "2026-01-01T00:00:00Z" })
+    }
+
+    /// Reconciles the Tenant with these objects; returns every request body the controller sent.
+    async fn reconcile(objects: &[Value], directory: &std::path::Path) -> Vec<String> {
+        let by_path: Arc<Mutex<HashMap<String, Value>>> =
+            Arc::new(Mutex::new(objects.iter().map(|o| (path_of(o), o.clone())).collect()));
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let (objs, log) = (by_path.clone(), sent.clone());
+        let server = tokio::spawn(async move {
+            while let Some((request, send)) = handle.next_request().await {
+                let (parts, body) = request.into_parts();
+                let bytes = body.collect_bytes().await.unwrap();
+                log.lock().unwrap().push(String::from_utf8_lossy(&bytes).to_string());
+                let path = parts.uri.path().trim_end_matches("/status").to_string();
+                let found = objs.lock().unwrap().get(&path).cloned();
+                let (status, answer) = match (&parts.method, found) {
+                    (&Method::POST, _) => (StatusCode::CREATED, serde_json::from_slice(&bytes).unwrap_or(Value::Null)),
+                    (_, Some(o)) => (StatusCode::OK, o),
+                    (_, None) => (
+                        StatusCode::NOT_FOUND,
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}),
+                    ),
+                };
+                send.send_response(
+                    Response::builder().status(status).body(Body::from(serde_json::to_vec(&answer).unwrap())).unwrap(),
+                );
+            }
+        });
+        let client = kube::Client::new(service, "default");
+        let tenants: Store<Tenant> = store(objects, "Tenant");
+        let stores = Stores {
+            tenants: tenants.clone(),
+            policies: store::<CrossTenantAccessPolicy>(objects, "CrossTenantAccessPolicy"),
+            invitations: store::<GuestInvitation>(objects, "GuestInvitation"),
+        };
+        let mut ctx = Context::new(client, stores, directory, Arc::new(Metrics::default()), Settings::default(), None);
+        ctx.identity_providers = store::<IdentityProvider>(objects, "IdentityProvider");
+        ctx.sign_up_flows = store::<SignUpFlow>(objects, "SignUpFlow");
+        let tenant = tenants.get(&reflector::ObjectRef::new("contoso").within("default")).unwrap();
+        reconcile_tenant(tenant, Arc::new(ctx)).await.expect("reconciles");
+        server.abort();
+        sent.lock().unwrap().clone()
+    }
+
+    fn objects(with_secret: bool) -> Vec<Value> {
+        let mut o = vec![
+            json!({ "apiVersion": "entente.dev/v1alpha1", "kind": "Tenant", "metadata": meta("contoso"),
+                    "spec": { "tenantId": TENANT, "initialDomain": "contoso.onmicrosoft.com" } }),
+            json!({ "apiVersion": "entente.dev/v1alpha1", "kind": "IdentityProvider", "metadata": meta("google"),
+                    "spec": { "tenantRef": { "name": "contoso" }, "type": "Google", "clientId": "google-app-id",
+                              "clientSecretRef": { "name": "google-oauth", "key": "clientSecret" } } }),
+            json!({ "apiVersion": "entente.dev/v1alpha1", "kind": "SignUpFlow", "metadata": meta("partners"),
+                    "spec": { "tenantRef": { "name": "contoso" }, "identityProviders": [{ "name": "google" }] } }),
+        ];
+        if with_secret {
+            // "s3cret-value", base64.
+            o.push(json!({ "apiVersion": "v1", "kind": "Secret", "metadata": meta("google-oauth"),
+                           "data": { "clientSecret": "czNjcmV0LXZhbHVl" } }));
+        }
+        o
+    }
+
+    #[tokio::test]
+    async fn the_tenant_reconcile_applies_its_providers_and_flows_with_secrets_from_kubernetes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let directory = tmp.path().join("directory.db");
+
+        // Without the Secret: the provider (and the flow that offers it) are not written; nothing panics.
+        reconcile(&objects(false), &directory).await;
+        let s = LocalDirectory::open(&directory).unwrap().identity_state(TENANT).unwrap();
+        assert!(s.providers.is_empty() && s.flows.is_empty(), "{s:?}");
+
+        let sent = reconcile(&objects(true), &directory).await;
+        let dir = LocalDirectory::open(&directory).unwrap();
+        dir.can_sign_up(TENANT, "B2X_1_partners", "Google").unwrap();
+        assert!(sent.iter().all(|b| !b.contains("s3cret-value")), "a secret reached the API server: {sent:?}");
+    }
+}

@@ -41,6 +41,9 @@ pub struct Context {
     pub tenants: Store<Tenant>,
     pub policies: Store<CrossTenantAccessPolicy>,
     pub invitations: Store<GuestInvitation>,
+    /// IdentityProviders and SignUpFlows (R17; empty caches unless set: `run_controllers` sets them).
+    pub identity_providers: Store<crate::api::IdentityProvider>,
+    pub sign_up_flows: Store<crate::api::SignUpFlow>,
     pub backends: Backends,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
@@ -72,6 +75,8 @@ impl Context {
             tenants: stores.tenants,
             policies: stores.policies,
             invitations: stores.invitations,
+            identity_providers: super::identity::empty_store(),
+            sign_up_flows: super::identity::empty_store(),
             backends: Backends::new(directory),
             recorder,
             metrics,
@@ -86,6 +91,8 @@ impl Context {
         ready(self.tenants.wait_until_ready().now_or_never())
             && ready(self.policies.wait_until_ready().now_or_never())
             && ready(self.invitations.wait_until_ready().now_or_never())
+            && ready(self.identity_providers.wait_until_ready().now_or_never())
+            && ready(self.sign_up_flows.wait_until_ready().now_or_never())
     }
 
     /// The next retry delay for `key`, counting this failure.

@@ -15,6 +15,7 @@
 
 mod context;
 mod error;
+mod identity;
 pub mod metrics;
 mod orphans;
 mod patch;
@@ -288,12 +289,22 @@ async fn run_controllers(
     let secret_events =
         watcher(scoped_api::<PartialObjectMeta<Secret>>(&client, ns), wc.clone()).default_backoff().touched_objects();
 
+    // IdentityProviders and SignUpFlows (R17): children of a Tenant by `spec.tenantRef`.
+    let (identity_providers, idp_writer) = reflector::store::<crate::api::IdentityProvider>();
+    let idp_events =
+        reflector::reflector(idp_writer, watcher(scoped_api(&client, ns), wc.clone())).default_backoff().touched_objects();
+    let (sign_up_flows, flow_writer) = reflector::store::<crate::api::SignUpFlow>();
+    let flow_events =
+        reflector::reflector(flow_writer, watcher(scoped_api(&client, ns), wc.clone())).default_backoff().touched_objects();
     let config = ControllerConfig::default().concurrency(args.concurrency).debounce(Duration::from_secs(1));
     let controller = Controller::new(scoped_api::<Tenant>(&client, ns), wc).with_config(config);
     let tenants = controller.store();
     let settings = Settings { reconcile_timeout: args.reconcile_timeout, ..Settings::default() };
     let stores = Stores { tenants: tenants.clone(), policies: policies.clone(), invitations: invitations.clone() };
-    let ctx = Arc::new(Context::new(client, stores, &args.directory, metrics, settings, Some(identity)));
+    let mut ctx = Context::new(client, stores, &args.directory, metrics, settings, Some(identity));
+    ctx.identity_providers = identity_providers;
+    ctx.sign_up_flows = sign_up_flows;
+    let ctx = Arc::new(ctx);
 
     let wake = Arc::new(Notify::new());
     let sweeper = tokio::spawn(orphans::run(ctx.clone(), wake.clone()));
@@ -316,7 +327,9 @@ async fn run_controllers(
     let sync_jobs = sync_jobs::run(ctx.clone(), args.namespace.clone(), args.concurrency, stop.clone());
     let tenants_loop = controller
         .watches_stream(policy_events, to_tenant::<CrossTenantAccessPolicy>(tenants.clone(), wake.clone()))
-        .watches_stream(invitation_events, to_tenant::<GuestInvitation>(tenants.clone(), wake))
+        .watches_stream(invitation_events, to_tenant::<GuestInvitation>(tenants.clone(), wake.clone()))
+        .watches_stream(idp_events, to_tenant::<crate::api::IdentityProvider>(tenants.clone(), wake.clone()))
+        .watches_stream(flow_events, to_tenant::<crate::api::SignUpFlow>(tenants.clone(), wake))
         .watches_stream(secret_events, secret_to_tenants(tenants))
         .graceful_shutdown_on(shutdown)
         .run(reconcile_tenant, error_policy, ctx)

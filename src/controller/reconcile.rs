@@ -38,7 +38,7 @@ use crate::core::plan::{Action as PlanAction, Change, Observed, PlanOptions, Pru
 use crate::core::validate;
 use crate::directory::Directory;
 use crate::engine::{self, ChangeResult, Routes};
-use crate::manifest::convert_objects;
+use crate::manifest::{Live, convert_live};
 
 /// How often a tenant is re-read for drift when its `spec.reconcile.interval` says nothing.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(600);
@@ -100,7 +100,16 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     // Validate through the CLI's converter.
     let live_policies: Vec<CrossTenantAccessPolicy> = live(&policies);
     let live_invitations: Vec<GuestInvitation> = live(&invitations);
-    let (manifests, errors) = convert_objects(std::slice::from_ref(tenant), &live_policies, &live_invitations);
+    let (live_providers, live_flows) = super::identity::live(&ctx.identity_providers, &ctx.sign_up_flows, tenant);
+    let live_objects = Live {
+        tenants: vec![tenant.clone()],
+        policies: live_policies.clone(),
+        invitations: live_invitations.clone(),
+        identity_providers: live_providers,
+        sign_up_flows: live_flows,
+        ..Live::default()
+    };
+    let (manifests, errors) = convert_live(&live_objects);
     let mut invalid: HashMap<String, Vec<String>> = HashMap::new();
     for e in errors {
         let line = match &e.field {
@@ -188,8 +197,10 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         p.extend(policies.iter().filter(again).map(|s| (*s.obj).clone()));
         let mut i = live_invitations.clone();
         i.extend(invitations.iter().filter(|s| readopt.contains(&s.object)).map(|s| (*s.obj).clone()));
-        convert_objects(std::slice::from_ref(tenant), &p, &i).0
+        convert_live(&Live { policies: p, invitations: i, ..live_objects.clone() }).0
     };
+    let mut manifests = manifests;
+    super::identity::resolve_secrets(&ctx.client, &mut manifests.desired).await;
     let the_plan = plan(&manifests.desired, &observed, PlanOptions { prune: Prune::Only(prune) });
     let report = engine::apply(&the_plan, &routes).await;
     let before = observed.get(&tenant_id).cloned().unwrap_or_else(|| Err("not read".into()));

@@ -151,8 +151,20 @@ impl GraphDirectory {
         }
     }
 
-    /// The tenant's providers and user flows (graph-contract 1.8).
+    /// The tenant's providers and user flows (graph-contract 1.8). Without `IdentityProvider.*` or
+    /// `IdentityUserFlow.*` (403) the tenant reads as having none (a warning is logged): a plan that needs them
+    /// then fails at apply with Graph's 403, naming the permission.
     pub(super) async fn read_identity(&self) -> Result<IdentityState, DirectoryError> {
+        match self.read_identity_inner().await {
+            Err(DirectoryError::Graph(g)) if g.status == 403 => {
+                tracing::warn!(tenant = %self.tenant_id, "cannot read identity providers or user flows: {g}");
+                Ok(IdentityState::default())
+            }
+            other => other,
+        }
+    }
+
+    async fn read_identity_inner(&self) -> Result<IdentityState, DirectoryError> {
         let raw: Vec<Provider> = self.pages(PROVIDERS, &[]).await?;
         let providers: Vec<ObservedIdentityProvider> = raw.iter().filter_map(observed).collect();
         let keys: BTreeMap<String, String> = providers.iter().map(|p| (p.id.clone(), p.key.clone())).collect();
