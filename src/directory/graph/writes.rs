@@ -90,7 +90,7 @@ impl GraphDirectory {
             if run.len() > 1 {
                 let answers = batch::run(&self.http, &self.v1, &run).await?;
                 for (req, answer) in run.iter().zip(&answers) {
-                    if !answer.is_success() && !(req.method == Method::DELETE && answer.status == 404) {
+                    if !(answer.is_success() || req.method == Method::DELETE && answer.status == 404) {
                         return Err(DirectoryError::Graph(Box::new(answer.failure(req))));
                     }
                     outcomes.push(Outcome::Done);
