@@ -115,21 +115,9 @@ async fn setup(tmp: &Path, n: usize, over_emulator: bool) -> Setup {
 }
 
 fn job() -> DesiredSyncJob {
-    let mut mappings: Vec<AttributeMapping> = DEFAULT_MAPPED.iter().map(|n| AttributeMapping::copy(n)).collect();
-    mappings.push(AttributeMapping { target: "companyName".into(), source: None, constant: Some("Contoso".into()) });
-    DesiredSyncJob {
-        object: ObjectRef::new(Kind::SyncJob, "default", "bench"),
-        source_tenant_id: CONTOSO.into(),
-        target_tenant_id: FABRIKAM.into(),
-        scope: SyncScope::default(),
-        mappings,
-        user_type: UserType::Member,
-        interval: DEFAULT_INTERVAL,
-        on_leaving_scope: LeavingScope::Delete,
-        suspended: false,
-        provision_on_demand: vec![],
-        generated_by: None,
-    }
+    let mut job = DesiredSyncJob::new(ObjectRef::new(Kind::SyncJob, "default", "bench"), CONTOSO, FABRIKAM);
+    job.mappings.push(AttributeMapping { target: "companyName".into(), source: None, constant: Some("Contoso".into()) });
+    job
 }
 
 /// `CHANGES` members, spread over the tenant, get a new job title.

@@ -241,21 +241,9 @@ fn attributes(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 /// contoso → fabrikam with the default mappings and a constant company name.
 fn job(name: &str) -> DesiredSyncJob {
-    let mut mappings: Vec<AttributeMapping> = DEFAULT_MAPPED.iter().map(|n| AttributeMapping::copy(n)).collect();
-    mappings.push(AttributeMapping { target: "companyName".into(), source: None, constant: Some("Contoso".into()) });
-    DesiredSyncJob {
-        object: ObjectRef::new(Kind::SyncJob, "default", name),
-        source_tenant_id: CONTOSO.into(),
-        target_tenant_id: FABRIKAM.into(),
-        scope: SyncScope::default(),
-        mappings,
-        user_type: UserType::Member,
-        interval: DEFAULT_INTERVAL,
-        on_leaving_scope: LeavingScope::Delete,
-        suspended: false,
-        provision_on_demand: vec![],
-        generated_by: None,
-    }
+    let mut job = DesiredSyncJob::new(ObjectRef::new(Kind::SyncJob, "default", name), CONTOSO, FABRIKAM);
+    job.mappings.push(AttributeMapping { target: "companyName".into(), source: None, constant: Some("Contoso".into()) });
+    job
 }
 
 fn sales_only(leaving: LeavingScope) -> DesiredSyncJob {

@@ -785,22 +785,10 @@ pub fn transitions(previous: Option<&SyncJobStatus>, next: &SyncJobStatus) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::sync::{DEFAULT_INTERVAL, JobHealth, LeavingScope, SyncScope};
+    use crate::core::sync::JobHealth;
 
     fn job() -> DesiredSyncJob {
-        DesiredSyncJob {
-            object: ObjectRef::new(Kind::SyncJob, "default", "j"),
-            source_tenant_id: "s".into(),
-            target_tenant_id: "t".into(),
-            scope: SyncScope::default(),
-            mappings: vec![],
-            user_type: crate::core::model::UserType::Member,
-            interval: DEFAULT_INTERVAL,
-            on_leaving_scope: LeavingScope::Delete,
-            suspended: false,
-            provision_on_demand: vec![],
-            generated_by: None,
-        }
+        DesiredSyncJob { mappings: vec![], ..DesiredSyncJob::new(ObjectRef::new(Kind::SyncJob, "default", "j"), "s", "t") }
     }
 
     fn ran(failures: u32, report: serde_json::Value) -> JobState {

@@ -153,6 +153,24 @@ pub struct DesiredSyncJob {
 }
 
 impl DesiredSyncJob {
+    /// A job from `source` into `target` with every default a manifest gets: all members in scope, the
+    /// default mappings, Member users, every 40 minutes, deleted when they leave scope.
+    pub fn new(object: ObjectRef, source_tenant_id: impl Into<String>, target_tenant_id: impl Into<String>) -> Self {
+        Self {
+            object,
+            source_tenant_id: source_tenant_id.into(),
+            target_tenant_id: target_tenant_id.into(),
+            scope: SyncScope::default(),
+            mappings: DEFAULT_MAPPED.iter().map(|n| AttributeMapping::copy(n)).collect(),
+            user_type: UserType::Member,
+            interval: DEFAULT_INTERVAL,
+            on_leaving_scope: LeavingScope::default(),
+            suspended: false,
+            provision_on_demand: vec![],
+            generated_by: None,
+        }
+    }
+
     /// Everything that decides the target users' values. When it changes, the next run reads the
     /// source in full (a resync), because users the old settings skipped may now be in scope.
     pub fn fingerprint(&self) -> String {
@@ -483,19 +501,7 @@ mod tests {
     }
 
     fn job() -> DesiredSyncJob {
-        DesiredSyncJob {
-            object: ObjectRef::new(super::super::model::Kind::Tenant, "default", "job"),
-            source_tenant_id: "s".into(),
-            target_tenant_id: "t".into(),
-            scope: SyncScope::default(),
-            mappings: DEFAULT_MAPPED.iter().map(|n| AttributeMapping::copy(n)).collect(),
-            user_type: UserType::Member,
-            interval: DEFAULT_INTERVAL,
-            on_leaving_scope: LeavingScope::Delete,
-            suspended: false,
-            provision_on_demand: vec![],
-            generated_by: None,
-        }
+        DesiredSyncJob::new(ObjectRef::new(super::super::model::Kind::SyncJob, "default", "job"), "s", "t")
     }
 
     #[test]

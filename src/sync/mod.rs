@@ -94,22 +94,9 @@ pub fn missing_after_apply(job: &DesiredSyncJob, desired: &DesiredState, observe
 mod tests {
     use super::*;
     use crate::core::model::{Kind, ObjectRef, UserType};
-    use crate::core::sync::{DEFAULT_INTERVAL, LeavingScope, SyncScope};
 
     fn job() -> DesiredSyncJob {
-        DesiredSyncJob {
-            object: ObjectRef::new(Kind::SyncJob, "default", "j"),
-            source_tenant_id: "s".into(),
-            target_tenant_id: "t".into(),
-            scope: SyncScope::default(),
-            mappings: vec![],
-            user_type: UserType::Member,
-            interval: DEFAULT_INTERVAL,
-            on_leaving_scope: LeavingScope::Delete,
-            suspended: false,
-            provision_on_demand: vec![],
-            generated_by: None,
-        }
+        DesiredSyncJob { mappings: vec![], ..DesiredSyncJob::new(ObjectRef::new(Kind::SyncJob, "default", "j"), "s", "t") }
     }
 
     #[test]
