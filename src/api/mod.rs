@@ -3,6 +3,7 @@
 
 pub mod access_package;
 pub mod common;
+pub mod conditional_access_policy;
 pub mod connected_organization;
 pub mod cross_tenant_access_policy;
 pub mod guest_invitation;
@@ -17,6 +18,7 @@ use kube::CustomResourceExt;
 
 pub use access_package::{AccessPackage, AccessPackageSpec};
 pub use common::{API_VERSION, TenantRef};
+pub use conditional_access_policy::{ConditionalAccessPolicy, ConditionalAccessPolicySpec};
 pub use connected_organization::{ConnectedOrganization, ConnectedOrganizationSpec};
 pub use cross_tenant_access_policy::{CrossTenantAccessPolicy, CrossTenantAccessPolicySpec};
 pub use guest_invitation::{GuestInvitation, GuestInvitationSpec};
@@ -38,6 +40,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         SignUpFlow::crd(),
         ConnectedOrganization::crd(),
         AccessPackage::crd(),
+        ConditionalAccessPolicy::crd(),
     ]
 }
 

@@ -99,7 +99,35 @@ pub async fn run(args: ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) ->
         v.assignments = current_state.map(|s| s.assignments.clone()).unwrap_or_default();
         Some(v)
     };
-    let explanation = explain_with(resource, home, &person, &args.app, view.as_ref());
+    let mut explanation = explain_with(resource, home, &person, &args.app, view.as_ref());
+    // R18: the resource tenant's conditional access policies for external users: as the directory holds
+    // them (`--current`), or the manifests' with the directory's other policies (after apply).
+    let observed_ca = snapshots
+        .iter()
+        .find(|s| s.identity.tenant_id == resource.identity.tenant_id)
+        .and_then(|s| s.conditional_access.as_ref())
+        .map(|ps| ps.iter().map(|o| o.policy.clone()).collect::<Vec<_>>());
+    let ca = if args.current {
+        observed_ca
+    } else {
+        let declared: Vec<_> = manifests
+            .desired
+            .conditional_access
+            .get(&resource.identity.tenant_id)
+            .map(|ps| ps.iter().map(|d| d.policy.clone()).collect())
+            .unwrap_or_default();
+        let others = observed_ca.unwrap_or_default().into_iter().filter(|o| {
+            !declared.iter().any(|d| d.display_name.eq_ignore_ascii_case(&o.display_name))
+        });
+        Some(declared.iter().cloned().chain(others).collect())
+    };
+    crate::core::conditional_access::add_to_explanation(
+        &mut explanation,
+        resource,
+        home,
+        person.guest.map(|g| g.user_type),
+        ca.as_deref(),
+    );
     match args.output {
         Output::Json | Output::Markdown => writeln!(out, "{}", serde_json::to_string_pretty(&explanation)?)?,
         Output::Text => write!(out, "{}", render(&explanation))?,

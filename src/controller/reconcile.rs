@@ -560,6 +560,7 @@ async fn publish_writes(
             Kind::SyncJob | Kind::MultiTenantOrganization => {}
             Kind::ConnectedOrganization | Kind::AccessPackage => {}
             Kind::IdentityProvider | Kind::SignUpFlow => {}
+            Kind::ConditionalAccessPolicy => {}
         }
     }
 }

@@ -717,6 +717,101 @@ mod tests {
         assert_eq!(path(&e, "accessPackage").steps[0].verdict, Verdict::Note);
     }
 
+    /// R18 with R11: conditional access for external users in the resource tenant, per path.
+    #[test]
+    fn r18_conditional_access_table() {
+        use crate::core::conditional_access::*;
+        let fabrikam = tenant("f", "fabrikam", Cloud::Global);
+        let contoso = tenant("c", "contoso", Cloud::Global);
+        let mut trusting = contoso.clone();
+        trusting.partners.insert(
+            "f".into(),
+            CrossTenantAccessSettings {
+                inbound_trust: Some(InboundTrust { is_mfa_accepted: Some(true), ..Default::default() }),
+                b2b_direct_connect_inbound: all(AccessType::Allowed),
+                ..Default::default()
+            },
+        );
+        let mut dc_home = fabrikam.clone();
+        dc_home.partners.insert(
+            "c".into(),
+            CrossTenantAccessSettings { b2b_direct_connect_outbound: all(AccessType::Allowed), ..Default::default() },
+        );
+        let ca = |name: &str, state: PolicyState, control: BuiltInControl, excluded: Option<&str>| ConditionalAccessPolicyConfig {
+            display_name: name.into(),
+            state,
+            users: PolicyUsers {
+                include_guests_or_external_users: GuestsOrExternalUsers {
+                    guest_or_external_user_types: BTreeSet::from([
+                        GuestOrExternalUserType::B2bCollaborationGuest,
+                        GuestOrExternalUserType::B2bDirectConnectUser,
+                    ]),
+                    external_tenants: None,
+                },
+                exclude_guests_or_external_users: excluded.map(|t| GuestsOrExternalUsers {
+                    guest_or_external_user_types: BTreeSet::from([GuestOrExternalUserType::B2bCollaborationGuest]),
+                    external_tenants: Some(ExternalTenants::Enumerated(BTreeSet::from([t.to_string()]))),
+                }),
+            },
+            applications: PolicyApplications { include_applications: BTreeSet::from(["All".into()]), ..Default::default() },
+            grant_controls: GrantControls { operator: GrantOperator::Or, built_in_controls: BTreeSet::from([control]) },
+        }
+        .canonical();
+        let g = guest(RedemptionState::Accepted);
+        // (name, resource, policy, collaboration allowed, direct connect allowed, text in an R18 step)
+        let cases = [
+            (
+                "MFA required + trusted: satisfied by the home tenant's MFA",
+                trusting.clone(),
+                ca("Guests MFA", PolicyState::Enabled, BuiltInControl::Mfa, None),
+                true,
+                true,
+                "requires MFA for b2bCollaborationGuest users of fabrikam.onmicrosoft.com → satisfied by fabrikam.onmicrosoft.com's MFA (inboundTrust.isMfaAccepted",
+            ),
+            (
+                "MFA required + not trusted: done in the resource tenant; direct connect blocked",
+                contoso.clone(),
+                ca("Guests MFA", PolicyState::Enabled, BuiltInControl::Mfa, None),
+                true,
+                false,
+                "MFA is done in contoso.onmicrosoft.com",
+            ),
+            (
+                "block",
+                trusting.clone(),
+                ca("Block guests", PolicyState::Enabled, BuiltInControl::Block, None),
+                false,
+                false,
+                "ConditionalAccessPolicy 'Block guests' in contoso.onmicrosoft.com blocks b2bCollaborationGuest users",
+            ),
+            (
+                "report-only is not enforced",
+                trusting.clone(),
+                ca("Block guests", PolicyState::EnabledForReportingButNotEnforced, BuiltInControl::Block, None),
+                true,
+                true,
+                "report-only (enabledForReportingButNotEnforced): not enforced",
+            ),
+            (
+                "excluded tenant",
+                trusting.clone(),
+                ca("Block guests", PolicyState::Enabled, BuiltInControl::Block, Some("f")),
+                true,
+                false,
+                "no conditional access policy in contoso.onmicrosoft.com applies to b2bCollaborationGuest users",
+            ),
+        ];
+        for (name, resource, policy, collab, dc, text) in cases {
+            let person = Person { email: "alice@fabrikam.com", principal_ids: None, guest: Some(&g) };
+            let mut e = explain(&resource, Some(&dc_home), &person, "AllApplications");
+            add_to_explanation(&mut e, &resource, Some(&dc_home), Some(g.user_type), Some(std::slice::from_ref(&policy)));
+            let r = render(&e);
+            assert_eq!(path(&e, "b2bCollaboration").allowed, collab, "{name}:\n{r}");
+            assert_eq!(path(&e, "b2bDirectConnect").allowed, dc, "{name}:\n{r}");
+            assert!(e.paths.iter().flat_map(|p| &p.steps).any(|s| s.rule == "R18" && s.detail.contains(text)), "{name}:\n{r}");
+        }
+    }
+
     #[test]
     fn r11_mfa_trusted_or_not_for_collaboration_and_direct_connect() {
         let mut contoso = tenant("c", "contoso", Cloud::Global);

@@ -1,6 +1,7 @@
 //! The Kubernetes-free, HTTP-free core: the desired-state model, the product rules, and the planner.
 //! Nothing here performs IO; everything is a value that tests can build and compare.
 
+pub mod conditional_access;
 pub mod diff;
 pub mod entitlement;
 pub mod explain;

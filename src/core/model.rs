@@ -27,10 +27,11 @@ pub enum Kind {
     AccessPackage,
     IdentityProvider,
     SignUpFlow,
+    ConditionalAccessPolicy,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Tenant,
         Kind::CrossTenantAccessPolicy,
         Kind::GuestInvitation,
@@ -40,6 +41,7 @@ impl Kind {
         Kind::AccessPackage,
         Kind::IdentityProvider,
         Kind::SignUpFlow,
+        Kind::ConditionalAccessPolicy,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -52,6 +54,7 @@ impl Kind {
             Kind::AccessPackage => "AccessPackage",
             Kind::IdentityProvider => "IdentityProvider",
             Kind::SignUpFlow => "SignUpFlow",
+            Kind::ConditionalAccessPolicy => "ConditionalAccessPolicy",
         }
     }
     pub fn parse(s: &str) -> Option<Kind> {
@@ -215,6 +218,8 @@ pub struct DesiredState {
     pub multi_tenant_organizations: Vec<DesiredMultiTenantOrganization>,
     /// Entitlement management (R16) per tenant id: settings, connected organizations, access packages.
     pub entitlement: std::collections::BTreeMap<String, super::entitlement::DesiredEntitlement>,
+    /// Conditional access policies for external users (R18) per tenant id.
+    pub conditional_access: std::collections::BTreeMap<String, Vec<super::conditional_access::DesiredConditionalAccessPolicy>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -301,6 +306,9 @@ pub struct TenantSnapshot {
     /// Entitlement management (R16). `None`: the backend does not read it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entitlement: Option<super::entitlement::EntitlementState>,
+    /// Conditional access policies that concern external users (R18). `None`: the backend does not read them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditional_access: Option<Vec<super::conditional_access::ObservedConditionalAccessPolicy>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

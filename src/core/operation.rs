@@ -126,6 +126,16 @@ pub enum Operation {
     DeleteSignUpFlow {
         id: String,
     },
+    /// Create a conditional access policy (R18), or replace the one with this id (or, without an id, the one
+    /// with this display name: create tolerates existing).
+    PutConditionalAccessPolicy {
+        id: Option<String>,
+        policy: super::conditional_access::ConditionalAccessPolicyConfig,
+    },
+    /// Delete a conditional access policy. Absent is fine.
+    DeleteConditionalAccessPolicy {
+        id: String,
+    },
     /// Write entente's ownership record. When `external_id` is empty and an `Invite` ran earlier in the
     /// same change, the backend fills in the invited user's id in the same step (never lose the id).
     Record {
@@ -166,6 +176,8 @@ impl Operation {
             Operation::DeleteIdentityProvider { .. } => "deleteIdentityProvider",
             Operation::PutSignUpFlow { .. } => "putSignUpFlow",
             Operation::DeleteSignUpFlow { .. } => "deleteSignUpFlow",
+            Operation::PutConditionalAccessPolicy { .. } => "putConditionalAccessPolicy",
+            Operation::DeleteConditionalAccessPolicy { .. } => "deleteConditionalAccessPolicy",
             Operation::Record { .. } => "record",
             Operation::Forget { .. } => "forget",
         }

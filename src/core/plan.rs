@@ -160,6 +160,7 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
     let mut mto_changes = Vec::new();
     let mut identity_changes = Vec::new();
     let mut entitlement_changes = Vec::new();
+    let mut conditional_access_changes = Vec::new();
     let tenant_domains = mto::tenant_domains(desired);
 
     for tenant in &desired.tenants {
@@ -172,11 +173,13 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
             Some(Err(e)) => {
                 tenant_unreadable(tenant, e, &mut out);
                 entitlement::unreadable(desired, tenant, e, &mut out);
+                conditional_access::unreadable(desired, tenant, e, &mut out);
                 continue;
             }
             None => {
                 tenant_unreadable(tenant, "the directory was not read for this tenant", &mut out);
                 entitlement::unreadable(desired, tenant, "the directory was not read for this tenant", &mut out);
+                conditional_access::unreadable(desired, tenant, "the directory was not read for this tenant", &mut out);
                 continue;
             }
         };
@@ -196,6 +199,7 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
         invitation_changes.extend(tenant.invitations.iter().map(|inv| ctx.invitation_change(inv, &policies)));
         identity_changes.extend(identity::changes(&ctx, &mut out.errors));
         entitlement_changes.extend(entitlement::changes(&ctx, desired, &mut out.errors));
+        conditional_access_changes.extend(conditional_access::changes(&ctx, desired, &mut out.errors));
         prunable.push((tenant, snapshot));
     }
     mto::order(&mut mto_changes);
@@ -204,6 +208,7 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
     out.changes.extend(invitation_changes);
     out.changes.extend(entitlement_changes);
     out.changes.extend(identity_changes);
+    out.changes.extend(conditional_access_changes);
 
     let orphans: Vec<(String, ManagedRecord, &TenantSnapshot)> = prunable
         .iter()
@@ -269,6 +274,7 @@ fn desired_keys(tenant: &DesiredTenant, desired: &DesiredState) -> BTreeSet<(Kin
         .chain(organizations)
         .chain(identity::desired_keys(tenant))
         .chain(entitlement::desired_keys(desired, &tenant.identity.tenant_id))
+        .chain(conditional_access::desired_keys(desired, &tenant.identity.tenant_id))
         .collect()
 }
 
@@ -308,6 +314,7 @@ fn empty_snapshot(tenant: &DesiredTenant) -> TenantSnapshot {
         unsupported: Default::default(),
         identity_config: Default::default(),
         entitlement: Some(Default::default()),
+        conditional_access: Some(vec![]),
     }
 }
 
@@ -673,6 +680,7 @@ fn prune_change(tenant_id: &str, r: &ManagedRecord, snapshot: &TenantSnapshot) -
         }),
         Kind::IdentityProvider | Kind::SignUpFlow => identity::prune_op(r, snapshot),
         Kind::ConnectedOrganization | Kind::AccessPackage => entitlement::prune_op(r, snapshot),
+        Kind::ConditionalAccessPolicy => conditional_access::prune_op(r, snapshot),
         Kind::Tenant | Kind::SyncJob | Kind::MultiTenantOrganization => None,
     };
     match delete {
@@ -696,3 +704,6 @@ mod tests;
 
 #[path = "plan_entitlement.rs"]
 mod entitlement;
+
+#[path = "plan_conditional_access.rs"]
+mod conditional_access;

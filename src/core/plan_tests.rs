@@ -72,6 +72,7 @@ fn simulate(snapshot: Option<TenantSnapshot>, plan: &Plan) -> TenantSnapshot {
                     unsupported: Default::default(),
                     identity_config: Default::default(),
                     entitlement: None,
+                    conditional_access: None,
                 });
                 continue;
             }
@@ -165,6 +166,15 @@ fn simulate(snapshot: Option<TenantSnapshot>, plan: &Plan) -> TenantSnapshot {
                     t.identity_config.flows.push(flow);
                 }
                 Operation::DeleteSignUpFlow { id } => t.identity_config.flows.retain(|f| f.id != id),
+                Operation::PutConditionalAccessPolicy { id, policy } => {
+                    let list = t.conditional_access.get_or_insert_with(Vec::new);
+                    let id = id.unwrap_or_else(|| format!("ca-{}", policy.display_name));
+                    list.retain(|o| o.id != id);
+                    list.push(crate::core::conditional_access::ObservedConditionalAccessPolicy { id, policy });
+                }
+                Operation::DeleteConditionalAccessPolicy { id } => {
+                    t.conditional_access.get_or_insert_with(Vec::new).retain(|o| o.id != id)
+                }
             }
         }
     }

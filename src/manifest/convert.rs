@@ -13,7 +13,7 @@ use crate::api::sync_job::PROVISION_ON_DEMAND_ANNOTATION;
 use crate::api::tenant::{Backend, BackendKind};
 use crate::api::{API_VERSION, CrossTenantAccessPolicy, GuestInvitation, MultiTenantOrganization, SyncJob, Tenant, TenantRef};
 use crate::api::{AccessPackage, ConnectedOrganization};
-use crate::api::{IdentityProvider, SignUpFlow};
+use crate::api::{ConditionalAccessPolicy, IdentityProvider, SignUpFlow};
 use crate::core::model::*;
 use crate::core::resolved::{ResolvedAccess, ResolvedCollaboration};
 use crate::core::settings::*;
@@ -40,6 +40,7 @@ enum Typed {
     AccessPackage(Box<AccessPackage>),
     IdentityProvider(Box<IdentityProvider>),
     SignUpFlow(Box<SignUpFlow>),
+    ConditionalAccessPolicy(Box<ConditionalAccessPolicy>),
 }
 
 /// Collects errors for one document and object.
@@ -62,7 +63,7 @@ impl Ctx<'_> {
 }
 
 const TOP_LEVEL: [&str; 5] = ["apiVersion", "kind", "metadata", "spec", "status"];
-const KINDS: &str = "Tenant, CrossTenantAccessPolicy, GuestInvitation, SyncJob, MultiTenantOrganization, ConnectedOrganization, AccessPackage, IdentityProvider, SignUpFlow";
+const KINDS: &str = "Tenant, CrossTenantAccessPolicy, GuestInvitation, SyncJob, MultiTenantOrganization, ConnectedOrganization, AccessPackage, IdentityProvider, SignUpFlow, ConditionalAccessPolicy";
 
 /// Turns documents into the desired state, or every error found.
 pub fn convert(docs: &[Document]) -> Result<Manifests, Vec<ManifestError>> {
@@ -107,6 +108,7 @@ pub struct Live {
     pub access_packages: Vec<AccessPackage>,
     pub identity_providers: Vec<IdentityProvider>,
     pub sign_up_flows: Vec<SignUpFlow>,
+    pub conditional_access_policies: Vec<ConditionalAccessPolicy>,
 }
 
 /// `convert_objects` for every kind.
@@ -121,6 +123,7 @@ pub fn convert_live(live: &Live) -> (Manifests, Vec<ManifestError>) {
         access_packages,
         identity_providers,
         sign_up_flows,
+        conditional_access_policies,
     } = live;
     let doc = |kind: Kind, m: &kube::api::ObjectMeta| {
         let (ns, name) = meta(m);
@@ -140,6 +143,7 @@ pub fn convert_live(live: &Live) -> (Manifests, Vec<ManifestError>) {
         .chain(access_packages.iter().map(|p| doc(Kind::AccessPackage, &p.metadata)))
         .chain(identity_providers.iter().map(|p| doc(Kind::IdentityProvider, &p.metadata)))
         .chain(sign_up_flows.iter().map(|f| doc(Kind::SignUpFlow, &f.metadata)))
+        .chain(conditional_access_policies.iter().map(|p| doc(Kind::ConditionalAccessPolicy, &p.metadata)))
         .collect();
     let objects = (tenants.iter().map(|t| Typed::Tenant(Box::new(t.clone()))))
         .chain(policies.iter().map(|p| Typed::Policy(Box::new(p.clone()))))
@@ -149,7 +153,8 @@ pub fn convert_live(live: &Live) -> (Manifests, Vec<ManifestError>) {
         .chain(connected_organizations.iter().map(|o| Typed::ConnectedOrganization(Box::new(o.clone()))))
         .chain(access_packages.iter().map(|p| Typed::AccessPackage(Box::new(p.clone()))))
         .chain(identity_providers.iter().map(|p| Typed::IdentityProvider(Box::new(p.clone()))))
-        .chain(sign_up_flows.iter().map(|f| Typed::SignUpFlow(Box::new(f.clone()))));
+        .chain(sign_up_flows.iter().map(|f| Typed::SignUpFlow(Box::new(f.clone()))))
+        .chain(conditional_access_policies.iter().map(|p| Typed::ConditionalAccessPolicy(Box::new(p.clone()))));
     let typed: Vec<(&Document, Typed)> = docs.iter().zip(objects).collect();
     let mut errors = Vec::new();
     let manifests = build(&typed, &mut errors);
@@ -217,6 +222,9 @@ fn type_document(doc: &Document, errors: &mut Vec<ManifestError>) -> Option<Type
         Kind::AccessPackage => deserialize::<AccessPackage>(&mut ctx).map(|p| Typed::AccessPackage(Box::new(p))),
         Kind::IdentityProvider => deserialize::<IdentityProvider>(&mut ctx).map(|p| Typed::IdentityProvider(Box::new(p))),
         Kind::SignUpFlow => deserialize::<SignUpFlow>(&mut ctx).map(|f| Typed::SignUpFlow(Box::new(f))),
+        Kind::ConditionalAccessPolicy => {
+            deserialize::<ConditionalAccessPolicy>(&mut ctx).map(|p| Typed::ConditionalAccessPolicy(Box::new(p)))
+        }
     }
 }
 
@@ -265,7 +273,7 @@ fn build(typed: &[(&Document, Typed)], errors: &mut Vec<ManifestError>) -> Manif
     for (doc, t) in typed {
         match t {
             Typed::Tenant(_) | Typed::Mto(_) | Typed::ConnectedOrganization(_) | Typed::AccessPackage(_) => {}
-            Typed::IdentityProvider(_) | Typed::SignUpFlow(_) => {}
+            Typed::IdentityProvider(_) | Typed::SignUpFlow(_) | Typed::ConditionalAccessPolicy(_) => {}
             Typed::Policy(p) => {
                 let (ns, name) = meta(&p.metadata);
                 let object = ObjectRef::new(Kind::CrossTenantAccessPolicy, &ns, &name);
@@ -356,6 +364,11 @@ fn build(typed: &[(&Document, Typed)], errors: &mut Vec<ManifestError>) -> Manif
     let flows: Vec<_> =
         typed.iter().filter_map(|(d, t)| if let Typed::SignUpFlow(f) = t { Some((*d, f.as_ref())) } else { None }).collect();
     super::identity::build(&providers, &flows, &mut seen, &tenant_index, &mut out.desired, errors);
+    let ca_policies: Vec<_> = typed
+        .iter()
+        .filter_map(|(d, t)| if let Typed::ConditionalAccessPolicy(p) = t { Some((*d, p.as_ref())) } else { None })
+        .collect();
+    super::conditional_access::build(&ca_policies, &mut seen, &tenant_index, &mut out.desired, errors);
     out
 }
 

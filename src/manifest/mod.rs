@@ -1,6 +1,7 @@
 //! Manifests: files and directories of multi-document YAML → validated desired state.
 //! Either everything is valid, or every error is returned and nothing is applied.
 
+mod conditional_access;
 mod convert;
 mod documents;
 mod error;

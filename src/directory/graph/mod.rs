@@ -12,6 +12,7 @@
 
 mod auth;
 mod batch;
+mod conditional_access;
 mod entitlement;
 mod http;
 mod identity;

@@ -438,6 +438,7 @@ impl GraphDirectory {
             members.insert(g.id.clone(), self.group_members(&g.id).await?);
         }
 
+        let conditional_access = self.read_conditional_access(&managed).await?;
         Ok(TenantSnapshot {
             identity: self.identity().await,
             external_collaboration: mapping::collaboration(&authz, domain_list.as_ref()),
@@ -454,6 +455,7 @@ impl GraphDirectory {
             unsupported: mapping::unsupported_profile().into_iter().chain(super::identity::unsupported()).collect(),
             identity_config: self.read_identity().await?,
             entitlement: self.read_entitlement().await?,
+            conditional_access,
         })
     }
 }

@@ -178,6 +178,10 @@ impl GraphDirectory {
             | Operation::DeleteIdentityProvider { .. }
             | Operation::PutSignUpFlow { .. }
             | Operation::DeleteSignUpFlow { .. } => self.apply_identity(op).await,
+            Operation::PutConditionalAccessPolicy { .. } | Operation::DeleteConditionalAccessPolicy { .. } => {
+                self.apply_conditional_access(op).await?;
+                Ok(Outcome::Done)
+            }
             Operation::Record { record } => {
                 self.inventory.upsert(&self.directory_key, &self.tenant_id, record)?;
                 Ok(Outcome::Done)

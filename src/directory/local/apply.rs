@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 
 use super::gates::Policies;
-use super::{entitlement, groups, identity, managed, mto, partners, profile, tenants, users};
+use super::{conditional_access, entitlement, groups, identity, managed, mto, partners, profile, tenants, users};
 use crate::core::operation::{Operation, Outcome, bind_invited_id};
 use crate::directory::DirectoryError;
 
@@ -110,6 +110,12 @@ fn run(
         Operation::DeleteIdentityProvider { key, id } => identity::delete_provider(c, tenant_id, id, key)?,
         Operation::PutSignUpFlow { flow, .. } => identity::put_flow(c, tenant_id, flow)?,
         Operation::DeleteSignUpFlow { id } => identity::delete_flow(c, tenant_id, id)?,
+        Operation::PutConditionalAccessPolicy { id, policy } => {
+            conditional_access::put(c, tenant_id, id.as_deref(), policy)?;
+        }
+        Operation::DeleteConditionalAccessPolicy { id } => {
+            conditional_access::delete(c, tenant_id, id)?;
+        }
         Operation::Record { record } => managed::upsert(c, tenant_id, record)?,
         Operation::Forget { kind, key } => managed::forget(c, tenant_id, *kind, key)?,
     }

@@ -10,6 +10,7 @@
 //! (out-of-band setting changes).
 
 mod apply;
+pub(crate) mod conditional_access;
 mod entitlement;
 mod feed;
 mod gates;
@@ -468,6 +469,7 @@ impl Directory for LocalDirectory {
                 unsupported: Default::default(),
                 identity_config: identity::state(c, &tenant_id)?,
                 entitlement: Some(entitlement::state(c, &tenant_id)?),
+                conditional_access: Some(conditional_access::list(c, &tenant_id)?),
                 identity,
             }))
         })

@@ -336,6 +336,21 @@ pub(super) const MIGRATIONS: &[&str] = &[
         FOREIGN KEY (tenant_id, flow_id) REFERENCES sign_up_flows(tenant_id, id) ON DELETE CASCADE
     );
     "#,
+    // 7: conditional access policies for external users (R18): the policy as canonical JSON
+    // (`core::conditional_access::ConditionalAccessPolicyConfig`), its state and lowercase name for lookups.
+    r#"
+    CREATE TABLE conditional_access_policies (
+        tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        id TEXT NOT NULL,
+        name_lower TEXT NOT NULL,
+        state TEXT NOT NULL,
+        policy_json TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        modified_at TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, id)
+    );
+    CREATE INDEX conditional_access_policies_name ON conditional_access_policies (tenant_id, name_lower);
+    "#,
 ];
 
 /// The schema version this build writes.
