@@ -44,6 +44,9 @@ pub struct Context {
     /// IdentityProviders and SignUpFlows (R17; empty caches unless set: `run_controllers` sets them).
     pub identity_providers: Store<crate::api::IdentityProvider>,
     pub sign_up_flows: Store<crate::api::SignUpFlow>,
+    /// ConnectedOrganizations and AccessPackages (R16; empty caches unless set: `run_controllers` sets them).
+    pub connected_organizations: Store<crate::api::ConnectedOrganization>,
+    pub access_packages: Store<crate::api::AccessPackage>,
     pub backends: Backends,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
@@ -77,6 +80,8 @@ impl Context {
             invitations: stores.invitations,
             identity_providers: super::identity::empty_store(),
             sign_up_flows: super::identity::empty_store(),
+            connected_organizations: super::entitlement::empty_store(),
+            access_packages: super::entitlement::empty_store(),
             backends: Backends::new(directory),
             recorder,
             metrics,
@@ -93,6 +98,8 @@ impl Context {
             && ready(self.invitations.wait_until_ready().now_or_never())
             && ready(self.identity_providers.wait_until_ready().now_or_never())
             && ready(self.sign_up_flows.wait_until_ready().now_or_never())
+            && ready(self.connected_organizations.wait_until_ready().now_or_never())
+            && ready(self.access_packages.wait_until_ready().now_or_never())
     }
 
     /// The next retry delay for `key`, counting this failure.

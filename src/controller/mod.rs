@@ -15,6 +15,7 @@
 
 mod context;
 mod error;
+mod entitlement;
 mod identity;
 pub mod metrics;
 mod orphans;
@@ -296,6 +297,13 @@ async fn run_controllers(
     let (sign_up_flows, flow_writer) = reflector::store::<crate::api::SignUpFlow>();
     let flow_events =
         reflector::reflector(flow_writer, watcher(scoped_api(&client, ns), wc.clone())).default_backoff().touched_objects();
+    // ConnectedOrganizations and AccessPackages (R16): children of a Tenant by `spec.tenantRef`.
+    let (connected_organizations, corg_writer) = reflector::store::<crate::api::ConnectedOrganization>();
+    let corg_events =
+        reflector::reflector(corg_writer, watcher(scoped_api(&client, ns), wc.clone())).default_backoff().touched_objects();
+    let (access_packages, apkg_writer) = reflector::store::<crate::api::AccessPackage>();
+    let apkg_events =
+        reflector::reflector(apkg_writer, watcher(scoped_api(&client, ns), wc.clone())).default_backoff().touched_objects();
     let config = ControllerConfig::default().concurrency(args.concurrency).debounce(Duration::from_secs(1));
     let controller = Controller::new(scoped_api::<Tenant>(&client, ns), wc).with_config(config);
     let tenants = controller.store();
@@ -304,6 +312,8 @@ async fn run_controllers(
     let mut ctx = Context::new(client, stores, &args.directory, metrics, settings, Some(identity));
     ctx.identity_providers = identity_providers;
     ctx.sign_up_flows = sign_up_flows;
+    ctx.connected_organizations = connected_organizations;
+    ctx.access_packages = access_packages;
     let ctx = Arc::new(ctx);
 
     let wake = Arc::new(Notify::new());
@@ -329,7 +339,9 @@ async fn run_controllers(
         .watches_stream(policy_events, to_tenant::<CrossTenantAccessPolicy>(tenants.clone(), wake.clone()))
         .watches_stream(invitation_events, to_tenant::<GuestInvitation>(tenants.clone(), wake.clone()))
         .watches_stream(idp_events, to_tenant::<crate::api::IdentityProvider>(tenants.clone(), wake.clone()))
-        .watches_stream(flow_events, to_tenant::<crate::api::SignUpFlow>(tenants.clone(), wake))
+        .watches_stream(flow_events, to_tenant::<crate::api::SignUpFlow>(tenants.clone(), wake.clone()))
+        .watches_stream(corg_events, to_tenant::<crate::api::ConnectedOrganization>(tenants.clone(), wake.clone()))
+        .watches_stream(apkg_events, to_tenant::<crate::api::AccessPackage>(tenants.clone(), wake))
         .watches_stream(secret_events, secret_to_tenants(tenants))
         .graceful_shutdown_on(shutdown)
         .run(reconcile_tenant, error_policy, ctx)
