@@ -27,6 +27,7 @@ mod admin;
 pub mod apps;
 mod auth;
 mod batch;
+mod conditional_access;
 mod entitlement;
 pub mod config;
 pub mod contract;

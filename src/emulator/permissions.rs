@@ -33,6 +33,7 @@ pub const KNOWN: &[&str] = &[
     "IdentityProvider.ReadWrite.All",
     "IdentityUserFlow.Read.All",
     "IdentityUserFlow.ReadWrite.All",
+    "Policy.ReadWrite.ConditionalAccess",
 ];
 
 /// The known permission spelled as Microsoft spells it, whatever the case it was given in.
@@ -77,6 +78,8 @@ const IDP_READ: &[&str] = &["IdentityProvider.Read.All", "IdentityProvider.ReadW
 const IDP_WRITE: &[&str] = &["IdentityProvider.ReadWrite.All"];
 const FLOW_READ: &[&str] = &["IdentityUserFlow.Read.All", "IdentityUserFlow.ReadWrite.All"];
 const FLOW_WRITE: &[&str] = &["IdentityUserFlow.ReadWrite.All"];
+const CA_READ: &[&str] = &["Policy.Read.All", "Policy.ReadWrite.ConditionalAccess"];
+const CA_WRITE: &[&str] = &["Policy.ReadWrite.ConditionalAccess"];
 /// `$batch` itself needs a valid token only; each request inside is checked on its own.
 const ANY: &[&str] = &[];
 
@@ -115,6 +118,8 @@ pub fn required(route: &Route, method: &Method) -> &'static [&'static str] {
         Route::IdentityProviders | Route::IdentityProvider(_) => IDP_WRITE,
         Route::UserFlows | Route::UserFlow(_) if read => FLOW_READ,
         Route::UserFlows | Route::UserFlow(_) => FLOW_WRITE,
+        Route::ConditionalAccessPolicies | Route::ConditionalAccessPolicy(_) if read => CA_READ,
+        Route::ConditionalAccessPolicies | Route::ConditionalAccessPolicy(_) => CA_WRITE,
         Route::ConnectedOrganizations
         | Route::ConnectedOrganization(_)
         | Route::AccessPackages

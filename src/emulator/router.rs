@@ -148,6 +148,9 @@ pub enum Route {
     /// `/identity/b2xUserFlows` (R17).
     UserFlows,
     UserFlow(String),
+    /// `/identity/conditionalAccess/policies` (R18).
+    ConditionalAccessPolicies,
+    ConditionalAccessPolicy(String),
     /// `/identityGovernance/entitlementManagement/…` (R16).
     ConnectedOrganizations,
     ConnectedOrganization(String),
@@ -201,6 +204,10 @@ impl Route {
             (ApiVersion::V1, ["identity", "identityProviders", id]) => Route::IdentityProvider(id.to_string()),
             (ApiVersion::V1, ["identity", "b2xUserFlows"]) => Route::UserFlows,
             (ApiVersion::V1, ["identity", "b2xUserFlows", id]) => Route::UserFlow(id.to_string()),
+            (ApiVersion::V1, ["identity", "conditionalAccess", "policies"]) => Route::ConditionalAccessPolicies,
+            (ApiVersion::V1, ["identity", "conditionalAccess", "policies", id]) => {
+                Route::ConditionalAccessPolicy(id.to_string())
+            }
             (ApiVersion::V1, ["identityGovernance", "entitlementManagement", rest @ ..]) => match rest {
                 ["connectedOrganizations"] => Route::ConnectedOrganizations,
                 ["connectedOrganizations", id] => Route::ConnectedOrganization(id.to_string()),
@@ -252,6 +259,8 @@ impl Route {
             Route::IdentityProviders | Route::UserFlows => GET_POST,
             Route::IdentityProvider(_) => GET_PATCH_DELETE,
             Route::UserFlow(_) => &[Method::GET, Method::DELETE],
+            Route::ConditionalAccessPolicies => GET_POST,
+            Route::ConditionalAccessPolicy(_) => GET_PATCH_DELETE,
             Route::ConnectedOrganizations | Route::AccessPackages | Route::AssignmentPolicies => GET_POST,
             Route::ConnectedOrganization(_) | Route::AccessPackage(_) => GET_PATCH_DELETE,
             Route::AssignmentPolicy(_) => &[Method::GET, Method::PUT, Method::DELETE],
@@ -311,6 +320,8 @@ impl Route {
             Route::IdentityProvider(_) => "/identity/identityProviders/{identityProviderBase-id}",
             Route::UserFlows => "/identity/b2xUserFlows",
             Route::UserFlow(_) => "/identity/b2xUserFlows/{b2xIdentityUserFlow-id}",
+            Route::ConditionalAccessPolicies => "/identity/conditionalAccess/policies",
+            Route::ConditionalAccessPolicy(_) => "/identity/conditionalAccess/policies/{conditionalAccessPolicy-id}",
             Route::ConnectedOrganizations => "/identityGovernance/entitlementManagement/connectedOrganizations",
             Route::ConnectedOrganization(_) => {
                 "/identityGovernance/entitlementManagement/connectedOrganizations/{connectedOrganization-id}"

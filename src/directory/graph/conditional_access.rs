@@ -74,7 +74,7 @@ fn guests_to_wire(g: &GuestsOrExternalUsers) -> Value {
     v
 }
 
-fn guests_from_wire(v: &Value) -> Result<Option<GuestsOrExternalUsers>, String> {
+pub(crate) fn guests_from_wire(v: &Value) -> Result<Option<GuestsOrExternalUsers>, String> {
     if v.is_null() {
         return Ok(None);
     }

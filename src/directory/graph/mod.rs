@@ -12,7 +12,7 @@
 
 mod auth;
 mod batch;
-mod conditional_access;
+pub(crate) mod conditional_access;
 mod entitlement;
 mod http;
 mod identity;
@@ -51,6 +51,7 @@ pub const APPLY_PERMISSIONS: &[&str] = &[
     "EntitlementManagement.ReadWrite.All",
     "IdentityProvider.ReadWrite.All",
     "IdentityUserFlow.ReadWrite.All",
+    "Policy.ReadWrite.ConditionalAccess",
 ];
 
 pub use auth::Credential;
