@@ -42,7 +42,7 @@ fn rbac_grants_only_the_verbs_the_controller_uses() {
     let kinds = ["tenants", "crosstenantaccesspolicies", "guestinvitations", "syncjobs", "multitenantorganizations"];
     let sub = |s: &str, kinds: &[&str]| kinds.iter().map(|k| format!("{k}/{s}")).collect::<Vec<_>>();
     // Only the kinds with a finalizer need `finalizers`: SyncJobs have none (their users stay in the target).
-    let finalized = ["tenants", "crosstenantaccesspolicies", "guestinvitations"];
+    let finalized = ["tenants", "crosstenantaccesspolicies", "guestinvitations", "multitenantorganizations"];
     assert_eq!(
         rules(cluster_role),
         vec![

@@ -11,7 +11,7 @@ use super::common::{CEL_GUID, CommonStatus, TenantRef};
 use crate::core::model::UserType;
 use crate::core::mto::{MtoMemberState, MtoRole};
 use crate::core::settings::CrossTenantAccessSettings;
-use crate::core::sync::{AttributeMapping, LeavingScope, SyncScope};
+use crate::core::sync::{AttributeMapping, LeavingScope, SyncCounts, SyncJobState, SyncScope};
 
 /// A multi-tenant organization: its owner, its members, and what entente generates between them.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
@@ -154,6 +154,49 @@ pub struct MultiTenantOrganizationStatus {
     /// Each tenant of the organization as the owner lists it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<MtoMemberStatus>,
+    /// The partner configurations the organization generates, one per ordered pair of managed members.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partner_configurations: Vec<MtoPartnerStatus>,
+    /// The sync jobs the organization generates, with their last run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sync_jobs: Vec<MtoSyncJobStatus>,
+    /// What kept a member tenant's reconcile from doing what the organization asks, per tenant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// A generated partner configuration: in `tenant`, for `partnerTenantId`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MtoPartnerStatus {
+    /// The Tenant object (`namespace/name`) whose directory holds it.
+    pub tenant: String,
+    pub partner_tenant_id: String,
+    /// Whether the directory holds it, marked `isInMultiTenantOrganization`.
+    pub present: bool,
+}
+
+/// A generated sync job and its last run, as the sync state remembers it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MtoSyncJobStatus {
+    pub name: String,
+    /// Source and target tenant ids.
+    pub source_tenant_id: String,
+    pub target_tenant_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<SyncJobState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_counts: Option<SyncCounts>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users_in_scope: Option<u64>,
+    /// Why the job is not ready (missing prerequisites, a failed run, quarantine), when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

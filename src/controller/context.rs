@@ -13,7 +13,7 @@ use kube::runtime::reflector::Store;
 use tracing::warn;
 
 use super::metrics::Metrics;
-use crate::api::{CrossTenantAccessPolicy, GuestInvitation, Tenant};
+use crate::api::{CrossTenantAccessPolicy, GuestInvitation, MultiTenantOrganization, Tenant};
 use crate::engine::routes::Backends;
 
 /// Settings of the reconcile loop.
@@ -51,6 +51,10 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
+    /// MultiTenantOrganizations (an empty cache unless set: `run_controllers` and tests set it).
+    pub multi_tenant_organizations: Store<MultiTenantOrganization>,
+    /// What Tenant reconciles report to the MultiTenantOrganization controller.
+    pub(super) mto: super::mto::Shared,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -86,6 +90,8 @@ impl Context {
             recorder,
             metrics,
             settings,
+            multi_tenant_organizations: super::mto::empty_store(),
+            mto: super::mto::Shared::default(),
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -100,6 +106,7 @@ impl Context {
             && ready(self.sign_up_flows.wait_until_ready().now_or_never())
             && ready(self.connected_organizations.wait_until_ready().now_or_never())
             && ready(self.access_packages.wait_until_ready().now_or_never())
+            && ready(self.multi_tenant_organizations.wait_until_ready().now_or_never())
     }
 
     /// The next retry delay for `key`, counting this failure.

@@ -12,12 +12,16 @@
 //!
 //! SyncJobs have a controller of their own (`sync_jobs`), started beside the Tenant controller under
 //! the same leader election and namespace scoping: a job runs on its schedule, not on its Tenant's.
+//! MultiTenantOrganizations are children of every Tenant they name (their membership and generated
+//! partner configurations are planned per tenant) and have a controller of their own (`mto`) for their
+//! status and the sync jobs they generate.
 
 mod context;
 mod error;
 mod entitlement;
 mod identity;
 pub mod metrics;
+pub mod mto;
 mod orphans;
 mod patch;
 mod reconcile;
@@ -38,19 +42,20 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef as StoreRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
 use tokio::sync::{Notify, watch};
 use tracing::{debug, info, warn};
 
 pub use context::{Context, Settings, Stores};
 pub use error::Error;
+pub use mto::{mto_error_policy, reconcile_mto};
 pub use orphans::sweep as sweep_orphans;
 pub use reconcile::{DEFAULT_INTERVAL, error_policy, reconcile_tenant};
 pub use secrets::KubeSecret;
 pub use sync_jobs::{SyncContext, reconcile_sync_job, sync_error_policy};
 
-use crate::api::{CrossTenantAccessPolicy, GuestInvitation, Tenant};
+use crate::api::{CrossTenantAccessPolicy, GuestInvitation, MultiTenantOrganization, Tenant};
 use metrics::Metrics;
 use scope::{Child, namespace_of, tenant_of};
 use server::Health;
@@ -289,6 +294,17 @@ async fn run_controllers(
     // Only the Secrets' metadata is watched: their values are read when a reconcile needs them.
     let secret_events =
         watcher(scoped_api::<PartialObjectMeta<Secret>>(&client, ns), wc.clone()).default_backoff().touched_objects();
+    // MultiTenantOrganizations: a change of spec or a deletion re-queues the Tenants they name (and those
+    // their status still lists); a Tenant's spec change re-queues the Tenants sharing an organization with it.
+    let (organizations, organization_writer) = reflector::store::<MultiTenantOrganization>();
+    let organization_events = reflector::reflector(organization_writer, watcher(scoped_api(&client, ns), wc.clone()))
+        .default_backoff()
+        .touched_objects()
+        .predicate_filter(mto::spec_or_deletion, Default::default());
+    let member_events = watcher(scoped_api::<Tenant>(&client, ns), wc.clone())
+        .default_backoff()
+        .touched_objects()
+        .predicate_filter(predicates::generation, Default::default());
 
     // IdentityProviders and SignUpFlows (R17): children of a Tenant by `spec.tenantRef`.
     let (identity_providers, idp_writer) = reflector::store::<crate::api::IdentityProvider>();
@@ -314,6 +330,7 @@ async fn run_controllers(
     ctx.sign_up_flows = sign_up_flows;
     ctx.connected_organizations = connected_organizations;
     ctx.access_packages = access_packages;
+    ctx.multi_tenant_organizations = organizations.clone();
     let ctx = Arc::new(ctx);
 
     let wake = Arc::new(Notify::new());
@@ -335,6 +352,7 @@ async fn run_controllers(
     };
     info!(concurrency = args.concurrency, namespace = ns.unwrap_or("*"), "controller started");
     let sync_jobs = sync_jobs::run(ctx.clone(), args.namespace.clone(), args.concurrency, stop.clone());
+    let organizations_loop = mto::run(ctx.clone(), args.namespace.clone(), args.concurrency, stop.clone());
     let tenants_loop = controller
         .watches_stream(policy_events, to_tenant::<CrossTenantAccessPolicy>(tenants.clone(), wake.clone()))
         .watches_stream(invitation_events, to_tenant::<GuestInvitation>(tenants.clone(), wake.clone()))
@@ -342,7 +360,9 @@ async fn run_controllers(
         .watches_stream(flow_events, to_tenant::<crate::api::SignUpFlow>(tenants.clone(), wake.clone()))
         .watches_stream(corg_events, to_tenant::<crate::api::ConnectedOrganization>(tenants.clone(), wake.clone()))
         .watches_stream(apkg_events, to_tenant::<crate::api::AccessPackage>(tenants.clone(), wake))
-        .watches_stream(secret_events, secret_to_tenants(tenants))
+        .watches_stream(secret_events, secret_to_tenants(tenants.clone()))
+        .watches_stream(organization_events, mto::to_tenants(tenants.clone()))
+        .watches_stream(member_events, mto::co_members(tenants, organizations))
         .graceful_shutdown_on(shutdown)
         .run(reconcile_tenant, error_policy, ctx)
         .for_each(|r| async move {
@@ -351,7 +371,7 @@ async fn run_controllers(
                 Err(e) => debug!(error = %e, "controller event"),
             }
         });
-    futures::join!(tenants_loop, sync_jobs);
+    futures::join!(tenants_loop, sync_jobs, organizations_loop);
     sweeper.abort();
     ready.abort();
     Ok(())

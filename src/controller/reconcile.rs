@@ -2,8 +2,9 @@
 //! observe is a bulk read per tenant, so the tenant is the unit of work.
 //!
 //! 1. Read the objects from the caches; refuse cross-namespace references the Tenant does not allow.
-//! 2. Validate through the converter the CLI uses (`manifest::convert_objects`); invalid objects get
-//!    `InvalidSpec` and are left out.
+//! 2. Validate through the converter the CLI uses (`manifest::convert_live`, through `mto::convert`,
+//!    which adds the other Tenants the MultiTenantOrganizations naming this one need); invalid objects
+//!    get `InvalidSpec` and are left out.
 //! 3. Add the finalizer to the Tenant and to each valid child, before any directory write.
 //! 4. Read the credentials Secret (graph backend), route, observe, plan with `Prune::Only(objects being
 //!    deleted that carry our finalizer)`, apply.
@@ -31,14 +32,14 @@ use super::secrets;
 use super::status::{self, GuestKnowledge, Verdict, reason};
 use crate::api::cross_tenant_access_policy::CrossTenantAccessPolicyStatus;
 use crate::api::tenant::{ManagedCounts, TenantStatus};
-use crate::api::{CrossTenantAccessPolicy, GuestInvitation, Tenant};
+use crate::api::{CrossTenantAccessPolicy, GuestInvitation, MultiTenantOrganization, Tenant};
 use crate::core::model::{DeletionPolicy, GuestUser, Kind, ObjectRef, TenantSnapshot};
 use crate::core::operation::{InvitationResult, Outcome};
 use crate::core::plan::{Action as PlanAction, Change, Observed, PlanOptions, Prune, plan};
 use crate::core::validate;
 use crate::directory::Directory;
 use crate::engine::{self, ChangeResult, Routes};
-use crate::manifest::{Live, convert_live};
+use crate::manifest::Live;
 
 /// How often a tenant is re-read for drift when its `spec.reconcile.interval` says nothing.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(600);
@@ -95,6 +96,7 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     let tenant_obj = scope::object_ref(Kind::Tenant, tenant);
     let policies = scope::children(&ctx.policies, tenant);
     let invitations = scope::children(&ctx.invitations, tenant);
+    let organizations = scope::organizations(&ctx.multi_tenant_organizations, tenant);
     debug!(tenant = %tenant_obj, policies = policies.len(), invitations = invitations.len(), "reconciling");
 
     // Validate through the CLI's converter.
@@ -103,6 +105,7 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     let (live_providers, live_flows) = super::identity::live(&ctx.identity_providers, &ctx.sign_up_flows, tenant);
     let (live_corgs, live_packages) =
         super::entitlement::live(&ctx.connected_organizations, &ctx.access_packages, tenant);
+    let live_organizations: Vec<MultiTenantOrganization> = live(&organizations);
     let live_objects = Live {
         connected_organizations: live_corgs,
         access_packages: live_packages,
@@ -111,9 +114,10 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         invitations: live_invitations.clone(),
         identity_providers: live_providers,
         sign_up_flows: live_flows,
+        multi_tenant_organizations: live_organizations,
         ..Live::default()
     };
-    let (manifests, errors) = convert_live(&live_objects);
+    let (manifests, errors) = super::mto::convert(tenant, live_objects.clone(), &ctx.tenants);
     let mut invalid: HashMap<String, Vec<String>> = HashMap::new();
     for e in errors {
         let line = match &e.field {
@@ -163,6 +167,9 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     for i in invitations.iter().filter(|s| needs_finalizer(s, &invalid)) {
         patch::add(&ctx.client, i.obj.as_ref()).await?;
     }
+    for m in organizations.iter().filter(|s| needs_finalizer(s, &invalid)) {
+        patch::add(&ctx.client, m.obj.as_ref()).await?;
+    }
 
     // Route, observe, plan, apply.
     let (route, route_reason) = match secrets::fetch(&ctx.client, tenant).await {
@@ -192,7 +199,8 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         Some(Ok(Some(snapshot))) => unrecorded(&policies, &invitations, snapshot),
         _ => BTreeSet::new(),
     };
-    let prune: BTreeSet<ObjectRef> = prune.difference(&readopt).cloned().collect();
+    let mut prune: BTreeSet<ObjectRef> = prune.difference(&readopt).cloned().collect();
+    prune.extend(super::mto::prunable(&ctx.multi_tenant_organizations, tenant, &organizations));
     let manifests = if readopt.is_empty() {
         manifests
     } else {
@@ -201,12 +209,13 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         p.extend(policies.iter().filter(again).map(|s| (*s.obj).clone()));
         let mut i = live_invitations.clone();
         i.extend(invitations.iter().filter(|s| readopt.contains(&s.object)).map(|s| (*s.obj).clone()));
-        convert_live(&Live { policies: p, invitations: i, ..live_objects.clone() }).0
+        super::mto::convert(tenant, Live { policies: p, invitations: i, ..live_objects.clone() }, &ctx.tenants).0
     };
     let mut manifests = manifests;
     super::identity::resolve_secrets(&ctx.client, &mut manifests.desired).await;
     let the_plan = plan(&manifests.desired, &observed, PlanOptions { prune: Prune::Only(prune) });
     let report = engine::apply(&the_plan, &routes).await;
+    super::mto::report(ctx, tenant, &organizations, &invalid, &the_plan, &report.results);
     let before = observed.get(&tenant_id).cloned().unwrap_or_else(|| Err("not read".into()));
     let after = if report.writes > 0 {
         observe(&tenant_id, &routes).await.remove(&tenant_id).unwrap_or_else(|| Err("not read".into()))

@@ -7,7 +7,7 @@ use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 
 use super::patch::{has_finalizer, is_deleting};
-use crate::api::{CrossTenantAccessPolicy, GuestInvitation, Tenant, TenantRef};
+use crate::api::{CrossTenantAccessPolicy, GuestInvitation, MultiTenantOrganization, Tenant, TenantRef};
 use crate::core::model::{Kind, ObjectRef};
 
 /// What the reconcile does with a child object.
@@ -42,6 +42,46 @@ impl Child for GuestInvitation {
     fn tenant_ref(&self) -> &TenantRef {
         &self.spec.tenant_ref
     }
+}
+
+/// A MultiTenantOrganization names several Tenants; as a `Child` it answers its owner (the Tenant
+/// reconcile lists organizations with `organizations`, which looks at every Tenant they name).
+impl Child for MultiTenantOrganization {
+    const KIND: Kind = Kind::MultiTenantOrganization;
+    fn tenant_ref(&self) -> &TenantRef {
+        &self.spec.owner.tenant_ref
+    }
+}
+
+/// Whether the organization names `tenant`: as owner, or as a member by `tenantRef` or by `tenantId`.
+pub fn names_tenant(mto: &MultiTenantOrganization, tenant: &Tenant) -> bool {
+    let own = namespace_of(mto);
+    let key = (namespace_of(tenant), tenant.name_any());
+    let by_ref = |r: &TenantRef| (r.namespace.clone().unwrap_or_else(|| own.clone()), r.name.clone()) == key;
+    by_ref(&mto.spec.owner.tenant_ref)
+        || mto.spec.members.iter().any(|m| {
+            m.tenant_ref.as_ref().is_some_and(by_ref)
+                || m.tenant_id.as_deref().is_some_and(|id| id.trim().eq_ignore_ascii_case(tenant.spec.tenant_id.trim()))
+        })
+}
+
+/// Every MultiTenantOrganization that names `tenant`, oldest first, with what the reconcile does with each.
+pub fn organizations(store: &Store<MultiTenantOrganization>, tenant: &Tenant) -> Vec<Scoped<MultiTenantOrganization>> {
+    let mut out: Vec<Scoped<MultiTenantOrganization>> = store
+        .state()
+        .into_iter()
+        .filter(|m| names_tenant(m, tenant))
+        .map(|obj| Scoped {
+            object: object_ref(Kind::MultiTenantOrganization, obj.as_ref()),
+            disposition: disposition(obj.as_ref(), tenant),
+            obj,
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        let created = |s: &Scoped<MultiTenantOrganization>| s.obj.meta().creation_timestamp.clone();
+        created(a).cmp(&created(b)).then_with(|| a.object.cmp(&b.object))
+    });
+    out
 }
 
 pub fn namespace_of<K: kube::Resource>(obj: &K) -> String {
@@ -83,7 +123,7 @@ pub fn children<K: Child + 'static>(store: &Store<K>, tenant: &Tenant) -> Vec<Sc
     out
 }
 
-pub fn disposition<K: Child>(child: &K, tenant: &Tenant) -> Disposition {
+pub fn disposition<K: kube::Resource>(child: &K, tenant: &Tenant) -> Disposition {
     if is_deleting(child) {
         return if has_finalizer(child) { Disposition::Deleting } else { Disposition::Ignored };
     }
@@ -97,7 +137,7 @@ pub fn disposition<K: Child>(child: &K, tenant: &Tenant) -> Disposition {
 }
 
 /// The message of a denied cross-namespace reference.
-pub fn denied_message<K: Child>(child: &K, tenant: &Tenant) -> String {
+pub fn denied_message<K: kube::Resource>(child: &K, tenant: &Tenant) -> String {
     format!(
         "spec.tenantRef: Tenant {}/{} does not allow objects from namespace {:?}: add it to the Tenant's spec.allowedNamespaces",
         namespace_of(tenant),

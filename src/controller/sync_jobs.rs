@@ -187,9 +187,9 @@ pub fn sync_error_policy(job: Arc<SyncJob>, error: &Error, ctx: Arc<SyncContext>
 
 /// Why a job cannot be considered for a run at all.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Blocked {
-    reason: &'static str,
-    message: String,
+pub(super) struct Blocked {
+    pub(super) reason: &'static str,
+    pub(super) message: String,
     /// Only an edit of the SyncJob or of a Tenant can change it (`Stalled`).
     stalled: bool,
 }
@@ -304,9 +304,9 @@ fn validate(
 }
 
 /// Both tenants' directories, through the controller's backends and each Tenant's credentials Secret.
-async fn routes(ctx: &Context, manifests: &Manifests, tenants: [&Tenant; 2]) -> Result<Routes, Blocked> {
+pub(super) async fn routes(ctx: &Context, manifests: &Manifests, tenants: &[&Tenant]) -> Result<Routes, Blocked> {
     let mut routes = Routes::new();
-    for t in tenants {
+    for &t in tenants {
         let id = t.spec.tenant_id.trim().to_ascii_lowercase();
         if routes.contains_key(&id) {
             continue;
@@ -531,6 +531,84 @@ enum Step {
     Run { only_due: bool },
 }
 
+/// What one reconcile did about a job.
+pub(super) struct Attempt {
+    /// The run, when the job ran.
+    pub(super) ran: Option<Box<sync::SyncRunReport>>,
+    /// Why it could not run at all.
+    pub(super) could_not_run: Option<String>,
+    /// The prerequisites found missing without a run (they were missing last time and still are).
+    pub(super) checked_missing: Option<Vec<MissingPrerequisite>>,
+}
+
+/// Runs the job through `engine::sync::run_jobs` when it is due: first run or changed settings, interval
+/// elapsed, provision on demand, prerequisites back in place, or the retry time after a failed run.
+/// `key` names it in logs. Shared by the SyncJob controller and the jobs multi-tenant organizations
+/// generate (`super::mto`).
+pub(super) async fn run_if_due(
+    base: &Context,
+    key: &str,
+    desired_state: &crate::core::model::DesiredState,
+    routes: &Routes,
+    store: &sync::SyncStore,
+    desired: &DesiredSyncJob,
+    state: Option<&JobState>,
+) -> Attempt {
+    let sync_key = job_key(desired);
+    let now = Utc::now();
+    let before = last_report(state);
+    let mut checked_missing: Option<Vec<MissingPrerequisite>> = None;
+    let step = if desired.suspended {
+        Step::Wait
+    } else if before.as_ref().is_some_and(|r| !r.missing_prerequisites.is_empty()) {
+        // Missing last time: run as soon as they are in place (a Tenant's change re-queues this job).
+        match missing_now(desired, routes).await {
+            Ok(m) if !m.is_empty() => {
+                checked_missing = Some(m);
+                Step::Wait
+            }
+            _ => Step::Run { only_due: false },
+        }
+    } else if !sync::pending_on_demand(desired, state).is_empty() {
+        Step::Run { only_due: true }
+    } else if let Some(at) = retry_at(desired, state) {
+        if now >= at { Step::Run { only_due: false } } else { Step::Wait }
+    } else {
+        Step::Run { only_due: true }
+    };
+
+    let mut ran = None;
+    let mut could_not_run = None;
+    if let Step::Run { only_due } = step {
+        let selection = Selection { jobs: vec![sync_key.clone()], only_due };
+        let outcome = run_jobs(desired_state, routes, store, &selection, &RunOptions::default(), None).await;
+        match outcome.into_iter().next() {
+            Some(JobOutcome::Ran { report }) => {
+                let outcome = if !report.missing_prerequisites.is_empty() {
+                    "prerequisites_missing"
+                } else if report.failed() {
+                    "failed"
+                } else {
+                    "success"
+                };
+                base.metrics.sync_run(outcome);
+                base.metrics.sync_users(&report.counts);
+                info!(sync_job = %key, outcome, counts = %counts_note(&report.counts), full = report.full, "ran");
+                ran = Some(report);
+            }
+            Some(JobOutcome::NotDue { next_run, .. }) => debug!(sync_job = %key, next_run = %next_run, "not due"),
+            Some(JobOutcome::Error { message, .. }) => {
+                base.metrics.sync_run("error");
+                warn!(sync_job = %key, error = %message, "could not run");
+                could_not_run = Some(message);
+            }
+            None => could_not_run = Some("the job was not selected".into()),
+        }
+    }
+
+    Attempt { ran, could_not_run, checked_missing }
+}
+
 async fn reconcile(job: &SyncJob, ctx: &SyncContext) -> Result<Action, Error> {
     let base = ctx.base.as_ref();
     let jobs_ready = matches!(futures::FutureExt::now_or_never(ctx.jobs.wait_until_ready()), Some(Ok(())));
@@ -570,62 +648,14 @@ async fn reconcile(job: &SyncJob, ctx: &SyncContext) -> Result<Action, Error> {
         Ok(s) => s,
         Err(e) => return problem(base, job, &desired, None, reason::RUN_FAILED, e.to_string()).await,
     };
-    let routes = match routes(base, &manifests, [source.as_ref(), target.as_ref()]).await {
+    let routes = match routes(base, &manifests, &[source.as_ref(), target.as_ref()]).await {
         Ok(r) => r,
         Err(b) => return problem(base, job, &desired, state.as_ref(), b.reason, b.message).await,
     };
 
-    // Whether to run.
-    let now = Utc::now();
-    let before = last_report(state.as_ref());
-    let mut checked_missing: Option<Vec<MissingPrerequisite>> = None;
-    let step = if desired.suspended {
-        Step::Wait
-    } else if before.as_ref().is_some_and(|r| !r.missing_prerequisites.is_empty()) {
-        // Missing last time: run as soon as they are in place (a Tenant's change re-queues this job).
-        match missing_now(&desired, &routes).await {
-            Ok(m) if !m.is_empty() => {
-                checked_missing = Some(m);
-                Step::Wait
-            }
-            _ => Step::Run { only_due: false },
-        }
-    } else if !sync::pending_on_demand(&desired, state.as_ref()).is_empty() {
-        Step::Run { only_due: true }
-    } else if let Some(at) = retry_at(&desired, state.as_ref()) {
-        if now >= at { Step::Run { only_due: false } } else { Step::Wait }
-    } else {
-        Step::Run { only_due: true }
-    };
-
-    let mut ran = None;
-    let mut could_not_run = None;
-    if let Step::Run { only_due } = step {
-        let selection = Selection { jobs: vec![sync_key.clone()], only_due };
-        let outcome = run_jobs(&manifests.desired, &routes, &store, &selection, &RunOptions::default(), None).await;
-        match outcome.into_iter().next() {
-            Some(JobOutcome::Ran { report }) => {
-                let outcome = if !report.missing_prerequisites.is_empty() {
-                    "prerequisites_missing"
-                } else if report.failed() {
-                    "failed"
-                } else {
-                    "success"
-                };
-                base.metrics.sync_run(outcome);
-                base.metrics.sync_users(&report.counts);
-                info!(sync_job = %key, outcome, counts = %counts_note(&report.counts), full = report.full, "ran");
-                ran = Some(report);
-            }
-            Some(JobOutcome::NotDue { next_run, .. }) => debug!(sync_job = %key, next_run = %next_run, "not due"),
-            Some(JobOutcome::Error { message, .. }) => {
-                base.metrics.sync_run("error");
-                warn!(sync_job = %key, error = %message, "could not run");
-                could_not_run = Some(message);
-            }
-            None => could_not_run = Some("the job was not selected".into()),
-        }
-    }
+    // Whether to run, and the run.
+    let Attempt { ran, could_not_run, checked_missing } =
+        run_if_due(base, &key, &manifests.desired, &routes, &store, &desired, state.as_ref()).await;
 
     // Status from what the store remembers now.
     let state = match store.job(&sync_key) {
@@ -668,7 +698,7 @@ async fn problem(
 
 /// When to look at the job again: its next run (at most an hour, at most its interval, a few seconds
 /// late so it is due), 1 to 5 minutes (jittered) while it fails or its prerequisites are missing.
-fn requeue_after(
+pub(super) fn requeue_after(
     job: &DesiredSyncJob,
     state: Option<&JobState>,
     status: &SyncJobStatus,
