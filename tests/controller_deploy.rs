@@ -51,6 +51,7 @@ fn rbac_grants_only_the_verbs_the_controller_uses() {
             (own(&["entente.dev"]), sub("finalizers", &finalized), own(&["patch"])),
             (own(&["entente.dev"]), own(&["identityproviders", "signupflows"]), own(&["get", "list", "watch"])),
             (own(&["entente.dev"]), own(&["connectedorganizations", "accesspackages"]), own(&["get", "list", "watch"])),
+            (own(&["entente.dev"]), own(&["conditionalaccesspolicies"]), own(&["get", "list", "watch"])),
             (own(&[""]), own(&["secrets"]), own(&["get", "list", "watch"])),
             (own(&["events.k8s.io"]), own(&["events"]), own(&["create", "patch"])),
         ]

@@ -47,6 +47,8 @@ pub struct Context {
     /// ConnectedOrganizations and AccessPackages (R16; empty caches unless set: `run_controllers` sets them).
     pub connected_organizations: Store<crate::api::ConnectedOrganization>,
     pub access_packages: Store<crate::api::AccessPackage>,
+    /// ConditionalAccessPolicies (R18; an empty cache unless set: `run_controllers` sets it).
+    pub conditional_access_policies: Store<crate::api::ConditionalAccessPolicy>,
     pub backends: Backends,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
@@ -86,6 +88,7 @@ impl Context {
             sign_up_flows: super::identity::empty_store(),
             connected_organizations: super::entitlement::empty_store(),
             access_packages: super::entitlement::empty_store(),
+            conditional_access_policies: super::conditional_access::empty_store(),
             backends: Backends::new(directory),
             recorder,
             metrics,
@@ -106,6 +109,7 @@ impl Context {
             && ready(self.sign_up_flows.wait_until_ready().now_or_never())
             && ready(self.connected_organizations.wait_until_ready().now_or_never())
             && ready(self.access_packages.wait_until_ready().now_or_never())
+            && ready(self.conditional_access_policies.wait_until_ready().now_or_never())
             && ready(self.multi_tenant_organizations.wait_until_ready().now_or_never())
     }
 

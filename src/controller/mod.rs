@@ -18,6 +18,7 @@
 
 mod context;
 mod error;
+mod conditional_access;
 mod entitlement;
 mod identity;
 pub mod metrics;
@@ -320,6 +321,10 @@ async fn run_controllers(
     let (access_packages, apkg_writer) = reflector::store::<crate::api::AccessPackage>();
     let apkg_events =
         reflector::reflector(apkg_writer, watcher(scoped_api(&client, ns), wc.clone())).default_backoff().touched_objects();
+    // ConditionalAccessPolicies (R18): children of a Tenant by `spec.tenantRef`.
+    let (ca_policies, ca_writer) = reflector::store::<crate::api::ConditionalAccessPolicy>();
+    let ca_events =
+        reflector::reflector(ca_writer, watcher(scoped_api(&client, ns), wc.clone())).default_backoff().touched_objects();
     let config = ControllerConfig::default().concurrency(args.concurrency).debounce(Duration::from_secs(1));
     let controller = Controller::new(scoped_api::<Tenant>(&client, ns), wc).with_config(config);
     let tenants = controller.store();
@@ -330,6 +335,7 @@ async fn run_controllers(
     ctx.sign_up_flows = sign_up_flows;
     ctx.connected_organizations = connected_organizations;
     ctx.access_packages = access_packages;
+    ctx.conditional_access_policies = ca_policies;
     ctx.multi_tenant_organizations = organizations.clone();
     let ctx = Arc::new(ctx);
 
@@ -359,7 +365,8 @@ async fn run_controllers(
         .watches_stream(idp_events, to_tenant::<crate::api::IdentityProvider>(tenants.clone(), wake.clone()))
         .watches_stream(flow_events, to_tenant::<crate::api::SignUpFlow>(tenants.clone(), wake.clone()))
         .watches_stream(corg_events, to_tenant::<crate::api::ConnectedOrganization>(tenants.clone(), wake.clone()))
-        .watches_stream(apkg_events, to_tenant::<crate::api::AccessPackage>(tenants.clone(), wake))
+        .watches_stream(apkg_events, to_tenant::<crate::api::AccessPackage>(tenants.clone(), wake.clone()))
+        .watches_stream(ca_events, to_tenant::<crate::api::ConditionalAccessPolicy>(tenants.clone(), wake))
         .watches_stream(secret_events, secret_to_tenants(tenants.clone()))
         .watches_stream(organization_events, mto::to_tenants(tenants.clone()))
         .watches_stream(member_events, mto::co_members(tenants, organizations))

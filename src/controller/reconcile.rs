@@ -105,8 +105,10 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     let (live_providers, live_flows) = super::identity::live(&ctx.identity_providers, &ctx.sign_up_flows, tenant);
     let (live_corgs, live_packages) =
         super::entitlement::live(&ctx.connected_organizations, &ctx.access_packages, tenant);
+    let live_ca = super::conditional_access::live(&ctx.conditional_access_policies, tenant);
     let live_organizations: Vec<MultiTenantOrganization> = live(&organizations);
     let live_objects = Live {
+        conditional_access_policies: live_ca,
         connected_organizations: live_corgs,
         access_packages: live_packages,
         tenants: vec![tenant.clone()],
