@@ -195,7 +195,7 @@ async fn lifecycle(routes: &Routes) {
     assert_eq!(s.conditional_access.unwrap().iter().map(|p| p.policy.display_name.as_str()).collect::<Vec<_>>(), ["Guests MFA"]);
 
     // deletionPolicy: Retain → the policy stays, the record goes.
-    let retained = format!("{}  deletionPolicy: Retain\n", guests_mfa().replace("\n  grantControls:", "\n  grantControls:"));
+    let retained = format!("{}  deletionPolicy: Retain\n", guests_mfa());
     let d4 = load(&[TENANT_YAML, &retained]).unwrap();
     assert!(failures(&engine::apply(&plan(routes, &d4, Prune::Off).await, routes).await).is_empty());
     let p = plan(routes, &load(&[TENANT_YAML]).unwrap(), Prune::All).await;

@@ -593,17 +593,17 @@ mod tests {
         use BuiltInControl::*;
         use GuestOrExternalUserType::*;
         let mfa = policy(&[B2bCollaborationGuest, B2bDirectConnectUser], &[Mfa]);
-        assert_eq!(decide(&[mfa.clone()], &sign_in(Channel::Collaboration, true)).mfa, super::Mfa::SatisfiedByHome);
-        assert_eq!(decide(&[mfa.clone()], &sign_in(Channel::Collaboration, false)).mfa, super::Mfa::InResource);
-        let dc = decide(&[mfa.clone()], &sign_in(Channel::DirectConnect, false));
+        assert_eq!(decide(std::slice::from_ref(&mfa), &sign_in(Channel::Collaboration, true)).mfa, super::Mfa::SatisfiedByHome);
+        assert_eq!(decide(std::slice::from_ref(&mfa), &sign_in(Channel::Collaboration, false)).mfa, super::Mfa::InResource);
+        let dc = decide(std::slice::from_ref(&mfa), &sign_in(Channel::DirectConnect, false));
         assert_eq!(dc.mfa, super::Mfa::BlocksDirectConnect);
         assert!(!dc.allowed());
         // Another user type: not targeted.
         let members = policy(&[B2bCollaborationMember], &[Block]);
-        assert!(decide(&[members.clone()], &sign_in(Channel::Collaboration, false)).allowed());
+        assert!(decide(std::slice::from_ref(&members), &sign_in(Channel::Collaboration, false)).allowed());
         // Block; report-only is not enforced; disabled ignored.
         let block = policy(&[B2bCollaborationGuest], &[Block]);
-        assert_eq!(decide(&[block.clone()], &sign_in(Channel::Collaboration, true)).blocked_by.as_deref(), Some("p"));
+        assert_eq!(decide(std::slice::from_ref(&block), &sign_in(Channel::Collaboration, true)).blocked_by.as_deref(), Some("p"));
         let mut report = block.clone();
         report.state = PolicyState::EnabledForReportingButNotEnforced;
         let d = decide(&[report], &sign_in(Channel::Collaboration, true));

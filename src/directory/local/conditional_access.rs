@@ -54,14 +54,13 @@ pub(crate) fn check(p: &ConditionalAccessPolicyConfig) -> Result<()> {
         [("include", Some(&users.include_guests_or_external_users)), ("exclude", users.exclude_guests_or_external_users.as_ref())]
     {
         let Some(g) = g else { continue };
-        if g.guest_or_external_user_types.is_empty() {
-            if g.external_tenants.as_ref().is_some_and(|e| *e != ExternalTenants::All) || name == "include" {
-                return invalid(format!(
-                    "policy {:?}: {name}GuestsOrExternalUsers needs at least one guestOrExternalUserTypes member (external \
-                     tenants can only be set with types)",
-                    p.display_name
-                ));
-            }
+        let tenants_set = g.external_tenants.as_ref().is_some_and(|e| *e != ExternalTenants::All);
+        if g.guest_or_external_user_types.is_empty() && (name == "include" || tenants_set) {
+            return invalid(format!(
+                "policy {:?}: {name}GuestsOrExternalUsers needs at least one guestOrExternalUserTypes member (external \
+                 tenants can only be set with types)",
+                p.display_name
+            ));
         }
         if let Some(ExternalTenants::Enumerated(ids)) = &g.external_tenants
             && ids.is_empty()
