@@ -288,3 +288,111 @@ async fn the_same_through_the_graph_backend_and_the_emulator() {
     // Conditional access requests are paced at one per 1.1 s per tenant (Graph: 1/s, no Retry-After).
     assert!(started.elapsed() >= std::time::Duration::from_secs(5), "{:?}", started.elapsed());
 }
+
+// ------------------------------------------------------------------------------------------------
+// The controller (a fake Kubernetes API server, `tower_test::mock::pair`)
+
+mod controller {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use entente::api::{ConditionalAccessPolicy, CrossTenantAccessPolicy, GuestInvitation, Tenant};
+    use entente::controller::metrics::Metrics;
+    use entente::controller::{Context, Settings, Stores, reconcile_tenant};
+    use entente::directory::Directory;
+    use entente::directory::local::LocalDirectory;
+    use http::{Method, Request, Response, StatusCode};
+    use kube::client::Body;
+    use kube::runtime::reflector::{self, Store};
+    use kube::runtime::watcher;
+    use serde_json::{Value, json};
+
+    use super::TENANT;
+
+    fn path_of(obj: &Value) -> String {
+        let ns = obj["metadata"]["namespace"].as_str().unwrap();
+        let name = obj["metadata"]["name"].as_str().unwrap();
+        let plural = match obj["kind"].as_str().unwrap() {
+            "ConditionalAccessPolicy" => "conditionalaccesspolicies".to_string(),
+            k => format!("{}s", k.to_ascii_lowercase()),
+        };
+        format!("/apis/entente.dev/v1alpha1/namespaces/{ns}/{plural}/{name}")
+    }
+
+    fn store<K>(objects: &[Value], kind: &str) -> Store<K>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + 'static,
+    {
+        let (store, mut writer) = reflector::store::<K>();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        for o in objects.iter().filter(|o| o["kind"] == kind) {
+            writer.apply_watcher_event(&watcher::Event::InitApply(serde_json::from_value(o.clone()).unwrap()));
+        }
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        std::mem::forget(writer);
+        store
+    }
+
+    fn meta(name: &str) -> Value {
+        json!({ "namespace": "default", "name": name, "uid": format!("uid-{name}"), "resourceVersion": "1", "generation": 1,
+                "creationTimestamp": "2026-01-01T00:00:00Z" })
+    }
+
+    async fn reconcile(objects: &[Value], directory: &std::path::Path) {
+        let by_path: Arc<Mutex<HashMap<String, Value>>> =
+            Arc::new(Mutex::new(objects.iter().map(|o| (path_of(o), o.clone())).collect()));
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let objs = by_path.clone();
+        let server = tokio::spawn(async move {
+            while let Some((request, send)) = handle.next_request().await {
+                let (parts, body) = request.into_parts();
+                let bytes = body.collect_bytes().await.unwrap();
+                let path = parts.uri.path().trim_end_matches("/status").to_string();
+                let found = objs.lock().unwrap().get(&path).cloned();
+                let (status, answer) = match (&parts.method, found) {
+                    (&Method::POST, _) => (StatusCode::CREATED, serde_json::from_slice(&bytes).unwrap_or(Value::Null)),
+                    (_, Some(o)) => (StatusCode::OK, o),
+                    (_, None) => (
+                        StatusCode::NOT_FOUND,
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}),
+                    ),
+                };
+                send.send_response(
+                    Response::builder().status(status).body(Body::from(serde_json::to_vec(&answer).unwrap())).unwrap(),
+                );
+            }
+        });
+        let client = kube::Client::new(service, "default");
+        let tenants: Store<Tenant> = store(objects, "Tenant");
+        let stores = Stores {
+            tenants: tenants.clone(),
+            policies: store::<CrossTenantAccessPolicy>(objects, "CrossTenantAccessPolicy"),
+            invitations: store::<GuestInvitation>(objects, "GuestInvitation"),
+        };
+        let mut ctx = Context::new(client, stores, directory, Arc::new(Metrics::default()), Settings::default(), None);
+        ctx.conditional_access_policies = store::<ConditionalAccessPolicy>(objects, "ConditionalAccessPolicy");
+        let tenant = tenants.get(&reflector::ObjectRef::new("contoso").within("default")).unwrap();
+        reconcile_tenant(tenant, Arc::new(ctx)).await.expect("reconciles");
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn the_tenant_reconcile_applies_its_conditional_access_policies() {
+        let tmp = tempfile::tempdir().unwrap();
+        let directory = tmp.path().join("directory.db");
+        let objects = vec![
+            json!({ "apiVersion": "entente.dev/v1alpha1", "kind": "Tenant", "metadata": meta("contoso"),
+                    "spec": { "tenantId": TENANT, "initialDomain": "contoso.onmicrosoft.com" } }),
+            json!({ "apiVersion": "entente.dev/v1alpha1", "kind": "ConditionalAccessPolicy", "metadata": meta("guests-mfa"),
+                    "spec": { "tenantRef": { "name": "contoso" }, "displayName": "Guests MFA",
+                              "users": { "includeGuestsOrExternalUsers": { "guestOrExternalUserTypes": ["b2bCollaborationGuest"],
+                                                                           "externalTenants": "all" } },
+                              "applications": { "includeApplications": ["All"] },
+                              "grantControls": { "builtInControls": ["mfa"] } } }),
+        ];
+        reconcile(&objects, &directory).await;
+        let s = LocalDirectory::open(&directory).unwrap().snapshot(TENANT).await.unwrap().unwrap();
+        let names: Vec<String> = s.conditional_access.unwrap().into_iter().map(|p| p.policy.display_name).collect();
+        assert_eq!(names, ["Guests MFA"]);
+    }
+}
