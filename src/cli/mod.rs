@@ -155,6 +155,10 @@ async fn plan_or_apply(args: RunArgs, apply: bool, out: &mut dyn Write, err: &mu
             Output::Text => {
                 render::write_plan(out, &plan, &impact)?;
                 sync::write_outcomes(out, &jobs, &names)?;
+                let pending: u64 = jobs.iter().map(JobOutcome::writes).sum();
+                if pending > 0 {
+                    writeln!(out, "\nSync jobs: {pending} user write(s) pending.")?;
+                }
             }
             Output::Json => {
                 let mut v = render::plan_json(&plan, &impact);
