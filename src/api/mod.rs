@@ -23,8 +23,8 @@ pub use connected_organization::{ConnectedOrganization, ConnectedOrganizationSpe
 pub use cross_tenant_access_policy::{CrossTenantAccessPolicy, CrossTenantAccessPolicySpec};
 pub use guest_invitation::{GuestInvitation, GuestInvitationSpec};
 pub use identity_provider::{IdentityProvider, IdentityProviderSpec};
-pub use sign_up_flow::{SignUpFlow, SignUpFlowSpec};
 pub use multi_tenant_organization::{MultiTenantOrganization, MultiTenantOrganizationSpec};
+pub use sign_up_flow::{SignUpFlow, SignUpFlowSpec};
 pub use sync_job::{SyncJob, SyncJobSpec};
 pub use tenant::{Tenant, TenantSpec};
 

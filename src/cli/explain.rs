@@ -116,9 +116,10 @@ pub async fn run(args: ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) ->
             .get(&resource.identity.tenant_id)
             .map(|ps| ps.iter().map(|d| d.policy.clone()).collect())
             .unwrap_or_default();
-        let others = observed_ca.unwrap_or_default().into_iter().filter(|o| {
-            !declared.iter().any(|d| d.display_name.eq_ignore_ascii_case(&o.display_name))
-        });
+        let others = observed_ca
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|o| !declared.iter().any(|d| d.display_name.eq_ignore_ascii_case(&o.display_name)));
         Some(declared.iter().cloned().chain(others).collect())
     };
     crate::core::conditional_access::add_to_explanation(

@@ -16,10 +16,10 @@
 //! partner configurations are planned per tenant) and have a controller of their own (`mto`) for their
 //! status and the sync jobs they generate.
 
-mod context;
-mod error;
 mod conditional_access;
+mod context;
 mod entitlement;
+mod error;
 mod identity;
 pub mod metrics;
 pub mod mto;

@@ -103,8 +103,7 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     let live_policies: Vec<CrossTenantAccessPolicy> = live(&policies);
     let live_invitations: Vec<GuestInvitation> = live(&invitations);
     let (live_providers, live_flows) = super::identity::live(&ctx.identity_providers, &ctx.sign_up_flows, tenant);
-    let (live_corgs, live_packages) =
-        super::entitlement::live(&ctx.connected_organizations, &ctx.access_packages, tenant);
+    let (live_corgs, live_packages) = super::entitlement::live(&ctx.connected_organizations, &ctx.access_packages, tenant);
     let live_ca = super::conditional_access::live(&ctx.conditional_access_policies, tenant);
     let live_organizations: Vec<MultiTenantOrganization> = live(&organizations);
     let live_objects = Live {

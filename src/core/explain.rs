@@ -737,26 +737,28 @@ mod tests {
             "c".into(),
             CrossTenantAccessSettings { b2b_direct_connect_outbound: all(AccessType::Allowed), ..Default::default() },
         );
-        let ca = |name: &str, state: PolicyState, control: BuiltInControl, excluded: Option<&str>| ConditionalAccessPolicyConfig {
-            display_name: name.into(),
-            state,
-            users: PolicyUsers {
-                include_guests_or_external_users: GuestsOrExternalUsers {
-                    guest_or_external_user_types: BTreeSet::from([
-                        GuestOrExternalUserType::B2bCollaborationGuest,
-                        GuestOrExternalUserType::B2bDirectConnectUser,
-                    ]),
-                    external_tenants: None,
+        let ca = |name: &str, state: PolicyState, control: BuiltInControl, excluded: Option<&str>| {
+            ConditionalAccessPolicyConfig {
+                display_name: name.into(),
+                state,
+                users: PolicyUsers {
+                    include_guests_or_external_users: GuestsOrExternalUsers {
+                        guest_or_external_user_types: BTreeSet::from([
+                            GuestOrExternalUserType::B2bCollaborationGuest,
+                            GuestOrExternalUserType::B2bDirectConnectUser,
+                        ]),
+                        external_tenants: None,
+                    },
+                    exclude_guests_or_external_users: excluded.map(|t| GuestsOrExternalUsers {
+                        guest_or_external_user_types: BTreeSet::from([GuestOrExternalUserType::B2bCollaborationGuest]),
+                        external_tenants: Some(ExternalTenants::Enumerated(BTreeSet::from([t.to_string()]))),
+                    }),
                 },
-                exclude_guests_or_external_users: excluded.map(|t| GuestsOrExternalUsers {
-                    guest_or_external_user_types: BTreeSet::from([GuestOrExternalUserType::B2bCollaborationGuest]),
-                    external_tenants: Some(ExternalTenants::Enumerated(BTreeSet::from([t.to_string()]))),
-                }),
-            },
-            applications: PolicyApplications { include_applications: BTreeSet::from(["All".into()]), ..Default::default() },
-            grant_controls: GrantControls { operator: GrantOperator::Or, built_in_controls: BTreeSet::from([control]) },
-        }
-        .canonical();
+                applications: PolicyApplications { include_applications: BTreeSet::from(["All".into()]), ..Default::default() },
+                grant_controls: GrantControls { operator: GrantOperator::Or, built_in_controls: BTreeSet::from([control]) },
+            }
+            .canonical()
+        };
         let g = guest(RedemptionState::Accepted);
         // (name, resource, policy, collaboration allowed, direct connect allowed, text in an R18 step)
         let cases = [

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{Cloud, InvitedUserMessageInfo, Kind, ManagedRecord, PartnerConfiguration, TenantIdentity, UserType};
 use super::identity::{IdentityProviderConfig, SignUpFlowConfig};
+use super::model::{Cloud, InvitedUserMessageInfo, Kind, ManagedRecord, PartnerConfiguration, TenantIdentity, UserType};
 use super::mto::MtoRole;
 use super::resolved::{ResolvedAccess, ResolvedCollaboration};
 use super::tenant_profile::{CompanyBranding, SelfServiceAccount, TenantType};

@@ -205,9 +205,7 @@ impl Route {
             (ApiVersion::V1, ["identity", "b2xUserFlows"]) => Route::UserFlows,
             (ApiVersion::V1, ["identity", "b2xUserFlows", id]) => Route::UserFlow(id.to_string()),
             (ApiVersion::V1, ["identity", "conditionalAccess", "policies"]) => Route::ConditionalAccessPolicies,
-            (ApiVersion::V1, ["identity", "conditionalAccess", "policies", id]) => {
-                Route::ConditionalAccessPolicy(id.to_string())
-            }
+            (ApiVersion::V1, ["identity", "conditionalAccess", "policies", id]) => Route::ConditionalAccessPolicy(id.to_string()),
             (ApiVersion::V1, ["identityGovernance", "entitlementManagement", rest @ ..]) => match rest {
                 ["connectedOrganizations"] => Route::ConnectedOrganizations,
                 ["connectedOrganizations", id] => Route::ConnectedOrganization(id.to_string()),

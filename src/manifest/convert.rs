@@ -359,8 +359,10 @@ fn build(typed: &[(&Document, Typed)], errors: &mut Vec<ManifestError>) -> Manif
     }
     multi_tenant_organizations(typed, &mut seen, &tenant_index, &mut out, errors);
     entitlement::build(typed, &mut seen, &tenant_index, &mut out, errors);
-    let providers: Vec<_> =
-        typed.iter().filter_map(|(d, t)| if let Typed::IdentityProvider(p) = t { Some((*d, p.as_ref())) } else { None }).collect();
+    let providers: Vec<_> = typed
+        .iter()
+        .filter_map(|(d, t)| if let Typed::IdentityProvider(p) = t { Some((*d, p.as_ref())) } else { None })
+        .collect();
     let flows: Vec<_> =
         typed.iter().filter_map(|(d, t)| if let Typed::SignUpFlow(f) = t { Some((*d, f.as_ref())) } else { None }).collect();
     super::identity::build(&providers, &flows, &mut seen, &tenant_index, &mut out.desired, errors);
