@@ -16,12 +16,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use entente::core::model::{Cloud, Kind, ObjectRef, PartnerConfiguration, TenantIdentity, UserType};
+use entente::core::model::{Cloud, Kind, ObjectRef, PartnerConfiguration, TenantIdentity};
 use entente::core::operation::Operation;
 use entente::core::settings::{
     AutomaticUserConsentSettings, CrossTenantAccessSettings, IdentitySynchronization, UserSyncInbound,
 };
-use entente::core::sync::{AttributeMapping, DEFAULT_INTERVAL, DEFAULT_MAPPED, DesiredSyncJob, LeavingScope, SyncScope};
+use entente::core::sync::{AttributeMapping, DesiredSyncJob};
 use entente::directory::Directory;
 use entente::directory::graph::{APPLY_PERMISSIONS, Credential, GraphConfig, GraphDirectory};
 use entente::directory::inventory::SqliteInventory;

@@ -39,19 +39,37 @@ fn own(v: &[&str]) -> Vec<String> {
 fn rbac_grants_only_the_verbs_the_controller_uses() {
     let docs = documents("deploy/rbac.yaml");
     let cluster_role = docs.iter().find(|d| d["kind"] == "ClusterRole").unwrap();
-    let kinds = ["tenants", "crosstenantaccesspolicies", "guestinvitations", "syncjobs", "multitenantorganizations"];
+    let kinds = [
+        "tenants",
+        "crosstenantaccesspolicies",
+        "guestinvitations",
+        "syncjobs",
+        "multitenantorganizations",
+        "identityproviders",
+        "signupflows",
+        "connectedorganizations",
+        "accesspackages",
+        "conditionalaccesspolicies",
+    ];
     let sub = |s: &str, kinds: &[&str]| kinds.iter().map(|k| format!("{k}/{s}")).collect::<Vec<_>>();
     // Only the kinds with a finalizer need `finalizers`: SyncJobs have none (their users stay in the target).
-    let finalized = ["tenants", "crosstenantaccesspolicies", "guestinvitations", "multitenantorganizations"];
+    let finalized = [
+        "tenants",
+        "crosstenantaccesspolicies",
+        "guestinvitations",
+        "multitenantorganizations",
+        "identityproviders",
+        "signupflows",
+        "connectedorganizations",
+        "accesspackages",
+        "conditionalaccesspolicies",
+    ];
     assert_eq!(
         rules(cluster_role),
         vec![
             (own(&["entente.dev"]), own(&kinds), own(&["get", "list", "watch", "patch"])),
             (own(&["entente.dev"]), sub("status", &kinds), own(&["patch"])),
             (own(&["entente.dev"]), sub("finalizers", &finalized), own(&["patch"])),
-            (own(&["entente.dev"]), own(&["identityproviders", "signupflows"]), own(&["get", "list", "watch"])),
-            (own(&["entente.dev"]), own(&["connectedorganizations", "accesspackages"]), own(&["get", "list", "watch"])),
-            (own(&["entente.dev"]), own(&["conditionalaccesspolicies"]), own(&["get", "list", "watch"])),
             (own(&[""]), own(&["secrets"]), own(&["get", "list", "watch"])),
             (own(&["events.k8s.io"]), own(&["events"]), own(&["create", "patch"])),
         ]

@@ -68,9 +68,8 @@ fn errors(text: &str) -> Vec<String> {
 
 #[test]
 fn manifest_errors_name_file_line_object_and_field() {
-    let bad_package = format!(
-        "apiVersion: entente.dev/v1alpha1\nkind: AccessPackage\nmetadata: {{name: broken}}\nspec:\n  tenantRef: {{name: contoso}}\n  displayName: Broken\n  resources:\n    groups: [Nope]\n    applications: [not-a-guid]\n  assignmentPolicies:\n  - displayName: p1\n    requestors:\n      specificConnectedOrganizations: [ghost-org]\n    expiration: soon\n  - displayName: p2\n    requestors: {{allExternalUsers: true, allConfiguredConnectedOrganizations: true}}\n"
-    );
+    let bad_package =
+        "apiVersion: entente.dev/v1alpha1\nkind: AccessPackage\nmetadata: {name: broken}\nspec:\n  tenantRef: {name: contoso}\n  displayName: Broken\n  resources:\n    groups: [Nope]\n    applications: [not-a-guid]\n  assignmentPolicies:\n  - displayName: p1\n    requestors:\n      specificConnectedOrganizations: [ghost-org]\n    expiration: soon\n  - displayName: p2\n    requestors: {allExternalUsers: true, allConfiguredConnectedOrganizations: true}\n".to_string();
     let text = [tenants("", true), organization("configured"), bad_package].join("---\n");
     let e = errors(&text);
     let find = |field: &str| {

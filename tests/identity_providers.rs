@@ -403,8 +403,11 @@ mod controller {
                 "creationTimestamp": "2026-01-01T00:00:00Z" })
     }
 
-    /// Reconciles the Tenant with these objects; returns every request body the controller sent.
-    async fn reconcile(objects: &[Value], directory: &std::path::Path) -> Vec<String> {
+    /// Reconciles the Tenant with these objects; returns the result and every request body the controller sent.
+    async fn reconcile(
+        objects: &[Value],
+        directory: &std::path::Path,
+    ) -> (Result<kube::runtime::controller::Action, entente::controller::Error>, Vec<String>) {
         let by_path: Arc<Mutex<HashMap<String, Value>>> =
             Arc::new(Mutex::new(objects.iter().map(|o| (path_of(o), o.clone())).collect()));
         let sent = Arc::new(Mutex::new(Vec::new()));
@@ -441,9 +444,10 @@ mod controller {
         ctx.identity_providers = store::<IdentityProvider>(objects, "IdentityProvider");
         ctx.sign_up_flows = store::<SignUpFlow>(objects, "SignUpFlow");
         let tenant = tenants.get(&reflector::ObjectRef::new("contoso").within("default")).unwrap();
-        reconcile_tenant(tenant, Arc::new(ctx)).await.expect("reconciles");
+        let result = reconcile_tenant(tenant, Arc::new(ctx)).await;
         server.abort();
-        sent.lock().unwrap().clone()
+        let sent = sent.lock().unwrap().clone();
+        (result, sent)
     }
 
     fn objects(with_secret: bool) -> Vec<Value> {
@@ -469,12 +473,15 @@ mod controller {
         let tmp = tempfile::tempdir().unwrap();
         let directory = tmp.path().join("directory.db");
 
-        // Without the Secret: the provider (and the flow that offers it) are not written; nothing panics.
-        reconcile(&objects(false), &directory).await;
+        // Without the Secret: the provider (and the flow that offers it) are not written; nothing panics, and
+        // the reconcile fails (its status says why; the Tenant is retried with backoff).
+        let (result, _) = reconcile(&objects(false), &directory).await;
+        assert!(matches!(result, Err(entente::controller::Error::Sync { .. })), "{result:?}");
         let s = LocalDirectory::open(&directory).unwrap().identity_state(TENANT).unwrap();
         assert!(s.providers.is_empty() && s.flows.is_empty(), "{s:?}");
 
-        let sent = reconcile(&objects(true), &directory).await;
+        let (result, sent) = reconcile(&objects(true), &directory).await;
+        result.expect("reconciles");
         let dir = LocalDirectory::open(&directory).unwrap();
         dir.can_sign_up(TENANT, "B2X_1_partners", "Google").unwrap();
         assert!(sent.iter().all(|b| !b.contains("s3cret-value")), "a secret reached the API server: {sent:?}");

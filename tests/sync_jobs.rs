@@ -20,8 +20,8 @@ use entente::core::settings::{
     AutomaticUserConsentSettings, CrossTenantAccessSettings, IdentitySynchronization, UserSyncInbound,
 };
 use entente::core::sync::{
-    AttributeFilter, AttributeMapping, DEFAULT_INTERVAL, DEFAULT_MAPPED, DesiredSyncJob, DirectoryUser, FilterOperator,
-    LeavingScope, SyncCounts, SyncJobState, SyncScope, UserChanges,
+    AttributeFilter, AttributeMapping, DesiredSyncJob, DirectoryUser, FilterOperator, LeavingScope, SyncCounts, SyncJobState,
+    UserChanges,
 };
 use entente::directory::graph::{APPLY_PERMISSIONS, Credential, GraphConfig, GraphDirectory};
 use entente::directory::inventory::SqliteInventory;

@@ -3,14 +3,15 @@
 //! (a package's `specificConnectedOrganizations` name ConnectedOrganizations of the same Tenant), and
 //! planned with them.
 //!
-//! Not done yet (said in the README): these kinds carry no finalizer and get no status conditions, so
-//! deleting one in the cluster does not delete it in the directory (its ownership record stays; the CLI's
-//! `--prune` deletes it), and their errors show only in the controller's log and the Tenant's plan.
+//! Like CrossTenantAccessPolicies and GuestInvitations, they get the controller's finalizer before the
+//! first directory write (deleting one deletes or releases its directory object, per `deletionPolicy`,
+//! before the finalizer is removed), the Ready/Synced/Stalled status conditions with `observedGeneration`,
+//! and Events (`reconcile.rs`, generic over `Child`).
 
 use kube::runtime::reflector::Store;
 
-use super::scope::{Child, Scoped};
-use crate::api::{AccessPackage, ConnectedOrganization, Tenant, TenantRef};
+use super::scope::Child;
+use crate::api::{AccessPackage, ConnectedOrganization, TenantRef};
 use crate::core::model::Kind;
 
 impl Child for ConnectedOrganization {
@@ -25,17 +26,6 @@ impl Child for AccessPackage {
     fn tenant_ref(&self) -> &TenantRef {
         &self.spec.tenant_ref
     }
-}
-
-/// The Tenant's ConnectedOrganizations and AccessPackages from the caches, as live objects for `convert_live`.
-pub(super) fn live(
-    organizations: &Store<ConnectedOrganization>,
-    packages: &Store<AccessPackage>,
-    tenant: &Tenant,
-) -> (Vec<ConnectedOrganization>, Vec<AccessPackage>) {
-    let o: Vec<Scoped<ConnectedOrganization>> = super::scope::children(organizations, tenant);
-    let p: Vec<Scoped<AccessPackage>> = super::scope::children(packages, tenant);
-    (o.iter().map(|s| (*s.obj).clone()).collect(), p.iter().map(|s| (*s.obj).clone()).collect())
 }
 
 /// A cache that is ready and empty (a context that is not given the real ones, as in tests).

@@ -5,15 +5,16 @@
 //! needs them; a missing Secret or key leaves the secret unresolved, and the planner reports that object as
 //! an error naming the Secret (nothing is written for it).
 //!
-//! Not done yet (said in the README): these kinds carry no finalizer and get no status conditions, so
-//! deleting one in the cluster does not delete it in the directory (its ownership record stays; the CLI's
-//! `--prune` deletes it), and their errors show only in the controller's log and the Tenant's plan.
+//! Like CrossTenantAccessPolicies and GuestInvitations, they get the controller's finalizer before the
+//! first directory write (deleting one deletes or releases its directory object, per `deletionPolicy`,
+//! before the finalizer is removed), the Ready/Synced/Stalled status conditions with `observedGeneration`,
+//! and Events (`reconcile.rs`, generic over `Child`).
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::runtime::reflector::Store;
 
-use super::scope::{Child, Scoped};
+use super::scope::Child;
 use crate::api::{IdentityProvider, SignUpFlow, TenantRef};
 use crate::core::model::{DesiredState, Kind};
 
@@ -40,17 +41,6 @@ where
     writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
     writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
     store
-}
-
-/// The Tenant's IdentityProviders and SignUpFlows from the caches, as live objects for `convert_live`.
-pub(super) fn live(
-    providers: &Store<IdentityProvider>,
-    flows: &Store<SignUpFlow>,
-    tenant: &crate::api::Tenant,
-) -> (Vec<IdentityProvider>, Vec<SignUpFlow>) {
-    let p: Vec<Scoped<IdentityProvider>> = super::scope::children(providers, tenant);
-    let f: Vec<Scoped<SignUpFlow>> = super::scope::children(flows, tenant);
-    (p.iter().map(|s| (*s.obj).clone()).collect(), f.iter().map(|s| (*s.obj).clone()).collect())
 }
 
 /// Reads every secret the desired state names from its Kubernetes Secret. A missing Secret or key, or a

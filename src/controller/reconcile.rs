@@ -1,4 +1,6 @@
-//! One reconcile of one Tenant, with every CrossTenantAccessPolicy and GuestInvitation that names it:
+//! One reconcile of one Tenant, with every child object that names it (CrossTenantAccessPolicies,
+//! GuestInvitations, IdentityProviders, SignUpFlows, ConnectedOrganizations, AccessPackages and
+//! ConditionalAccessPolicies; MultiTenantOrganizations through `mto`):
 //! observe is a bulk read per tenant, so the tenant is the unit of work.
 //!
 //! 1. Read the objects from the caches; refuse cross-namespace references the Tenant does not allow.
@@ -30,9 +32,18 @@ use super::patch::{self, has_finalizer, is_deleting};
 use super::scope::{self, Child, Disposition, Scoped, namespace_of};
 use super::secrets;
 use super::status::{self, GuestKnowledge, Verdict, reason};
+use crate::api::access_package::AccessPackageStatus;
+use crate::api::common::CommonStatus;
+use crate::api::conditional_access_policy::ConditionalAccessPolicyStatus;
+use crate::api::connected_organization::ConnectedOrganizationStatus;
 use crate::api::cross_tenant_access_policy::CrossTenantAccessPolicyStatus;
+use crate::api::identity_provider::IdentityProviderStatus;
+use crate::api::sign_up_flow::SignUpFlowStatus;
 use crate::api::tenant::{ManagedCounts, TenantStatus};
-use crate::api::{CrossTenantAccessPolicy, GuestInvitation, MultiTenantOrganization, Tenant};
+use crate::api::{
+    AccessPackage, ConditionalAccessPolicy, ConnectedOrganization, CrossTenantAccessPolicy, GuestInvitation, IdentityProvider,
+    MultiTenantOrganization, SignUpFlow, Tenant,
+};
 use crate::core::model::{DeletionPolicy, GuestUser, Kind, ObjectRef, TenantSnapshot};
 use crate::core::operation::{InvitationResult, Outcome};
 use crate::core::plan::{Action as PlanAction, Change, Observed, PlanOptions, Prune, plan};
@@ -97,24 +108,28 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     let policies = scope::children(&ctx.policies, tenant);
     let invitations = scope::children(&ctx.invitations, tenant);
     let organizations = scope::organizations(&ctx.multi_tenant_organizations, tenant);
+    let others = Others {
+        providers: scope::children(&ctx.identity_providers, tenant),
+        flows: scope::children(&ctx.sign_up_flows, tenant),
+        corgs: scope::children(&ctx.connected_organizations, tenant),
+        packages: scope::children(&ctx.access_packages, tenant),
+        ca: scope::children(&ctx.conditional_access_policies, tenant),
+    };
     debug!(tenant = %tenant_obj, policies = policies.len(), invitations = invitations.len(), "reconciling");
 
     // Validate through the CLI's converter.
     let live_policies: Vec<CrossTenantAccessPolicy> = live(&policies);
     let live_invitations: Vec<GuestInvitation> = live(&invitations);
-    let (live_providers, live_flows) = super::identity::live(&ctx.identity_providers, &ctx.sign_up_flows, tenant);
-    let (live_corgs, live_packages) = super::entitlement::live(&ctx.connected_organizations, &ctx.access_packages, tenant);
-    let live_ca = super::conditional_access::live(&ctx.conditional_access_policies, tenant);
     let live_organizations: Vec<MultiTenantOrganization> = live(&organizations);
     let live_objects = Live {
-        conditional_access_policies: live_ca,
-        connected_organizations: live_corgs,
-        access_packages: live_packages,
+        conditional_access_policies: live(&others.ca),
+        connected_organizations: live(&others.corgs),
+        access_packages: live(&others.packages),
         tenants: vec![tenant.clone()],
         policies: live_policies.clone(),
         invitations: live_invitations.clone(),
-        identity_providers: live_providers,
-        sign_up_flows: live_flows,
+        identity_providers: live(&others.providers),
+        sign_up_flows: live(&others.flows),
         multi_tenant_organizations: live_organizations,
         ..Live::default()
     };
@@ -151,9 +166,11 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         let outcome = Reconciled::default();
         let decided_policies = decide(&policies, tenant, &invalid, &outcome, |_| blocked.clone());
         let decided_invitations = decide(&invitations, tenant, &invalid, &outcome, |_| blocked.clone());
+        let decided_others = others.decide(tenant, &invalid, &outcome, &|_: &ObjectRef| blocked.clone());
         write_tenant_status(ctx, tenant, &verdict, None).await?;
         write_statuses(ctx, &decided_policies, &decided_invitations, &outcome).await?;
-        release_tenant_if_done(ctx, tenant, &policies, &invitations, &[], &[]).await?;
+        decided_others.write_statuses(ctx, &outcome).await?;
+        release_tenant_if_done(ctx, tenant, &policies, &invitations, &[], &[], others.holding(&[])).await?;
         return Ok(Action::requeue(interval_of(tenant)));
     };
     let tenant_id = desired_tenant.identity.tenant_id.clone();
@@ -171,6 +188,7 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     for m in organizations.iter().filter(|s| needs_finalizer(s, &invalid)) {
         patch::add(&ctx.client, m.obj.as_ref()).await?;
     }
+    others.add_finalizers(ctx, &invalid).await?;
 
     // Route, observe, plan, apply.
     let (route, route_reason) = match secrets::fetch(&ctx.client, tenant).await {
@@ -191,6 +209,7 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         .chain(invitations.iter().map(|s| (&s.object, s.disposition)))
         .filter(|(_, d)| *d == Disposition::Deleting)
         .map(|(o, _)| o.clone())
+        .chain(others.deleting())
         .collect();
     let observed = observe(&tenant_id, &routes).await;
     // Never orphan what a deleted object owns: when its ownership record is missing (the record store was
@@ -245,23 +264,28 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     // Statuses and events.
     let decided_policies = decide(&policies, tenant, &invalid, &outcome, |o| outcome.verdict(o));
     let decided_invitations = decide(&invitations, tenant, &invalid, &outcome, |o| outcome.verdict(o));
+    let decided_others = others.decide(tenant, &invalid, &outcome, &|o: &ObjectRef| outcome.verdict(o));
     let mut tenant_verdict = outcome.verdict(&tenant_obj);
     if is_deleting(tenant) && tenant_verdict.ready() {
         tenant_verdict = Verdict::Deleting(format!(
-            "waiting for {} CrossTenantAccessPolicies and GuestInvitations that name this Tenant to be deleted",
-            remaining(&decided_policies) + remaining(&decided_invitations)
+            "waiting for {} objects that name this Tenant to be deleted",
+            remaining(&decided_policies) + remaining(&decided_invitations) + decided_others.remaining()
         ));
     }
     write_tenant_status(ctx, tenant, &tenant_verdict, outcome.after).await?;
     write_statuses(ctx, &decided_policies, &decided_invitations, &outcome).await?;
-    publish_writes(ctx, tenant, &policies, &invitations, &outcome).await;
+    decided_others.write_statuses(ctx, &outcome).await?;
+    publish_writes(ctx, tenant, &policies, &invitations, &others, &outcome).await;
 
     // Release what was deleted or retained.
     let released_p = release(ctx, &decided_policies, &outcome).await?;
     let released_i = release(ctx, &decided_invitations, &outcome).await?;
-    release_tenant_if_done(ctx, tenant, &policies, &invitations, &released_p, &released_i).await?;
+    let released_o = decided_others.release(ctx, &outcome).await?;
+    let holding_o = others.holding(&released_o);
+    release_tenant_if_done(ctx, tenant, &policies, &invitations, &released_p, &released_i, holding_o).await?;
 
     let failed = decided_policies.iter().map(|d| &d.verdict).chain(decided_invitations.iter().map(|d| &d.verdict));
+    let failed = failed.chain(decided_others.verdicts());
     let failed = failed.chain(std::iter::once(&tenant_verdict)).filter(|v| matches!(v, Verdict::Failed { .. })).count();
     if failed > 0 {
         return Err(Error::Sync { tenant: tenant_obj.to_string(), failed });
@@ -542,6 +566,7 @@ async fn publish_writes(
     tenant: &Tenant,
     policies: &[Scoped<CrossTenantAccessPolicy>],
     invitations: &[Scoped<GuestInvitation>],
+    others: &Others,
     outcome: &Reconciled<'_>,
 ) {
     for (object, (change, result)) in &outcome.changes {
@@ -572,9 +597,11 @@ async fn publish_writes(
                 }
             }
             Kind::SyncJob | Kind::MultiTenantOrganization => {}
-            Kind::ConnectedOrganization | Kind::AccessPackage => {}
-            Kind::IdentityProvider | Kind::SignUpFlow => {}
-            Kind::ConditionalAccessPolicy => {}
+            Kind::IdentityProvider => publish_to(ctx, &others.providers, object, reason, note).await,
+            Kind::SignUpFlow => publish_to(ctx, &others.flows, object, reason, note).await,
+            Kind::ConnectedOrganization => publish_to(ctx, &others.corgs, object, reason, note).await,
+            Kind::AccessPackage => publish_to(ctx, &others.packages, object, reason, note).await,
+            Kind::ConditionalAccessPolicy => publish_to(ctx, &others.ca, object, reason, note).await,
         }
     }
 }
@@ -603,16 +630,204 @@ async fn release_tenant_if_done(
     invitations: &[Scoped<GuestInvitation>],
     released_p: &[ObjectRef],
     released_i: &[ObjectRef],
+    holding_others: usize,
 ) -> Result<(), Error> {
     if !is_deleting(tenant) || !has_finalizer(tenant) {
         return Ok(());
     }
-    let holding_p = policies.iter().filter(|s| has_finalizer(s.obj.as_ref()) && !released_p.contains(&s.object)).count();
-    let holding_i = invitations.iter().filter(|s| has_finalizer(s.obj.as_ref()) && !released_i.contains(&s.object)).count();
-    if holding_p + holding_i == 0 {
+    let holding_p = holding(policies, released_p);
+    let holding_i = holding(invitations, released_i);
+    if holding_p + holding_i + holding_others == 0 {
         patch::remove(&ctx.client, tenant).await?;
         ctx.metrics.managed_in(&scope::object_ref(Kind::Tenant, tenant).to_string(), None);
         info!(tenant = %scope::object_ref(Kind::Tenant, tenant), "finalizer removed");
     }
     Ok(())
+}
+
+/// How many of `scoped` still carry our finalizer (those in `released` just let go).
+fn holding<K: Child>(scoped: &[Scoped<K>], released: &[ObjectRef]) -> usize {
+    scoped.iter().filter(|s| has_finalizer(s.obj.as_ref()) && !released.contains(&s.object)).count()
+}
+
+/// A Normal event on the object of `scoped` that `object` names.
+async fn publish_to<K>(ctx: &Context, scoped: &[Scoped<K>], object: &ObjectRef, reason: &str, note: String)
+where
+    K: Child + Resource<Scope = kube::core::NamespaceResourceScope>,
+{
+    if let Some(s) = scoped.iter().find(|s| s.object == *object) {
+        ctx.publish(s.obj.as_ref(), EventType::Normal, reason.into(), note).await;
+    }
+}
+
+/// A child kind whose status is the common conditions and `observedGeneration` (other status fields,
+/// such as a directory id, are kept as they were).
+trait Conditioned:
+    Child + Resource<Scope = kube::core::NamespaceResourceScope> + serde::de::DeserializeOwned + std::fmt::Debug
+{
+    type Status: serde::Serialize + Clone + Default + PartialEq;
+    fn status_of(&self) -> Option<&Self::Status>;
+    fn common_of(status: &Self::Status) -> &CommonStatus;
+    fn common_mut(status: &mut Self::Status) -> &mut CommonStatus;
+}
+
+macro_rules! conditioned {
+    ($($kind:ty => $status:ty),* $(,)?) => {$(
+        impl Conditioned for $kind {
+            type Status = $status;
+            fn status_of(&self) -> Option<&$status> {
+                self.status.as_ref()
+            }
+            fn common_of(status: &$status) -> &CommonStatus {
+                &status.common
+            }
+            fn common_mut(status: &mut $status) -> &mut CommonStatus {
+                &mut status.common
+            }
+        }
+    )*};
+}
+
+conditioned! {
+    IdentityProvider => IdentityProviderStatus,
+    SignUpFlow => SignUpFlowStatus,
+    ConnectedOrganization => ConnectedOrganizationStatus,
+    AccessPackage => AccessPackageStatus,
+    ConditionalAccessPolicy => ConditionalAccessPolicyStatus,
+}
+
+/// Writes the Ready/Synced/Stalled conditions of each decided object (and an Event on each `Ready` transition).
+async fn write_conditions<K: Conditioned>(ctx: &Context, decided: &[Decided<K>], outcome: &Reconciled<'_>) -> Result<(), Error> {
+    let now = Time(Timestamp::now());
+    for d in decided.iter() {
+        ctx.metrics.object(K::KIND, d.verdict.outcome());
+        if outcome.released(&d.scoped.object) && d.scoped.disposition == Disposition::Deleting {
+            continue;
+        }
+        let obj = d.scoped.obj.as_ref();
+        let previous = obj.status_of();
+        let conds = status::verdict_conditions(&d.verdict, vec![]);
+        let mut next = previous.cloned().unwrap_or_default();
+        *K::common_mut(&mut next) = status::common(&conds, obj.meta().generation, previous.map(K::common_of), &now);
+        let previous_conditions = previous.map(|p| &K::common_of(p).conditions[..]);
+        let unchanged = previous == Some(&next);
+        finish(ctx, obj, previous_conditions, &K::common_of(&next).conditions, unchanged, &next).await?;
+    }
+    Ok(())
+}
+
+/// Adds our finalizer to each valid live object of `scoped` that lacks it.
+async fn add_finalizers<K: Conditioned>(
+    ctx: &Context,
+    scoped: &[Scoped<K>],
+    invalid: &HashMap<String, Vec<String>>,
+) -> Result<(), Error> {
+    for s in scoped.iter().filter(|s| needs_finalizer(s, invalid)) {
+        patch::add(&ctx.client, s.obj.as_ref()).await?;
+    }
+    Ok(())
+}
+
+fn deleting_of<K: Child>(scoped: &[Scoped<K>]) -> impl Iterator<Item = ObjectRef> + '_ {
+    scoped.iter().filter(|s| s.disposition == Disposition::Deleting).map(|s| s.object.clone())
+}
+
+/// The Tenant's IdentityProviders, SignUpFlows, ConnectedOrganizations, AccessPackages and
+/// ConditionalAccessPolicies: children with a finalizer and the common status conditions.
+struct Others {
+    providers: Vec<Scoped<IdentityProvider>>,
+    flows: Vec<Scoped<SignUpFlow>>,
+    corgs: Vec<Scoped<ConnectedOrganization>>,
+    packages: Vec<Scoped<AccessPackage>>,
+    ca: Vec<Scoped<ConditionalAccessPolicy>>,
+}
+
+/// What the reconcile concluded for each of `Others`.
+struct DecidedOthers {
+    providers: Vec<Decided<IdentityProvider>>,
+    flows: Vec<Decided<SignUpFlow>>,
+    corgs: Vec<Decided<ConnectedOrganization>>,
+    packages: Vec<Decided<AccessPackage>>,
+    ca: Vec<Decided<ConditionalAccessPolicy>>,
+}
+
+impl Others {
+    async fn add_finalizers(&self, ctx: &Context, invalid: &HashMap<String, Vec<String>>) -> Result<(), Error> {
+        add_finalizers(ctx, &self.providers, invalid).await?;
+        add_finalizers(ctx, &self.flows, invalid).await?;
+        add_finalizers(ctx, &self.corgs, invalid).await?;
+        add_finalizers(ctx, &self.packages, invalid).await?;
+        add_finalizers(ctx, &self.ca, invalid).await
+    }
+
+    /// The objects being deleted that carry our finalizer (pruned in the directory).
+    fn deleting(&self) -> Vec<ObjectRef> {
+        deleting_of(&self.providers)
+            .chain(deleting_of(&self.flows))
+            .chain(deleting_of(&self.corgs))
+            .chain(deleting_of(&self.packages))
+            .chain(deleting_of(&self.ca))
+            .collect()
+    }
+
+    fn decide(
+        &self,
+        tenant: &Tenant,
+        invalid: &HashMap<String, Vec<String>>,
+        outcome: &Reconciled<'_>,
+        planned: &dyn Fn(&ObjectRef) -> Verdict,
+    ) -> DecidedOthers {
+        DecidedOthers {
+            providers: decide(&self.providers, tenant, invalid, outcome, planned),
+            flows: decide(&self.flows, tenant, invalid, outcome, planned),
+            corgs: decide(&self.corgs, tenant, invalid, outcome, planned),
+            packages: decide(&self.packages, tenant, invalid, outcome, planned),
+            ca: decide(&self.ca, tenant, invalid, outcome, planned),
+        }
+    }
+
+    fn holding(&self, released: &[ObjectRef]) -> usize {
+        holding(&self.providers, released)
+            + holding(&self.flows, released)
+            + holding(&self.corgs, released)
+            + holding(&self.packages, released)
+            + holding(&self.ca, released)
+    }
+}
+
+impl DecidedOthers {
+    async fn write_statuses(&self, ctx: &Context, outcome: &Reconciled<'_>) -> Result<(), Error> {
+        write_conditions(ctx, &self.providers, outcome).await?;
+        write_conditions(ctx, &self.flows, outcome).await?;
+        write_conditions(ctx, &self.corgs, outcome).await?;
+        write_conditions(ctx, &self.packages, outcome).await?;
+        write_conditions(ctx, &self.ca, outcome).await
+    }
+
+    async fn release(&self, ctx: &Context, outcome: &Reconciled<'_>) -> Result<Vec<ObjectRef>, Error> {
+        let mut released = release(ctx, &self.providers, outcome).await?;
+        released.extend(release(ctx, &self.flows, outcome).await?);
+        released.extend(release(ctx, &self.corgs, outcome).await?);
+        released.extend(release(ctx, &self.packages, outcome).await?);
+        released.extend(release(ctx, &self.ca, outcome).await?);
+        Ok(released)
+    }
+
+    fn remaining(&self) -> usize {
+        remaining(&self.providers)
+            + remaining(&self.flows)
+            + remaining(&self.corgs)
+            + remaining(&self.packages)
+            + remaining(&self.ca)
+    }
+
+    fn verdicts(&self) -> impl Iterator<Item = &Verdict> {
+        self.providers
+            .iter()
+            .map(|d| &d.verdict)
+            .chain(self.flows.iter().map(|d| &d.verdict))
+            .chain(self.corgs.iter().map(|d| &d.verdict))
+            .chain(self.packages.iter().map(|d| &d.verdict))
+            .chain(self.ca.iter().map(|d| &d.verdict))
+    }
 }

@@ -24,7 +24,7 @@ pub enum Disposition {
     Ignored,
 }
 
-/// A CrossTenantAccessPolicy or GuestInvitation: the parts the reconcile needs.
+/// A child of a Tenant (by `spec.tenantRef`): the parts the reconcile needs.
 pub trait Child: kube::Resource<DynamicType = ()> + Clone {
     const KIND: Kind;
     fn tenant_ref(&self) -> &TenantRef;

@@ -317,7 +317,7 @@ pub fn render_duration(seconds: u64) -> String {
 
 /// A duration in seconds as ISO 8601 (Graph's `Duration`): `P90D`, `PT12H`, `PT90S`.
 pub fn iso_duration(seconds: u64) -> String {
-    if seconds % 86_400 == 0 { format!("P{}D", seconds / 86_400) } else { format!("PT{seconds}S") }
+    if seconds.is_multiple_of(86_400) { format!("P{}D", seconds / 86_400) } else { format!("PT{seconds}S") }
 }
 
 /// Parses the ISO 8601 durations Graph sends (`P30D`, `PT12H`, `P1DT2H3M4S`; no years or months).

@@ -29,10 +29,8 @@ pub(super) fn secrets_in_yaml(kind: &str, doc: &Value) -> Vec<FieldError> {
         )
     };
     match kind {
-        "IdentityProvider" => {
-            if spec.get("clientSecret").is_some() {
-                errors.push(("spec.clientSecret".into(), msg("client secret", "clientSecretRef")));
-            }
+        "IdentityProvider" if spec.get("clientSecret").is_some() => {
+            errors.push(("spec.clientSecret".into(), msg("client secret", "clientSecretRef")));
         }
         "SignUpFlow" => {
             for (i, c) in spec.get("apiConnectors").and_then(Value::as_array).into_iter().flatten().enumerate() {
