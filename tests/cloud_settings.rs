@@ -5,19 +5,19 @@
 //! (`allowedCloudEndpoints` on `/policies/crossTenantAccessPolicy`, strict contract checking). External
 //! tenants' branding and self-service settings are stored locally; over Graph they fail as not implemented.
 
+mod emulator_support;
+
 use std::collections::BTreeSet;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use entente::core::model::{Cloud, DesiredState, Kind, TenantIdentity, UserType};
 use entente::core::operation::{InvitationRequest, Operation};
 use entente::core::plan::{Action, Change, Plan, PlanOptions};
 use entente::core::policy::RefusalReason;
 use entente::core::tenant_profile::TenantType;
-use entente::directory::graph::{Credential, GraphConfig, GraphDirectory};
-use entente::directory::inventory::SqliteInventory;
 use entente::directory::local::LocalDirectory;
 use entente::directory::{Directory, DirectoryError};
-use entente::emulator::{self, EmulatorConfig, EmulatorHandle};
+use entente::emulator::EmulatorHandle;
 use entente::engine::{self, Routes};
 
 const CONTOSO: &str = "6f1c7a52-3d4b-4e8a-9f21-0c5d8e7b1a01";
@@ -162,11 +162,6 @@ struct Harness {
     _tmp: tempfile::TempDir,
 }
 
-fn signing_key() -> String {
-    static KEY: OnceLock<String> = OnceLock::new();
-    KEY.get_or_init(|| emulator::jwt::SigningKey::generate().unwrap().to_pem().unwrap()).clone()
-}
-
 impl Harness {
     async fn local() -> Harness {
         let tmp = tempfile::tempdir().unwrap();
@@ -179,28 +174,13 @@ impl Harness {
     async fn graph() -> Harness {
         let tmp = tempfile::tempdir().unwrap();
         let world = world(&tmp.path().join("directory.db")).await;
-        let mut config = EmulatorConfig { signing_key_pem: Some(signing_key()), ..EmulatorConfig::default() };
-        config.contract.strict = true;
-        config.contract.allow_unknown_properties = false;
-        let handle = emulator::start(world.clone(), config).await.unwrap();
-        let inventory = Arc::new(SqliteInventory::open(&tmp.path().join("inventory.db")).unwrap());
-        let permissions: Vec<String> = entente::directory::graph::APPLY_PERMISSIONS.iter().map(|p| p.to_string()).collect();
-        let mut routes = Routes::new();
-        for tenant in TENANTS {
-            let app = emulator::apps::create_app(&world, tenant, "entente", &permissions).unwrap();
-            let mut config = GraphConfig::new(tenant, &app.client_id, Credential::ClientSecret(app.client_secret)).for_tests();
-            config.authority_host = handle.url();
-            config.graph_endpoint = handle.url();
-            let dir = GraphDirectory::new(config, inventory.clone()).unwrap();
-            routes.insert(tenant.to_string(), Ok(Arc::new(dir) as Arc<dyn Directory>));
-        }
+        let (handle, routes) = emulator_support::graph_over_emulator(&world, &TENANTS, &tmp.path().join("inventory.db")).await;
         Harness { world, routes, emulator: Some(handle), _tmp: tmp }
     }
 
     fn check_contract(&self) {
         if let Some(h) = &self.emulator {
-            let report = h.contract_report();
-            assert!(report.violations.is_empty(), "contract violations: {:#?}", report.violations);
+            emulator_support::assert_contract_kept(h);
         }
     }
 }

@@ -189,3 +189,36 @@ pub async fn read(resp: reqwest::Response) -> Resp {
     let body = serde_json::from_str(&text).unwrap_or(Value::Null);
     Resp { status, headers, body, text }
 }
+
+/// The emulator over `world` with strict contract checking (no unknown properties either), and one
+/// `GraphDirectory` per tenant, signed in as an app granted entente's permissions
+/// (`directory::graph::APPLY_PERMISSIONS`), sharing an inventory in `inventory`.
+pub async fn graph_over_emulator(
+    world: &Arc<LocalDirectory>,
+    tenants: &[&str],
+    inventory: &std::path::Path,
+) -> (EmulatorHandle, entente::engine::Routes) {
+    use entente::directory::graph::{Credential, GraphConfig, GraphDirectory};
+    let mut config = EmulatorConfig { signing_key_pem: Some(signing_key()), ..EmulatorConfig::default() };
+    config.contract.strict = true;
+    config.contract.allow_unknown_properties = false;
+    let handle = emulator::start(world.clone(), config).await.unwrap();
+    let inventory = Arc::new(entente::directory::inventory::SqliteInventory::open(inventory).unwrap());
+    let permissions: Vec<String> = entente::directory::graph::APPLY_PERMISSIONS.iter().map(|p| p.to_string()).collect();
+    let mut routes = entente::engine::Routes::new();
+    for tenant in tenants {
+        let app = apps::create_app(world, tenant, "entente", &permissions).unwrap();
+        let mut config = GraphConfig::new(tenant, &app.client_id, Credential::ClientSecret(app.client_secret)).for_tests();
+        config.authority_host = handle.url();
+        config.graph_endpoint = handle.url();
+        let dir = GraphDirectory::new(config, inventory.clone()).unwrap();
+        routes.insert(tenant.to_string(), Ok(Arc::new(dir) as Arc<dyn Directory>));
+    }
+    (handle, routes)
+}
+
+/// Fails the test when the emulator saw a request or answer outside the contract.
+pub fn assert_contract_kept(handle: &EmulatorHandle) {
+    let report = handle.contract_report();
+    assert!(report.violations.is_empty(), "contract violations: {:#?}", report.violations);
+}
