@@ -32,9 +32,8 @@ pub trait Directory: Send + Sync {
     /// The cost follows the number of changes, not the number of users.
     async fn user_changes(&self, tenant_id: &str, cursor: Option<&str>) -> Result<UserChanges, DirectoryError>;
 
-    /// For cross-tenant sync: the users with these ids (absent ones are left out). A key may also be a
-    /// user principal name, as Graph addresses `/users/{id | userPrincipalName}` (the local directory
-    /// also accepts a mail address).
+    /// For cross-tenant sync: the users with these ids (absent ones are left out). Users named by mail
+    /// or user principal name are the engine's to resolve (`sync::run`, provision on demand).
     async fn users_by_id(&self, tenant_id: &str, ids: &[String]) -> Result<Vec<DirectoryUser>, DirectoryError>;
 
     /// For cross-tenant sync: the ids of the members of the group with this display name, `None` when

@@ -1,13 +1,16 @@
 //! Sync jobs in the shared flow: which jobs run, against which directories, after checking their
 //! prerequisites (R12, R13). The CLI (`entente sync run`, `apply`, `plan`) and the controller use it.
 
+use std::collections::HashMap;
+
 use chrono::Utc;
 use serde::Serialize;
 
 use super::Routes;
-use crate::core::model::{DesiredState, ObjectRef};
+use crate::core::model::{DesiredState, ObjectRef, TenantSnapshot};
 use crate::core::plan::Observed;
 use crate::core::sync::DesiredSyncJob;
+use crate::directory::Directory;
 use crate::sync::{self, Due, RunOptions, SyncRunReport, SyncStore, job_key};
 
 /// Which jobs to consider.
@@ -74,12 +77,29 @@ pub async fn run_jobs(
     planned: Option<&Observed>,
 ) -> Vec<JobOutcome> {
     let mut outcomes = Vec::new();
+    // Each tenant is read once per call, however many jobs name it (a multi-tenant organization's
+    // jobs share their tenants). Sync runs never change the settings the prerequisites look at.
+    let mut snapshots = Snapshots::new();
     for job in desired.sync_jobs.iter().filter(|j| selection.admits(j)) {
-        outcomes.push(run_one(job, desired, routes, store, selection, options, planned).await);
+        outcomes.push(run_one(job, desired, routes, store, selection, options, planned, &mut snapshots).await);
     }
     outcomes
 }
 
+/// Tenant snapshots read during one `run_jobs` call, by tenant id.
+type Snapshots = HashMap<String, Result<Option<TenantSnapshot>, String>>;
+
+/// The tenant's snapshot, read on first use.
+async fn snapshot_once(snapshots: &mut Snapshots, dir: &dyn Directory, tenant: &str) -> Result<Option<TenantSnapshot>, String> {
+    if let Some(s) = snapshots.get(tenant) {
+        return s.clone();
+    }
+    let s = dir.snapshot(tenant).await.map_err(|e| e.to_string());
+    snapshots.insert(tenant.to_string(), s.clone());
+    s
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_one(
     job: &DesiredSyncJob,
     desired: &DesiredState,
@@ -88,6 +108,7 @@ async fn run_one(
     selection: &Selection,
     options: &RunOptions,
     planned: Option<&Observed>,
+    snapshots: &mut Snapshots,
 ) -> JobOutcome {
     let error = |message: String| JobOutcome::Error { job: job.object.clone(), message };
     let state = match store.job(&job_key(job)) {
@@ -117,7 +138,8 @@ async fn run_one(
         Some(observed) => sync::missing_after_apply(job, desired, observed),
         None if job.suspended => vec![],
         None => {
-            let (s, t) = futures::join!(source.snapshot(&job.source_tenant_id), target.snapshot(&job.target_tenant_id));
+            let s = snapshot_once(snapshots, source.as_ref(), &job.source_tenant_id).await;
+            let t = snapshot_once(snapshots, target.as_ref(), &job.target_tenant_id).await;
             match (s, t) {
                 (Ok(Some(s)), Ok(Some(t))) => sync::missing_in_directory(job, &s, &t),
                 (Ok(None), _) => {

@@ -588,12 +588,7 @@ pub(super) fn directory_users_by_id(c: &Connection, tenant_id: &str, ids: &[Stri
     let ids = serde_json::to_string(ids).ctx("encoding user ids")?;
     let mut s = c
         .prepare_cached(&format!(
-            // By id, user principal name or mail (provision on demand names users by address): three
-            // indexed lookups, never a scan of the tenant.
-            "SELECT {SYNC_COLUMNS} FROM users WHERE tenant_id = ?1 AND id IN (SELECT value FROM json_each(?2))
-             UNION SELECT {SYNC_COLUMNS} FROM users WHERE tenant_id = ?1 AND user_principal_name IN (SELECT value FROM json_each(?2))
-             UNION SELECT {SYNC_COLUMNS} FROM users WHERE tenant_id = ?1 AND mail_lower IN (SELECT lower(value) FROM json_each(?2))
-             ORDER BY 1"
+            "SELECT {SYNC_COLUMNS} FROM users WHERE id IN (SELECT value FROM json_each(?2)) AND tenant_id = ?1 ORDER BY id"
         ))
         .ctx("reading users")?;
     s.query_map(params![tenant_id, ids], read_directory_user).and_then(|rows| rows.collect()).ctx("reading users")
