@@ -3,6 +3,8 @@
 //! writing to the directory, a status with `Ready=True` and `observedGeneration`, and on deletion deletes
 //! the directory object, then removes the finalizer.
 
+mod kube_support;
+use kube_support::{path_of, store_of};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -17,35 +19,10 @@ use entente::directory::local::LocalDirectory;
 use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 const TENANT: &str = "6f1c7a52-3d4b-4e8a-9f21-0c5d8e7b1a01";
 const FABRIKAM: &str = "9a3e5b17-2c4d-4f6e-8a1b-7d9c0e2f3b02";
-
-fn path_of(obj: &Value) -> String {
-    let ns = obj["metadata"]["namespace"].as_str().unwrap();
-    let name = obj["metadata"]["name"].as_str().unwrap();
-    match obj["kind"].as_str().unwrap() {
-        "Secret" => format!("/api/v1/namespaces/{ns}/secrets/{name}"),
-        "ConditionalAccessPolicy" => format!("/apis/entente.dev/v1alpha1/namespaces/{ns}/conditionalaccesspolicies/{name}"),
-        k => format!("/apis/entente.dev/v1alpha1/namespaces/{ns}/{}s/{name}", k.to_ascii_lowercase()),
-    }
-}
-
-fn store<K>(objects: &[Value], kind: &str) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + 'static,
-{
-    let (store, mut writer) = reflector::store::<K>();
-    writer.apply_watcher_event(&watcher::Event::Init);
-    for o in objects.iter().filter(|o| o["kind"] == kind) {
-        writer.apply_watcher_event(&watcher::Event::InitApply(serde_json::from_value(o.clone()).unwrap()));
-    }
-    writer.apply_watcher_event(&watcher::Event::InitDone);
-    std::mem::forget(writer);
-    store
-}
 
 fn meta(name: &str) -> Value {
     json!({ "namespace": "default", "name": name, "uid": format!("uid-{name}"), "resourceVersion": "1", "generation": 1,
@@ -84,18 +61,18 @@ async fn reconcile(objects: &[Value], directory: &std::path::Path) -> (Result<()
         }
     });
     let client = kube::Client::new(service, "default");
-    let tenants: Store<Tenant> = store(objects, "Tenant");
+    let tenants: Store<Tenant> = store_of(objects, "Tenant");
     let stores = Stores {
         tenants: tenants.clone(),
-        policies: store::<CrossTenantAccessPolicy>(objects, "CrossTenantAccessPolicy"),
-        invitations: store::<GuestInvitation>(objects, "GuestInvitation"),
+        policies: store_of::<CrossTenantAccessPolicy>(objects, "CrossTenantAccessPolicy"),
+        invitations: store_of::<GuestInvitation>(objects, "GuestInvitation"),
     };
     let mut ctx = Context::new(client, stores, directory, Arc::new(Metrics::default()), Settings::default(), None);
-    ctx.identity_providers = store::<IdentityProvider>(objects, "IdentityProvider");
-    ctx.sign_up_flows = store::<SignUpFlow>(objects, "SignUpFlow");
-    ctx.connected_organizations = store::<ConnectedOrganization>(objects, "ConnectedOrganization");
-    ctx.access_packages = store::<AccessPackage>(objects, "AccessPackage");
-    ctx.conditional_access_policies = store::<ConditionalAccessPolicy>(objects, "ConditionalAccessPolicy");
+    ctx.identity_providers = store_of::<IdentityProvider>(objects, "IdentityProvider");
+    ctx.sign_up_flows = store_of::<SignUpFlow>(objects, "SignUpFlow");
+    ctx.connected_organizations = store_of::<ConnectedOrganization>(objects, "ConnectedOrganization");
+    ctx.access_packages = store_of::<AccessPackage>(objects, "AccessPackage");
+    ctx.conditional_access_policies = store_of::<ConditionalAccessPolicy>(objects, "ConditionalAccessPolicy");
     let tenant = tenants.get(&reflector::ObjectRef::new("contoso").within("default")).unwrap();
     let result = reconcile_tenant(tenant, Arc::new(ctx)).await.map(|_| ());
     server.abort();

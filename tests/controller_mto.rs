@@ -4,6 +4,8 @@
 //! configurations), the organization's own reconcile writes its status and runs the sync jobs it
 //! generates.
 
+mod kube_support;
+use kube_support::{merge, not_found, path_of, store};
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -15,8 +17,7 @@ use entente::directory::Directory;
 use entente::directory::local::LocalDirectory;
 use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector;
 use serde_json::{Value, json};
 
 const CONTOSO: &str = "6f1c7a52-3d4b-4e8a-9f21-0c5d8e7b1a01";
@@ -34,44 +35,6 @@ struct Recorded {
 struct FakeApi {
     objects: Mutex<HashMap<String, Value>>,
     requests: Mutex<Vec<Recorded>>,
-}
-
-fn plural(kind: &str) -> &'static str {
-    match kind {
-        "Tenant" => "tenants",
-        "MultiTenantOrganization" => "multitenantorganizations",
-        "Secret" => "secrets",
-        other => panic!("no plural for {other}"),
-    }
-}
-
-fn path_of(obj: &Value) -> String {
-    let kind = obj["kind"].as_str().unwrap();
-    let ns = obj["metadata"]["namespace"].as_str().unwrap();
-    let name = obj["metadata"]["name"].as_str().unwrap();
-    format!("/apis/entente.dev/v1alpha1/namespaces/{ns}/{}/{name}", plural(kind))
-}
-
-fn merge(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        (t, p) => *t = p.clone(),
-    }
-}
-
-fn not_found() -> (StatusCode, Value) {
-    (
-        StatusCode::NOT_FOUND,
-        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
-    )
 }
 
 impl FakeApi {
@@ -200,20 +163,6 @@ impl Harness {
         let snapshot = self.directory().snapshot(tenant_id).await.unwrap().expect("the tenant exists");
         snapshot.partners.iter().map(|p| p.tenant_id.clone()).collect()
     }
-}
-
-fn store<K>(objects: Vec<Value>) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + 'static,
-{
-    let (store, mut writer) = reflector::store::<K>();
-    writer.apply_watcher_event(&watcher::Event::Init);
-    for o in objects {
-        writer.apply_watcher_event(&watcher::Event::InitApply(serde_json::from_value(o).expect("a valid object")));
-    }
-    writer.apply_watcher_event(&watcher::Event::InitDone);
-    std::mem::forget(writer);
-    store
 }
 
 fn meta(name: &str) -> Value {

@@ -2,6 +2,8 @@
 //! controller-rs fixtures do) and a real local directory file. Each scenario reconciles one Tenant
 //! and asserts on what was written: Kubernetes requests (finalizers, status, events) and the directory.
 
+mod kube_support;
+use kube_support::{merge, not_found, path_of, store};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -13,7 +15,6 @@ use entente::directory::local::LocalDirectory;
 use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 const CONTOSO: &str = "6f1c7a52-3d4b-4e8a-9f21-0c5d8e7b1a01";
@@ -34,46 +35,6 @@ struct FakeApi {
     objects: Mutex<HashMap<String, Value>>,
     requests: Mutex<Vec<Recorded>>,
     directory: PathBuf,
-}
-
-fn plural(kind: &str) -> &'static str {
-    match kind {
-        "Tenant" => "tenants",
-        "CrossTenantAccessPolicy" => "crosstenantaccesspolicies",
-        "GuestInvitation" => "guestinvitations",
-        "Secret" => "secrets",
-        other => panic!("no plural for {other}"),
-    }
-}
-
-fn path_of(obj: &Value) -> String {
-    let kind = obj["kind"].as_str().unwrap();
-    let ns = obj["metadata"]["namespace"].as_str().unwrap();
-    let name = obj["metadata"]["name"].as_str().unwrap();
-    let prefix = if kind == "Secret" { "/api/v1".to_string() } else { "/apis/entente.dev/v1alpha1".to_string() };
-    format!("{prefix}/namespaces/{ns}/{}/{name}", plural(kind))
-}
-
-fn merge(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        (t, p) => *t = p.clone(),
-    }
-}
-
-fn not_found() -> (StatusCode, Value) {
-    (
-        StatusCode::NOT_FOUND,
-        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
-    )
 }
 
 impl FakeApi {
@@ -208,21 +169,6 @@ impl Harness {
     fn directory(&self) -> LocalDirectory {
         LocalDirectory::open(&self.directory).unwrap()
     }
-}
-
-fn store<K>(objects: Vec<Value>) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + 'static,
-{
-    let (store, mut writer) = reflector::store::<K>();
-    writer.apply_watcher_event(&watcher::Event::Init);
-    for o in objects {
-        writer.apply_watcher_event(&watcher::Event::InitApply(serde_json::from_value(o).expect("a valid object")));
-    }
-    writer.apply_watcher_event(&watcher::Event::InitDone);
-    // The store stays ready once filled; the writer is not needed any more.
-    std::mem::forget(writer);
-    store
 }
 
 fn meta(ns: &str, name: &str) -> Value {

@@ -3,6 +3,8 @@
 //! source tenant's members and inspects the target. Each scenario reconciles one SyncJob and asserts on
 //! the status patches, the Events and the directory.
 
+mod kube_support;
+use kube_support::{not_found, path_of, store};
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -22,8 +24,7 @@ use entente::directory::local::LocalDirectory;
 use entente::sync::SyncStore;
 use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector;
 use serde_json::{Value, json};
 
 /// The source tenant.
@@ -43,30 +44,6 @@ struct Recorded {
 struct FakeApi {
     objects: Mutex<HashMap<String, Value>>,
     requests: Mutex<Vec<Recorded>>,
-}
-
-fn plural(kind: &str) -> &'static str {
-    match kind {
-        "Tenant" => "tenants",
-        "SyncJob" => "syncjobs",
-        "Secret" => "secrets",
-        other => panic!("no plural for {other}"),
-    }
-}
-
-fn path_of(obj: &Value) -> String {
-    let kind = obj["kind"].as_str().unwrap();
-    let ns = obj["metadata"]["namespace"].as_str().unwrap();
-    let name = obj["metadata"]["name"].as_str().unwrap();
-    let prefix = if kind == "Secret" { "/api/v1" } else { "/apis/entente.dev/v1alpha1" };
-    format!("{prefix}/namespaces/{ns}/{}/{name}", plural(kind))
-}
-
-fn not_found() -> (StatusCode, Value) {
-    (
-        StatusCode::NOT_FOUND,
-        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
-    )
 }
 
 impl FakeApi {
@@ -230,20 +207,6 @@ fn requeue_of(action: &kube::runtime::controller::Action) -> Duration {
     let secs = |s: &str, unit: &str, scale: f64| s.strip_suffix(unit).and_then(|n| n.parse::<f64>().ok()).map(|n| n * scale);
     let seconds = secs(inner, "ms", 1e-3).or_else(|| secs(inner, "s", 1.0)).unwrap_or_else(|| panic!("{inner}"));
     Duration::from_secs_f64(seconds)
-}
-
-fn store<K>(objects: Vec<Value>) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + 'static,
-{
-    let (store, mut writer) = reflector::store::<K>();
-    writer.apply_watcher_event(&watcher::Event::Init);
-    for o in objects {
-        writer.apply_watcher_event(&watcher::Event::InitApply(serde_json::from_value(o).expect("a valid object")));
-    }
-    writer.apply_watcher_event(&watcher::Event::InitDone);
-    std::mem::forget(writer);
-    store
 }
 
 fn meta(ns: &str, name: &str) -> Value {

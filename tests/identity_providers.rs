@@ -4,6 +4,7 @@
 //! same through the Graph backend against the emulator (strict contract), where what the contract lacks
 //! fails with `NotImplemented`.
 
+mod kube_support;
 use std::sync::Arc;
 
 use entente::core::identity::{BUILT_IN_EMAIL, ProviderState, SecretValue};
@@ -370,33 +371,10 @@ mod controller {
     use http::{Method, Request, Response, StatusCode};
     use kube::client::Body;
     use kube::runtime::reflector::{self, Store};
-    use kube::runtime::watcher;
     use serde_json::{Value, json};
 
     use super::TENANT;
-
-    fn path_of(obj: &Value) -> String {
-        let ns = obj["metadata"]["namespace"].as_str().unwrap();
-        let name = obj["metadata"]["name"].as_str().unwrap();
-        match obj["kind"].as_str().unwrap() {
-            "Secret" => format!("/api/v1/namespaces/{ns}/secrets/{name}"),
-            k => format!("/apis/entente.dev/v1alpha1/namespaces/{ns}/{}s/{name}", k.to_ascii_lowercase()),
-        }
-    }
-
-    fn store<K>(objects: &[Value], kind: &str) -> Store<K>
-    where
-        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + 'static,
-    {
-        let (store, mut writer) = reflector::store::<K>();
-        writer.apply_watcher_event(&watcher::Event::Init);
-        for o in objects.iter().filter(|o| o["kind"] == kind) {
-            writer.apply_watcher_event(&watcher::Event::InitApply(serde_json::from_value(o.clone()).unwrap()));
-        }
-        writer.apply_watcher_event(&watcher::Event::InitDone);
-        std::mem::forget(writer);
-        store
-    }
+    use crate::kube_support::{path_of, store_of};
 
     fn meta(name: &str) -> Value {
         json!({ "namespace": "default", "name": name, "uid": format!("uid-{name}"), "resourceVersion": "1", "generation": 1,
@@ -434,15 +412,15 @@ mod controller {
             }
         });
         let client = kube::Client::new(service, "default");
-        let tenants: Store<Tenant> = store(objects, "Tenant");
+        let tenants: Store<Tenant> = store_of(objects, "Tenant");
         let stores = Stores {
             tenants: tenants.clone(),
-            policies: store::<CrossTenantAccessPolicy>(objects, "CrossTenantAccessPolicy"),
-            invitations: store::<GuestInvitation>(objects, "GuestInvitation"),
+            policies: store_of::<CrossTenantAccessPolicy>(objects, "CrossTenantAccessPolicy"),
+            invitations: store_of::<GuestInvitation>(objects, "GuestInvitation"),
         };
         let mut ctx = Context::new(client, stores, directory, Arc::new(Metrics::default()), Settings::default(), None);
-        ctx.identity_providers = store::<IdentityProvider>(objects, "IdentityProvider");
-        ctx.sign_up_flows = store::<SignUpFlow>(objects, "SignUpFlow");
+        ctx.identity_providers = store_of::<IdentityProvider>(objects, "IdentityProvider");
+        ctx.sign_up_flows = store_of::<SignUpFlow>(objects, "SignUpFlow");
         let tenant = tenants.get(&reflector::ObjectRef::new("contoso").within("default")).unwrap();
         let result = reconcile_tenant(tenant, Arc::new(ctx)).await;
         server.abort();
