@@ -17,6 +17,13 @@
 //!
 //! Paths outside the subset (groups, organization, the beta domain-list policy, …) are not
 //! violations: `operation` answers `None` and the caller reports them as "outside subset".
+//!
+//! **Extensions.** The reference subset stops short of some operations entente needs (company branding,
+//! the email one-time passcode method, federation domains, user flow attributes and API connectors,
+//! access package resources). `contract/*.yaml` are entente's own OpenAPI fragments for them, transcribed
+//! from the public Graph v1.0 reference (each names its pages). Every loaded contract is the reference
+//! plus these fragments, so the emulator checks those operations as strictly as the rest; a fragment
+//! may only add paths and schemas, never redefine one of the reference's.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -32,6 +39,14 @@ use super::EmulatorError;
 /// The copy of `graph-v1.0-openapi-subset.yaml` built into entente (sha256 `4d7e71aa…b524`, as the
 /// contract document states), used when no other file is given or found.
 pub const EMBEDDED_OPENAPI: &str = include_str!("graph-v1.0-openapi-subset.yaml");
+
+/// entente's additions to the reference (see the module comment): name and text of each fragment.
+pub const EXTENSIONS: &[(&str, &str)] = &[
+    ("contract/identity.yaml", include_str!("contract/identity.yaml")),
+    ("contract/user_flows.yaml", include_str!("contract/user_flows.yaml")),
+    ("contract/entitlement.yaml", include_str!("contract/entitlement.yaml")),
+    ("contract/organization.yaml", include_str!("contract/organization.yaml")),
+];
 
 /// Where the shared reference lives beside the crate, when it does.
 pub fn default_openapi_path() -> PathBuf {
@@ -76,6 +91,18 @@ pub enum ResponseSpec<'a> {
     NoBody,
     /// A body of this media type and schema.
     Body { media_type: &'a str, schema: &'a Value },
+}
+
+fn path_entry(template: &str, item: Value) -> PathEntry {
+    PathEntry {
+        template: template.to_string(),
+        segments: template
+            .trim_start_matches('/')
+            .split('/')
+            .map(|s| if s.starts_with('{') && s.ends_with('}') { None } else { Some(normalize_segment(s)) })
+            .collect(),
+        item,
+    }
 }
 
 struct PathEntry {
@@ -128,19 +155,43 @@ impl Contract {
         let Some(paths) = doc.get("paths").and_then(Value::as_object) else {
             return Err(EmulatorError::Config(format!("{source} has no paths: not an OpenAPI document")));
         };
-        let paths = paths
-            .iter()
-            .map(|(template, item)| PathEntry {
-                template: template.clone(),
-                segments: template
-                    .trim_start_matches('/')
-                    .split('/')
-                    .map(|s| if s.starts_with('{') && s.ends_with('}') { None } else { Some(normalize_segment(s)) })
-                    .collect(),
-                item: item.clone(),
-            })
-            .collect();
-        Ok(Self { doc, paths, regexes: Mutex::new(HashMap::new()), source: source.to_string() })
+        let paths = paths.iter().map(|(template, item)| path_entry(template, item.clone())).collect();
+        let mut contract = Self { doc, paths, regexes: Mutex::new(HashMap::new()), source: source.to_string() };
+        for (name, text) in EXTENSIONS {
+            contract.extend(text, name)?;
+        }
+        Ok(contract)
+    }
+
+    /// Adds a fragment's paths and schemas. A fragment that redefines a path or schema the document
+    /// already has is refused: the reference always wins, and a fragment never silently shadows it.
+    fn extend(&mut self, text: &str, name: &str) -> Result<(), EmulatorError> {
+        let fragment: Value = serde_saphyr::from_str(text)
+            .map_err(|e| EmulatorError::Config(format!("parsing the contract extension {name}: {e}")))?;
+        let new_paths = fragment.get("paths").and_then(Value::as_object).cloned().unwrap_or_default();
+        let new_schemas = fragment.pointer("/components/schemas").and_then(Value::as_object).cloned().unwrap_or_default();
+        let schemas = self
+            .doc
+            .as_object_mut()
+            .and_then(|d| d.entry("components").or_insert_with(|| Value::Object(Map::new())).as_object_mut())
+            .and_then(|c| c.entry("schemas").or_insert_with(|| Value::Object(Map::new())).as_object_mut())
+            .ok_or_else(|| EmulatorError::Config(format!("{}: components.schemas is not an object", self.source)))?;
+        for (schema, body) in new_schemas {
+            if schemas.contains_key(&schema) {
+                return Err(EmulatorError::Config(format!("contract extension {name} redefines the schema {schema}")));
+            }
+            schemas.insert(schema, body);
+        }
+        for (template, item) in new_paths {
+            if self.paths.iter().any(|p| p.template == template) {
+                return Err(EmulatorError::Config(format!("contract extension {name} redefines the path {template}")));
+            }
+            self.paths.push(path_entry(&template, item));
+        }
+        if !self.source.contains(" + entente extensions") {
+            self.source.push_str(" + entente extensions");
+        }
+        Ok(())
     }
 
     /// Where the document came from.
@@ -519,6 +570,22 @@ mod tests {
     }
 
     const STRICT: Options = Options { unknown_properties: true };
+
+    #[test]
+    fn extensions_add_paths_and_never_shadow_the_reference() {
+        let mut c = Contract::embedded().unwrap();
+        assert!(c.source().ends_with(" + entente extensions"), "{}", c.source());
+        let fragment = "paths:\n  /things/{thing-id}:\n    get:\n      operationId: things.get\n      responses:\n        '204':\n          description: ok\n";
+        assert!(c.operation(&Method::GET, "/things/abc").is_none());
+        c.extend(fragment, "things.yaml").unwrap();
+        assert_eq!(c.operation(&Method::GET, "/things/abc").unwrap().operation_id, "things.get");
+        let shadow = "paths:\n  /invitations:\n    post:\n      operationId: mine\n";
+        let err = c.extend(shadow, "shadow.yaml").unwrap_err().to_string();
+        assert!(err.contains("shadow.yaml redefines the path /invitations"), "{err}");
+        let schema = "components:\n  schemas:\n    microsoft.graph.invitation:\n      type: object\n";
+        let err = c.extend(schema, "schema.yaml").unwrap_err().to_string();
+        assert!(err.contains("redefines the schema microsoft.graph.invitation"), "{err}");
+    }
 
     #[test]
     fn operations_are_found_by_template() {

@@ -46,6 +46,7 @@ mod router;
 mod server;
 mod store;
 mod throttle;
+mod user_flows;
 mod users;
 mod xtap;
 

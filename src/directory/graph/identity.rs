@@ -1,7 +1,6 @@
-//! Identity providers and B2X user flows (R17) over Graph (graph-contract 1.8): `/identity/identityProviders`
-//! (polymorphic over `identityProviderBase`: social, built-in, SAML/WS-Fed federation) and
-//! `/identity/b2xUserFlows` (list, create, get, delete; identity providers inline as
-//! `userFlowIdentityProviders`).
+//! Identity providers (R17) over Graph (graph-contract 1.8): `/identity/identityProviders`
+//! (polymorphic over `identityProviderBase`: social, built-in, SAML/WS-Fed federation). User flows are
+//! `user_flows.rs`; this file reads both into one `IdentityState`.
 //!
 //! What entente's Graph contract (the reference OpenAPI subset) has no endpoint or property for fails with
 //! `DirectoryError::NotImplemented` naming it, and the snapshot lists it in `unsupported` so the plan says so:
@@ -13,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use reqwest::Method;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::GraphDirectory;
 use super::http::Call;
@@ -25,33 +24,20 @@ use crate::core::tenant_profile::Unsupported;
 use crate::directory::DirectoryError;
 
 pub(crate) const PROVIDERS: &str = "/identity/identityProviders";
-pub(crate) const USER_FLOWS: &str = "/identity/b2xUserFlows";
 
 pub(crate) const STATE_NOT_IMPLEMENTED: &str = "an identity provider's enabled/disabled state (and enabling email one-time \
      passcode) is /policies/authenticationMethodsPolicy/authenticationMethodConfigurations/email, which is not in \
      entente's Graph contract";
 pub(crate) const DOMAINS_NOT_IMPLEMENTED: &str = "the domains of a SAML/WS-Fed federation \
      (samlOrWsFedExternalDomainFederation/domains) are not in entente's Graph contract";
-pub(crate) const FLOW_UPDATE_NOT_IMPLEMENTED: &str = "changing an existing user flow \
-     (/identity/b2xUserFlows/{id}/userFlowIdentityProviders/$ref; there is no PATCH) is not in entente's Graph contract";
-pub(crate) const ATTRIBUTES_NOT_IMPLEMENTED: &str =
-    "a user flow's attributes (/identity/b2xUserFlows/{id}/userAttributeAssignments) are not in entente's Graph contract";
-pub(crate) const APPLICATIONS_NOT_IMPLEMENTED: &str = "the applications of a user flow \
-     (/identity/authenticationEventsFlows/{id}/conditions/applications) are not in entente's Graph contract";
-pub(crate) const CONNECTORS_NOT_IMPLEMENTED: &str = "API connectors (/identity/apiConnectors and a flow's \
-     apiConnectorConfiguration/postFederationSignup, postAttributeCollection) are not in entente's Graph contract";
 
 /// What this backend cannot read or write, for the plan's notes.
 pub(super) fn unsupported() -> Unsupported {
-    [
-        ("identityProvider.state", STATE_NOT_IMPLEMENTED),
-        ("signUpFlow.userAttributes", ATTRIBUTES_NOT_IMPLEMENTED),
-        ("signUpFlow.applications", APPLICATIONS_NOT_IMPLEMENTED),
-        ("signUpFlow.apiConnectors", CONNECTORS_NOT_IMPLEMENTED),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
+    [("identityProvider.state", STATE_NOT_IMPLEMENTED)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain(super::user_flows::unsupported())
+        .collect()
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,8 +50,8 @@ struct Page<T> {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Provider {
-    id: String,
+pub(super) struct Provider {
+    pub(super) id: String,
     #[serde(default, rename = "@odata.type")]
     odata_type: Option<String>,
     #[serde(default)]
@@ -84,14 +70,6 @@ struct Provider {
     preferred_authentication_protocol: Option<String>,
     #[serde(default)]
     signing_certificate: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Flow {
-    id: String,
-    #[serde(default)]
-    user_flow_identity_providers: Vec<Provider>,
 }
 
 /// A Graph provider as entente sees it; `None` for the kinds entente does not manage (Apple, OIDC,
@@ -138,7 +116,11 @@ fn observed(p: &Provider) -> Option<ObservedIdentityProvider> {
 }
 
 impl GraphDirectory {
-    async fn pages<T: serde::de::DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<T>, DirectoryError> {
+    pub(super) async fn pages<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<T>, DirectoryError> {
         let mut out = Vec::new();
         let mut url = self.url(path, query)?;
         loop {
@@ -168,22 +150,7 @@ impl GraphDirectory {
         let raw: Vec<Provider> = self.pages(PROVIDERS, &[]).await?;
         let providers: Vec<ObservedIdentityProvider> = raw.iter().filter_map(observed).collect();
         let keys: BTreeMap<String, String> = providers.iter().map(|p| (p.id.clone(), p.key.clone())).collect();
-        let flows: Vec<Flow> = self.pages(USER_FLOWS, &[("$expand", "userFlowIdentityProviders")]).await?;
-        let flows = flows
-            .into_iter()
-            .map(|f| SignUpFlowConfig {
-                identity_providers: f
-                    .user_flow_identity_providers
-                    .iter()
-                    .map(|p| match p.id.as_str() {
-                        BUILT_IN_EMAIL_ID => BUILT_IN_EMAIL.to_string(),
-                        id => keys.get(id).cloned().unwrap_or_else(|| id.to_string()),
-                    })
-                    .collect(),
-                id: f.id,
-                ..SignUpFlowConfig::default()
-            })
-            .collect();
+        let flows = self.read_flows(&keys).await?;
         Ok(IdentityState { providers, flows })
     }
 
@@ -202,13 +169,7 @@ impl GraphDirectory {
                 checked(&self.http.send(&Call::new(Method::DELETE, url, Cost::Write).idempotent()).await?, true)?;
             }
             Operation::PutSignUpFlow { flow, exists } => self.put_flow(flow, *exists).await?,
-            Operation::DeleteSignUpFlow { id } => {
-                let url = self.url(&format!("{USER_FLOWS}/{id}"), &[])?;
-                let resp = self.http.send(&Call::new(Method::DELETE, url, Cost::Write).idempotent()).await?;
-                if !(resp.is_success() || resp.status == 404) {
-                    return Err(resp.error());
-                }
-            }
+            Operation::DeleteSignUpFlow { id } => self.delete_flow(id).await?,
             _ => return Err(DirectoryError::Invalid(format!("{} is not an identity operation", op.name()))),
         }
         Ok(Outcome::Done)
@@ -256,50 +217,10 @@ impl GraphDirectory {
         }
         resp.ok()
     }
-
-    async fn put_flow(&self, f: &SignUpFlowConfig, exists: bool) -> Result<(), DirectoryError> {
-        if !f.user_attributes.is_empty() {
-            return Err(DirectoryError::NotImplemented(ATTRIBUTES_NOT_IMPLEMENTED.into()));
-        }
-        if !f.applications.is_empty() {
-            return Err(DirectoryError::NotImplemented(APPLICATIONS_NOT_IMPLEMENTED.into()));
-        }
-        if !f.api_connectors.is_empty() {
-            return Err(DirectoryError::NotImplemented(CONNECTORS_NOT_IMPLEMENTED.into()));
-        }
-        if exists {
-            return Err(DirectoryError::NotImplemented(FLOW_UPDATE_NOT_IMPLEMENTED.into()));
-        }
-        let state = self.read_identity().await?;
-        let mut ids = Vec::new();
-        for key in &f.identity_providers {
-            let id = if key == BUILT_IN_EMAIL {
-                BUILT_IN_EMAIL_ID.to_string()
-            } else {
-                provider_usable(&state, &self.tenant_id, key).map_err(DirectoryError::Refused)?;
-                state.providers.iter().find(|p| &p.key == key).map(|p| p.id.clone()).unwrap_or_default()
-            };
-            ids.push(json!({ "id": id }));
-        }
-        let name = f.id.strip_prefix("B2X_1_").unwrap_or(&f.id);
-        let body: Value = json!({
-            "id": name,
-            "userFlowType": "signUpOrSignIn",
-            "userFlowTypeVersion": 1,
-            "userFlowIdentityProviders": ids,
-        });
-        let url = self.url(USER_FLOWS, &[])?;
-        let resp = self.http.send(&Call::new(Method::POST, url, Cost::Write).json(body)).await?;
-        // 409: created by an earlier attempt whose answer was lost (the id is the natural key).
-        if resp.status == 409 {
-            return Ok(());
-        }
-        checked(&resp, false)
-    }
 }
 
 /// Success, or the directory's R17 refusal as `Refused`, or the error.
-fn checked(resp: &super::http::Response, tolerate_404: bool) -> Result<(), DirectoryError> {
+pub(super) fn checked(resp: &super::http::Response, tolerate_404: bool) -> Result<(), DirectoryError> {
     if resp.is_success() || (tolerate_404 && resp.status == 404) {
         return Ok(());
     }

@@ -21,6 +21,7 @@ mod mapping;
 mod mto;
 mod reads;
 mod sync;
+mod user_flows;
 mod writes;
 
 use std::path::PathBuf;
