@@ -3,6 +3,7 @@
 //! Graph would), the same through the Graph backend against the emulator (strict contract), and what
 //! `entente explain` decides from the stored policies (R18 with R11).
 
+mod common;
 mod kube_support;
 use std::sync::Arc;
 
@@ -254,6 +255,52 @@ async fn explain_uses_the_stored_policies() {
     );
     assert!(r18.iter().any(|s| s.verdict == Verdict::Note && s.detail.contains("report-only")), "{text}");
     assert!(collab.mfa.contains("MFA required, done in the resource tenant"), "{text}");
+}
+
+// ------------------------------------------------------------------------------------------------
+// Access impact: what a policy change does to existing guests, before it is applied
+
+#[test]
+fn plan_reports_which_existing_guests_a_policy_change_blocks_or_prompts() {
+    let ws = common::Workspace::new();
+    let invite = |name: &str, mail: &str| {
+        format!(
+            "apiVersion: entente.dev/v1alpha1\nkind: GuestInvitation\nmetadata:\n  name: {name}\nspec:\n  tenantRef: {{ name: contoso }}\n  invitedUserEmailAddress: {mail}\n"
+        )
+    };
+    ws.write("m/tenant.yaml", TENANT_YAML);
+    ws.write("m/guests.yaml", &format!("{}---\n{}", invite("alice", "alice@fabrikam.com"), invite("bob", "bob@fabrikam.com")));
+    let (code, out, err) = ws.run(&["apply", "-f", "m"]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    // Enforced block for every guest: both guests of fabrikam.com lose sign-in, named in the plan.
+    ws.write("m/block.yaml", &policy("block", "Block guests", "enabled", "block", "all"));
+    let (code, out, err) = ws.run(&["plan", "-f", "m", "-o", "json"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let lines = plan["accessImpact"].as_array().unwrap();
+    let block = lines
+        .iter()
+        .find(|l| l["message"].as_str().unwrap().starts_with("blocks sign-in to every application"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(
+        block["message"],
+        "blocks sign-in to every application by conditional access policy \"Block guests\" for 2 existing guest(s) of fabrikam.com (R18)"
+    );
+    assert_eq!(block["effect"], "removes");
+    assert_eq!(block["guests"], serde_json::json!(["alice@fabrikam.com", "bob@fabrikam.com"]));
+
+    // Report-only decides nothing, so it changes no one's access; the text plan has no impact section.
+    ws.write("m/block.yaml", &policy("block", "Block guests", "enabledForReportingButNotEnforced", "block", "all"));
+    let (_, out, _) = ws.run(&["plan", "-f", "m"]);
+    assert!(!out.contains("Access impact"), "{out}");
+
+    // Applied, then removed from the manifests and pruned: the plan says sign-in comes back.
+    ws.write("m/block.yaml", &policy("block", "Block guests", "enabled", "block", "all"));
+    assert_eq!(ws.run(&["apply", "-f", "m"]).0, 0);
+    std::fs::remove_file(ws.path("m/block.yaml")).unwrap();
+    let (_, out, _) = ws.run(&["plan", "-f", "m", "--prune"]);
+    assert!(out.contains("+ contoso.onmicrosoft.com: no longer blocks sign-in to every application (policy \"Block guests\") for 2 existing guest(s) of fabrikam.com (R18)"), "{out}");
 }
 
 // ------------------------------------------------------------------------------------------------

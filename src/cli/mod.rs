@@ -143,7 +143,7 @@ async fn plan_or_apply(args: RunArgs, apply: bool, out: &mut dyn Write, err: &mu
     let names = sync::tenant_names(&manifests.desired);
     let with_sync = !args.no_sync && !manifests.desired.sync_jobs.is_empty();
     if !apply {
-        let impact = access_impact(&manifests.desired, &observed);
+        let impact = access_impact(&manifests.desired, &observed, &plan);
         // Sync jobs are previewed against the settings the plan brings (a dry run: nothing is remembered).
         let jobs = if with_sync {
             let dry = RunOptions { dry_run: true, ..RunOptions::default() };
@@ -223,12 +223,26 @@ async fn sync_jobs(
 }
 
 /// Who gains or loses access if the plan is applied: settings in force now versus after the plan.
-fn access_impact(desired: &crate::core::model::DesiredState, observed: &crate::core::plan::Observed) -> Vec<ImpactLine> {
+fn access_impact(
+    desired: &crate::core::model::DesiredState,
+    observed: &crate::core::plan::Observed,
+    plan: &crate::core::plan::Plan,
+) -> Vec<ImpactLine> {
     let snapshots: Vec<_> = observed.values().filter_map(|o| o.as_ref().ok().and_then(Option::as_ref)).collect();
     let before: Vec<TenantPolicy> = snapshots.iter().map(|s| TenantPolicy::from_snapshot(s)).collect();
     let after = crate::core::plan::desired_policies(desired, observed);
     let guests = snapshots.iter().map(|s| (s.identity.tenant_id.clone(), s.guests.clone())).collect();
-    crate::core::impact::access_impact(&before, &after, &guests)
+    // Conditional access (R18) is judged on the directory's policies with the plan's operations applied.
+    let policies: crate::core::impact::PoliciesByTenant = snapshots
+        .iter()
+        .map(|s| {
+            let held = s.conditional_access.as_ref().map(|ps| ps.iter().map(|p| (p.id.clone(), p.policy.clone())).collect());
+            (s.identity.tenant_id.clone(), held)
+        })
+        .collect();
+    let mut lines = crate::core::impact::access_impact(&before, &after, &guests);
+    lines.extend(crate::core::impact::conditional_access_impact(plan, &policies, &before, &after, &guests));
+    lines
 }
 
 /// CLI secrets: `ENTENTE_GRAPH_CLIENT_SECRET_<TENANT ID>` (dashes as underscores), else

@@ -10,6 +10,10 @@ use super::model::{GuestUser, RedemptionState};
 use super::policy::{TenantPolicy, email_domain};
 use super::resolved::{Access, ResolvedAccess};
 
+#[path = "impact_conditional_access.rs"]
+mod conditional_access;
+pub use conditional_access::{PoliciesByTenant, conditional_access_impact};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Effect {
