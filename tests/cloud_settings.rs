@@ -3,7 +3,10 @@
 //! the refusal, shows a change of `microsoftCloudSettings.allowedClouds` as an update with its field diff,
 //! detects drift, and converges — on the local directory and through the Graph backend over the emulator
 //! (`allowedCloudEndpoints` on `/policies/crossTenantAccessPolicy`, strict contract checking). External
-//! tenants' branding and self-service settings are stored locally; over Graph they fail as not implemented.
+//! tenants' branding and self-service settings are stored locally. Over Graph, the tenant type is read from
+//! `organization.tenantType` (a wrong type is a plan error) and the branding's texts and colour are applied,
+//! read back and corrected through `/organization/{id}/branding`; images and self-service settings fail as
+//! not implemented, saying what is missing.
 
 mod emulator_support;
 
@@ -351,21 +354,201 @@ async fn an_external_tenant_is_created_with_its_branding_and_converges_locally()
     assert!(plan.errors.iter().any(|e| e.message.contains("spec.tenantType is immutable")), "{:?}", plan.errors);
 }
 
+// ---------------------------------------------------------------------------------------------
+// External tenants over Graph: organization.tenantType and /organization/{id}/branding (emulator, strict
+// contract checking, contract extension contract/organization.yaml)
+
+/// shop (external) and contoso (workforce) in one directory, served by the emulator, each with a
+/// `GraphDirectory`.
+async fn shop_over_graph() -> Harness {
+    let tmp = tempfile::tempdir().unwrap();
+    let world = Arc::new(LocalDirectory::open(&tmp.path().join("directory.db")).unwrap());
+    let shop = identity(SHOP, "shop", Cloud::Global);
+    let external =
+        Operation::ConfigureTenantExperience { tenant_type: TenantType::External, branding: None, self_service_account: None };
+    world.apply(SHOP, &[Operation::CreateTenant { identity: shop }, external]).await.unwrap();
+    world.apply(CONTOSO, &[Operation::CreateTenant { identity: identity(CONTOSO, "contoso", Cloud::Global) }]).await.unwrap();
+    let (handle, routes) =
+        emulator_support::graph_over_emulator(&world, &[SHOP, CONTOSO], &tmp.path().join("inventory.db")).await;
+    Harness { world, routes, emulator: Some(handle), _tmp: tmp }
+}
+
+const BRANDING: &str = "  tenantType: external\n  branding:\n    signInPageText: Welcome to Shop\n    usernameHintText: you@example.com\n    backgroundColor: '#0072c6'\n";
+
+fn diff_paths(c: &Change) -> Vec<&str> {
+    c.diff.iter().map(|d| d.path.as_str()).collect()
+}
+
+fn branding_of(h: &Harness) -> entente::core::tenant_profile::CompanyBranding {
+    h.world.tenant_profile(SHOP).unwrap().branding.expect("a branding in the directory")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn over_graph_branding_is_not_implemented_and_the_plan_says_so() {
-    let h = Harness::graph().await;
-    // Make contoso an external tenant in the directory, so only the Graph contract is missing.
-    let mut desired = manifests("", "");
-    let contoso = desired.tenants.iter_mut().find(|t| t.identity.tenant_id == CONTOSO).unwrap();
-    contoso.profile.tenant_type = TenantType::External;
-    contoso.profile.branding =
-        Some(entente::core::tenant_profile::CompanyBranding { sign_in_page_text: Some("hi".into()), ..Default::default() });
-    let plan = engine::plan_against(&desired, &h.routes, PlanOptions::default()).await;
-    let c = change(&plan, Kind::Tenant, CONTOSO);
+async fn over_graph_an_external_tenants_branding_applies_reads_back_updates_drifts_and_is_removed() {
+    let h = shop_over_graph().await;
+    let desired = shop(BRANDING);
+    let plan = plan_and_apply(&desired, &h.routes).await;
+    let c = change(&plan, Kind::Tenant, SHOP);
+    assert!(c.action.writes(), "{c:#?}");
     let note = c.note.clone().unwrap_or_default();
-    assert!(note.contains("company branding for external tenants") && note.contains("not in entente's Graph contract"), "{c:#?}");
+    assert!(!note.contains("Graph") && !note.contains("spec."), "nothing unsupported is asked for: {c:#?}");
+    for p in ["branding.signInPageText", "branding.usernameHintText", "branding.backgroundColor"] {
+        assert!(diff_paths(c).contains(&p), "{p} in {:?}", diff_paths(c));
+    }
+    let b = branding_of(&h);
+    assert_eq!(b.sign_in_page_text.as_deref(), Some("Welcome to Shop"));
+    assert_eq!(b.username_hint_text.as_deref(), Some("you@example.com"));
+    assert_eq!(b.background_color.as_deref(), Some("#0072C6"));
+
+    // Read back through Graph: no drift, nothing to write.
+    let again = engine::plan_against(&desired, &h.routes, PlanOptions::default()).await;
+    assert!(again.errors.is_empty(), "{:?}", again.errors);
+    assert!(!again.has_writes(), "{:#?}", again.changes);
+    assert_eq!(change(&again, Kind::Tenant, SHOP).action, Action::Unchanged);
+
+    // An edit is an update of exactly that field.
+    let edited = shop(&BRANDING.replace("Welcome to Shop", "Hello"));
+    let plan = plan_and_apply(&edited, &h.routes).await;
+    let c = change(&plan, Kind::Tenant, SHOP);
+    assert_eq!(c.action, Action::Update);
+    assert_eq!(diff_paths(c), ["branding.signInPageText"]);
+    assert_eq!(branding_of(&h).sign_in_page_text.as_deref(), Some("Hello"));
+    assert_eq!(branding_of(&h).username_hint_text.as_deref(), Some("you@example.com"));
+
+    // Changed outside entente (in the directory the emulator serves): drift on that field, corrected.
+    let mut outside = branding_of(&h);
+    outside.username_hint_text = Some("someone else".into());
+    let op = Operation::ConfigureTenantExperience {
+        tenant_type: TenantType::External,
+        branding: Some(outside),
+        self_service_account: None,
+    };
+    h.world.apply(SHOP, &[op]).await.unwrap();
+    let plan = plan_and_apply(&edited, &h.routes).await;
+    let c = change(&plan, Kind::Tenant, SHOP);
+    assert!(c.action == Action::Update && c.drift, "{c:#?}");
+    assert_eq!(diff_paths(c), ["branding.usernameHintText"]);
+    assert_eq!(branding_of(&h).username_hint_text.as_deref(), Some("you@example.com"));
+
+    // The manifest drops the branding: it is deleted in Graph.
+    let plan = plan_and_apply(&shop("  tenantType: external\n"), &h.routes).await;
+    assert_eq!(change(&plan, Kind::Tenant, SHOP).action, Action::Update);
+    assert_eq!(h.world.tenant_profile(SHOP).unwrap().branding, None);
+    let again = engine::plan_against(&shop("  tenantType: external\n"), &h.routes, PlanOptions::default()).await;
+    assert!(!again.has_writes(), "{:#?}", again.changes);
+    h.check_contract();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_graph_a_wrong_tenant_type_is_a_plan_error_both_ways() {
+    let h = shop_over_graph().await;
+    // shop is external (CIAM) in Graph: a workforce manifest cannot be planned.
+    let plan = engine::plan_against(&shop(""), &h.routes, PlanOptions::default()).await;
+    let e = plan.errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("\n");
+    assert!(e.contains("spec.tenantType is immutable") && e.contains("is a external tenant in the directory"), "{e}");
+    // contoso is workforce (AAD): an external manifest for it cannot either.
+    let contoso = format!(
+        "apiVersion: entente.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: contoso}}\nspec:\n  tenantId: {CONTOSO}\n  initialDomain: contoso.onmicrosoft.com\n  tenantType: external\n"
+    );
+    let desired = entente::manifest::load_str(&[("contoso.yaml", &contoso)]).unwrap().desired;
+    let plan = engine::plan_against(&desired, &h.routes, PlanOptions::default()).await;
+    let e = plan.errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("\n");
+    assert!(e.contains("spec.tenantType is immutable") && e.contains("is a workforce tenant in the directory"), "{e}");
+    // The matching manifests plan without errors and without a tenantType note.
+    let plan = engine::plan_against(&shop("  tenantType: external\n"), &h.routes, PlanOptions::default()).await;
+    assert!(plan.errors.is_empty(), "{:?}", plan.errors);
+    let note = change(&plan, Kind::Tenant, SHOP).note.clone().unwrap_or_default();
+    assert!(!note.contains("tenantType"), "{note}");
+    h.check_contract();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_graph_images_and_self_service_are_not_implemented_and_say_why() {
+    let h = shop_over_graph().await;
+    // EXTERNAL asks for images and self-service: the plan says self-service has no Graph API.
+    let plan = engine::plan_against(&shop(EXTERNAL), &h.routes, PlanOptions::default()).await;
+    let c = change(&plan, Kind::Tenant, SHOP);
+    let note = c.note.clone().unwrap_or_default();
+    assert!(note.contains("spec.selfServiceAccount") && note.contains("no Microsoft Graph v1.0 API"), "{c:#?}");
+    assert!(note.contains("profile edit and account deletion have none at all"), "{note}");
     let report = engine::apply(&plan, &h.routes).await;
     let failed = format!("{:?}", report.results);
-    assert!(report.failed() >= 1 && failed.contains("not implemented"), "{failed}");
+    assert_eq!(report.failed(), 1, "{failed}");
+    assert!(failed.contains("bannerLogo, squareLogo, backgroundImage") && failed.contains("does not upload yet"), "{failed}");
+    // The texts and colour were written before the images failed.
+    assert_eq!(branding_of(&h).sign_in_page_text.as_deref(), Some("Welcome to Shop"));
+    assert_eq!(branding_of(&h).banner_logo, None);
+
+    // Without images, only self-service fails, naming what Graph lacks.
+    let plan = engine::plan_against(
+        &shop("  tenantType: external\n  selfServiceAccount: {passwordReset: true}\n"),
+        &h.routes,
+        PlanOptions::default(),
+    )
+    .await;
+    let report = engine::apply(&plan, &h.routes).await;
+    let failed = format!("{:?}", report.results);
+    assert_eq!(report.failed(), 1, "{failed}");
+    assert!(failed.contains("self-service account settings for external tenants have no Microsoft Graph v1.0 API"), "{failed}");
+    assert!(failed.contains("password reset follows from the email one-time passcode"), "{failed}");
     h.check_contract();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_serves_tenant_type_and_rejects_a_malformed_branding_per_the_contract() {
+    let env = emulator_support::env().await;
+    // contoso is a workforce tenant: AAD, and no branding.
+    let token = env.token(&env.contoso).await;
+    let org = env.get(&token, &format!("/v1.0/organization/{CONTOSO}?$select=id,tenantType")).await;
+    assert_eq!(org.body["tenantType"], "AAD", "{:?}", org.body);
+    env.assert_contract_clean();
+
+    // Branding needs OrganizationalBranding.ReadWrite.All (Organization.Read.All only reads it).
+    let path = format!("/v1.0/organization/{CONTOSO}/branding");
+    let r = env
+        .call_with(
+            reqwest::Method::PATCH,
+            Some(&token),
+            &path,
+            Some(serde_json::json!({"signInPageText": "hi"})),
+            &[("Accept-Language", "0")],
+        )
+        .await;
+    assert_eq!(r.status, reqwest::StatusCode::FORBIDDEN, "{:?}", r.body);
+    let r = env.get(&token, &path).await;
+    assert_eq!(r.status, reqwest::StatusCode::NOT_FOUND, "no branding yet: {:?}", r.body);
+
+    let app =
+        entente::emulator::apps::create_app(&env.dir, CONTOSO, "brander", &["OrganizationalBranding.ReadWrite.All".to_string()])
+            .unwrap();
+    let token = env.token(&app).await;
+    // A workforce tenant has no branding: the directory's rule answers.
+    let r = env
+        .call_with(
+            reqwest::Method::PATCH,
+            Some(&token),
+            &path,
+            Some(serde_json::json!({"signInPageText": "hi"})),
+            &[("Accept-Language", "0")],
+        )
+        .await;
+    assert_eq!(r.status, reqwest::StatusCode::BAD_REQUEST, "{:?}", r.body);
+    assert!(r.text.contains("external tenants only"), "{}", r.text);
+    env.assert_contract_clean();
+
+    // A number where the contract says string: 400, and the contract report names the request's field.
+    let r = env
+        .call_with(
+            reqwest::Method::PATCH,
+            Some(&token),
+            &path,
+            Some(serde_json::json!({"signInPageText": 42})),
+            &[("Accept-Language", "0")],
+        )
+        .await;
+    assert_eq!(r.status, reqwest::StatusCode::BAD_REQUEST, "{:?}", r.body);
+    let report = env.emu.contract_report();
+    let v = report.violations.iter().find(|v| v.direction == "request").unwrap_or_else(|| panic!("{:#?}", report.violations));
+    assert_eq!(v.path, path);
+    assert!(v.findings.iter().any(|f| f.contains("/signInPageText")), "{:?}", v.findings);
 }

@@ -21,6 +21,8 @@ pub const KNOWN: &[&str] = &[
     "GroupMember.ReadWrite.All",
     "Organization.Read.All",
     "Organization.ReadWrite.All",
+    "OrganizationalBranding.Read.All",
+    "OrganizationalBranding.ReadWrite.All",
     "Policy.Read.All",
     "Policy.ReadWrite.CrossTenantAccess",
     "Policy.ReadWrite.Authorization",
@@ -64,6 +66,14 @@ const MEMBER_OF: &[&str] = &[
 ];
 const ORG_READ: &[&str] =
     &["Organization.Read.All", "Organization.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
+/// organizationalbranding-get / -update / -delete (v1.0): least privileged first.
+const BRANDING_READ: &[&str] = &[
+    "OrganizationalBranding.Read.All",
+    "OrganizationalBranding.ReadWrite.All",
+    "Organization.Read.All",
+    "Organization.ReadWrite.All",
+];
+const BRANDING_WRITE: &[&str] = &["OrganizationalBranding.ReadWrite.All", "Organization.ReadWrite.All"];
 const XTAP_READ: &[&str] = &["Policy.Read.All", "Policy.ReadWrite.CrossTenantAccess"];
 const XTAP_WRITE: &[&str] = &["Policy.ReadWrite.CrossTenantAccess"];
 const AUTHZ_READ: &[&str] = &["Policy.Read.All", "Policy.ReadWrite.Authorization"];
@@ -96,6 +106,8 @@ pub fn required(route: &Route, method: &Method) -> &'static [&'static str] {
         Route::Groups | Route::Group(_) | Route::GroupMembers(_) => GROUP_CREATE,
         Route::GroupMembersRef(_) | Route::GroupMemberRef(..) => GROUP_MEMBER_WRITE,
         Route::Organization | Route::OrganizationById(_) => ORG_READ,
+        Route::OrganizationBranding(_) if read => BRANDING_READ,
+        Route::OrganizationBranding(_) => BRANDING_WRITE,
         Route::CrossTenantAccessPolicy
         | Route::XtapDefault
         | Route::XtapDefaultReset

@@ -126,6 +126,8 @@ pub enum Route {
     GroupMemberRef(String, String),
     Organization,
     OrganizationById(String),
+    /// `/organization/{id}/branding`: the default company branding (contract extension).
+    OrganizationBranding(String),
     CrossTenantAccessPolicy,
     XtapDefault,
     XtapDefaultReset,
@@ -181,6 +183,7 @@ impl Route {
             (_, ["groups", id, "members", member, "$ref"]) => Route::GroupMemberRef(id.to_string(), member.to_string()),
             (_, ["organization"]) => Route::Organization,
             (_, ["organization", id]) => Route::OrganizationById(id.to_string()),
+            (ApiVersion::V1, ["organization", id, "branding"]) => Route::OrganizationBranding(id.to_string()),
             (ApiVersion::V1, ["policies", "crossTenantAccessPolicy"]) => Route::CrossTenantAccessPolicy,
             (ApiVersion::V1, ["policies", "crossTenantAccessPolicy", "default"]) => Route::XtapDefault,
             (ApiVersion::V1, ["policies", "crossTenantAccessPolicy", "default", "resetToSystemDefault"]) => {
@@ -263,6 +266,7 @@ impl Route {
             Route::ConnectedOrganization(_) | Route::AccessPackage(_) => GET_PATCH_DELETE,
             Route::AssignmentPolicy(_) => &[Method::GET, Method::PUT, Method::DELETE],
             Route::EntitlementSettings => GET_PATCH,
+            Route::OrganizationBranding(_) => GET_PATCH_DELETE,
         }
     }
 
@@ -297,6 +301,7 @@ impl Route {
             Route::GroupMemberRef(..) => "/groups/{group-id}/members/{directoryObject-id}/$ref",
             Route::Organization => "/organization",
             Route::OrganizationById(_) => "/organization/{organization-id}",
+            Route::OrganizationBranding(_) => "/organization/{organization-id}/branding",
             Route::CrossTenantAccessPolicy => "/policies/crossTenantAccessPolicy",
             Route::XtapDefault => "/policies/crossTenantAccessPolicy/default",
             Route::XtapDefaultReset => "/policies/crossTenantAccessPolicy/default/resetToSystemDefault",

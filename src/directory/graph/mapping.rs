@@ -8,7 +8,7 @@ use crate::core::model::{Cloud, GuestUser, PartnerConfiguration, RedemptionState
 use crate::core::resolved::{ResolvedAccess, ResolvedCollaboration, resolve_domain_list};
 use crate::core::settings::{DomainList, GUEST_ROLE_LIMITED};
 use crate::core::sync::{DirectoryUser, SYNCABLE_ATTRIBUTES, is_profile_attribute};
-use crate::core::tenant_profile::{TenantProfile, Unsupported, cloud_of_endpoint};
+use crate::core::tenant_profile::{CompanyBranding, TenantProfile, TenantType, Unsupported, cloud_of_endpoint};
 use crate::graph::wire::{
     AuthorizationPolicy, CrossTenantAccessPolicyConfigurationDefault, CrossTenantAccessPolicyConfigurationPartner,
     CrossTenantAccessPolicyRoot, CrossTenantIdentitySyncPolicyPartner, User,
@@ -140,25 +140,65 @@ pub fn directory_user(user: &serde_json::Value) -> Option<DirectoryUser> {
     })
 }
 
-/// What entente's Graph contract does not cover of the tenant profile, with why. The planner takes the
-/// manifest's tenant type as is, and a manifest that sets branding or self-service settings is told that
-/// applying fails (`NotImplemented`) rather than having them skipped silently.
-pub fn unsupported_profile() -> Unsupported {
-    [
-        ("tenantType", "organization.tenantType is not in entente's Graph contract, so the tenant type is not checked"),
-        ("branding", BRANDING_NOT_IMPLEMENTED),
-        ("selfServiceAccount", SELF_SERVICE_NOT_IMPLEMENTED),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
+/// What the Graph backend cannot read or write of the tenant profile, with why: self-service account
+/// settings always (see `SELF_SERVICE_NOT_IMPLEMENTED`), and the tenant type when `organization` could not
+/// be read (`type_error`). A manifest that sets what is listed is told that applying fails
+/// (`NotImplemented`) rather than having it skipped silently; an unreadable type is taken from the manifest.
+pub fn unsupported_profile(type_error: Option<&str>) -> Unsupported {
+    let mut out = Unsupported::new();
+    out.insert("selfServiceAccount".to_string(), SELF_SERVICE_NOT_IMPLEMENTED.to_string());
+    if let Some(why) = type_error {
+        out.insert("tenantType".to_string(), why.to_string());
+    }
+    out
 }
 
-pub const BRANDING_NOT_IMPLEMENTED: &str = "company branding for external tenants (organizationalBranding: \
-    /organization/{id}/branding and its localizations' bannerLogo, squareLogo, backgroundImage streams) is not in \
-    entente's Graph contract yet";
-pub const SELF_SERVICE_NOT_IMPLEMENTED: &str = "self-service account settings for external tenants (profile edit, account deletion, MFA enrollment, password \
-     reset) are not in entente's Graph contract yet";
+/// Image streams of the branding: Graph v1.0 has them (`PUT /organization/{id}/branding/localizations/0/
+/// bannerLogo|squareLogo|backgroundImage`, an `image/*` body), entente's Graph backend does not upload them yet.
+pub const BRANDING_IMAGES_NOT_IMPLEMENTED: &str = "company branding images (bannerLogo, squareLogo, backgroundImage) \
+    are image streams (PUT /organization/{id}/branding/localizations/0/{image}, an image/* body) that entente's \
+    Graph backend does not upload yet; the texts and background colour are applied";
+
+/// Self-service account settings of external tenants: Graph v1.0 has no resource for them. Profile edit and
+/// account deletion have no API at all (external tenants' user flows, `authenticationEventsFlow`, cover sign-up
+/// and sign-in only); password reset is not a setting but the consequence of the email one-time passcode
+/// method (`/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/email`) plus the
+/// "Forgot password?" link of the branding's sign-in form; MFA registration follows from conditional access
+/// and the authentication methods policy, with no switch of its own.
+pub const SELF_SERVICE_NOT_IMPLEMENTED: &str = "self-service account settings for external tenants have no Microsoft \
+    Graph v1.0 API: profile edit and account deletion have none at all (external tenants' user flows cover sign-up and \
+    sign-in only), password reset follows from the email one-time passcode authentication method and the sign-in \
+    page's password reset link, and MFA enrollment from conditional access and the authentication methods policy";
+
+/// Graph's `organization.tenantType` as the core's type: `AAD` workforce, `CIAM` external; anything else
+/// (`AAD B2C`) is neither, and says why.
+pub fn tenant_type(graph: &str) -> Result<TenantType, String> {
+    match graph.trim() {
+        t if t.eq_ignore_ascii_case("AAD") => Ok(TenantType::Workforce),
+        t if t.eq_ignore_ascii_case("CIAM") => Ok(TenantType::External),
+        other => {
+            Err(format!("organization.tenantType is {other:?}: entente manages workforce (AAD) and external (CIAM) tenants only"))
+        }
+    }
+}
+
+/// An `organizationalBranding` as the core's canonical branding: texts and colour as Graph holds them (an
+/// empty string is unset). Graph does not keep the reference an image was uploaded from, only a relative
+/// CDN URL that changes with every upload, so an image Graph holds reads as `graph:{relativeUrl}`: it never
+/// equals a manifest's reference, and an image the manifest does not want shows as a difference.
+pub fn branding(b: &serde_json::Value) -> CompanyBranding {
+    let text = |name: &str| b.get(name).and_then(serde_json::Value::as_str).map(str::to_string);
+    let image = |name: &str| text(&format!("{name}RelativeUrl")).filter(|u| !u.trim().is_empty()).map(|u| format!("graph:{u}"));
+    CompanyBranding {
+        sign_in_page_text: text("signInPageText"),
+        username_hint_text: text("usernameHintText"),
+        background_color: text("backgroundColor"),
+        banner_logo: image("bannerLogo"),
+        square_logo: image("squareLogo"),
+        background_image: image("backgroundImage"),
+    }
+    .canonical()
+}
 
 /// R14: `allowedCloudEndpoints` as clouds. Endpoints entente does not know are left out (and logged).
 pub fn allowed_clouds(policy: &CrossTenantAccessPolicyRoot) -> BTreeSet<Cloud> {
@@ -175,15 +215,37 @@ pub fn allowed_clouds(policy: &CrossTenantAccessPolicyRoot) -> BTreeSet<Cloud> {
         .collect()
 }
 
-/// The profile a Graph tenant shows entente: only its cloud settings are read.
-pub fn profile(policy: &CrossTenantAccessPolicyRoot) -> TenantProfile {
-    TenantProfile { allowed_clouds: allowed_clouds(policy), ..Default::default() }
+/// The profile a Graph tenant shows entente: its cloud settings (R14), its type and its branding.
+pub fn profile(
+    policy: &CrossTenantAccessPolicyRoot,
+    tenant_type: TenantType,
+    branding: Option<CompanyBranding>,
+) -> TenantProfile {
+    let branding = branding.filter(|b| *b != CompanyBranding::default());
+    TenantProfile { allowed_clouds: allowed_clouds(policy), tenant_type, branding, ..Default::default() }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::settings::{AccessType, AllowInvitesFrom, DomainListMode};
+
+    #[test]
+    fn tenant_types_and_branding_map_from_graph() {
+        assert_eq!(tenant_type("CIAM"), Ok(TenantType::External));
+        assert_eq!(tenant_type("AAD"), Ok(TenantType::Workforce));
+        assert!(tenant_type("AAD B2C").unwrap_err().contains("\"AAD B2C\""));
+        let b = branding(&serde_json::json!({"id": "0", "signInPageText": "Hi", "usernameHintText": "",
+            "backgroundColor": "#00ff00", "bannerLogoRelativeUrl": "t/logintenantbranding/0/bannerlogo?ts=1",
+            "squareLogoRelativeUrl": null, "cdnList": ["aadcdn.msftauthimages.net"]}));
+        assert_eq!(b.sign_in_page_text.as_deref(), Some("Hi"));
+        assert_eq!(b.username_hint_text, None);
+        assert_eq!(b.background_color.as_deref(), Some("#00FF00"));
+        assert_eq!(b.banner_logo.as_deref(), Some("graph:t/logintenantbranding/0/bannerlogo?ts=1"));
+        assert_eq!(b.square_logo, None);
+        assert!(unsupported_profile(None).contains_key("selfServiceAccount"));
+        assert!(!unsupported_profile(None).contains_key("branding"));
+    }
 
     #[test]
     fn graph_spelling_never_shows_as_a_change() {

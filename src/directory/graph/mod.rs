@@ -19,6 +19,7 @@ mod identity;
 mod limiter;
 mod mapping;
 mod mto;
+mod profile;
 mod reads;
 mod sync;
 mod user_flows;
@@ -48,6 +49,7 @@ pub const APPLY_PERMISSIONS: &[&str] = &[
     "Policy.ReadWrite.Authorization",
     "Policy.ReadWrite.B2BManagementPolicy",
     "Organization.Read.All",
+    "OrganizationalBranding.ReadWrite.All",
     "MultiTenantOrganization.ReadWrite.All",
     "EntitlementManagement.ReadWrite.All",
     "IdentityProvider.ReadWrite.All",

@@ -439,6 +439,7 @@ impl GraphDirectory {
         }
 
         let conditional_access = self.read_conditional_access(&managed).await?;
+        let (profile, profile_unsupported) = self.read_profile(&root).await?;
         Ok(TenantSnapshot {
             identity: self.identity().await,
             external_collaboration: mapping::collaboration(&authz, domain_list.as_ref()),
@@ -451,8 +452,8 @@ impl GraphDirectory {
             guests: mapping::guests(&users, &members),
             managed,
             multi_tenant_organization: self.read_mto().await?,
-            profile: mapping::profile(&root),
-            unsupported: mapping::unsupported_profile().into_iter().chain(super::identity::unsupported()).collect(),
+            profile,
+            unsupported: profile_unsupported.into_iter().chain(super::identity::unsupported()).collect(),
             identity_config: self.read_identity().await?,
             entitlement: self.read_entitlement().await?,
             conditional_access,

@@ -124,15 +124,10 @@ impl GraphDirectory {
                 self.set_cloud_settings(allowed_clouds).await?;
                 Ok(Outcome::Done)
             }
-            // The tenant exists already, with its type; branding and self-service settings have no
-            // endpoint in entente's Graph contract, so asking for them fails rather than being skipped.
-            Operation::ConfigureTenantExperience { branding, self_service_account, .. } => {
-                if branding.is_some() {
-                    return Err(DirectoryError::NotImplemented(mapping::BRANDING_NOT_IMPLEMENTED.into()));
-                }
-                if self_service_account.is_some() {
-                    return Err(DirectoryError::NotImplemented(mapping::SELF_SERVICE_NOT_IMPLEMENTED.into()));
-                }
+            // The tenant exists already, with its type; the branding is written (`profile.rs`), what Graph
+            // has no API for fails rather than being skipped.
+            Operation::ConfigureTenantExperience { tenant_type, branding, self_service_account } => {
+                self.configure_experience(*tenant_type, branding.as_ref(), self_service_account.as_ref()).await?;
                 Ok(Outcome::Done)
             }
             Operation::ProvisionUser { user } => Ok(Outcome::Invited(self.provision(user).await?)),
