@@ -1,7 +1,8 @@
 //! Entitlement management (R16): `ConnectedOrganization` and `AccessPackage` manifests and the Tenant's
 //! `entitlementManagement` settings — manifest errors; plan, apply and an unchanged re-plan on the local
 //! directory; requests, approvals, expiry and the external-user lifecycle with an injected clock; the same
-//! CRUD through the Graph backend over the emulator (strict contract checking); and `explain`'s
+//! CRUD through the Graph backend over the emulator (strict contract checking), package resources (groups,
+//! applications) and approvers included; the emulator's refusals of malformed bodies; and `explain`'s
 //! access-package path.
 
 mod emulator_support;
@@ -42,8 +43,13 @@ fn organization(state: &str) -> String {
 /// The partner portal (Partners group + the app, for fabrikam's users, 30 days) and vendor access
 /// (Vendors group, any external user, approval by boss@contoso.com, never expires).
 fn packages(resources: bool) -> String {
+    packages_for(resources, APP)
+}
+
+/// `packages` with the application `app`.
+fn packages_for(resources: bool, app: &str) -> String {
     let partner_resources =
-        if resources { format!("  resources:\n    groups: [Partners]\n    applications: [{APP}]\n") } else { String::new() };
+        if resources { format!("  resources:\n    groups: [Partners]\n    applications: [{app}]\n") } else { String::new() };
     let vendor_resources = if resources { "  resources:\n    groups: [Vendors]\n" } else { "" };
     format!(
         "apiVersion: entente.dev/v1alpha1\nkind: AccessPackage\nmetadata: {{name: partner-portal}}\nspec:\n  tenantRef: {{name: contoso}}\n  displayName: Partner portal\n{partner_resources}  assignmentPolicies:\n  - displayName: Fabrikam users\n    requestors:\n      specificConnectedOrganizations: [fabrikam-org]\n    expiration: 30d\n---\n\
@@ -117,6 +123,8 @@ fn manifest_errors_name_file_line_object_and_field() {
 struct Harness {
     world: Arc<LocalDirectory>,
     routes: Routes,
+    /// The application id the packages give access to (over Graph, an app registered in contoso).
+    app: String,
     emulator: Option<EmulatorHandle>,
     _tmp: tempfile::TempDir,
 }
@@ -126,7 +134,7 @@ impl Harness {
         let tmp = tempfile::tempdir().unwrap();
         let world = Arc::new(LocalDirectory::open(&tmp.path().join("directory.db")).unwrap());
         let routes = TENANTS.iter().map(|t| (t.to_string(), Ok(world.clone() as Arc<dyn Directory>))).collect();
-        Harness { world, routes, emulator: None, _tmp: tmp }
+        Harness { world, routes, app: APP.into(), emulator: None, _tmp: tmp }
     }
 
     async fn graph() -> Harness {
@@ -135,8 +143,11 @@ impl Harness {
         // The Graph backend never creates tenants: they exist first (a local plan creates them).
         let local: Routes = TENANTS.iter().map(|t| (t.to_string(), Ok(world.clone() as Arc<dyn Directory>))).collect();
         plan_and_apply(&load(&[tenants("", false)]), &local).await;
+        // The approver is a user of contoso; the application is registered there (its service principal).
+        world.add_member(CONTOSO, "boss@contoso.com", Some("Boss")).unwrap();
+        let app = entente::emulator::apps::create_app(&world, CONTOSO, "Partner portal app", &[]).unwrap().client_id;
         let (handle, routes) = emulator_support::graph_over_emulator(&world, &TENANTS, &tmp.path().join("inventory.db")).await;
-        Harness { world, routes, emulator: Some(handle), _tmp: tmp }
+        Harness { world, routes, app, emulator: Some(handle), _tmp: tmp }
     }
 
     fn check_contract(&self) {
@@ -171,10 +182,9 @@ async fn assert_unchanged(d: &DesiredState, routes: &Routes) {
     assert!(!again.has_writes(), "{:#?}", again.changes.iter().filter(|c| c.action.writes()).collect::<Vec<_>>());
 }
 
-/// Plan, apply, unchanged re-plan, an edit, drift, and pruning, on either backend.
+/// Plan, apply, unchanged re-plan, an edit, drift, a removed group, and pruning, on either backend.
 async fn crud(h: &Harness, resources: bool) {
-    // Over Graph, approvers (singleUser subject sets) are not implemented either: leave them out there.
-    let packages = |r: bool| if resources { packages(r) } else { packages(r).replace("    approvers: [boss@contoso.com]\n", "") };
+    let packages = |r: bool| packages_for(r, &h.app);
     let desired = load(&[tenants(LIFECYCLE, resources), organization("configured"), packages(resources)]);
     let plan = plan_and_apply(&desired, &h.routes).await;
     // Connected organizations come before the packages that name them.
@@ -184,6 +194,7 @@ async fn crud(h: &Harness, resources: bool) {
     let c = change(&plan, Kind::AccessPackage, "partner-portal");
     assert_eq!(c.action, Action::Create);
     assert!(c.diff.iter().any(|d| d.path.starts_with("assignmentPolicies")), "{:#?}", c.diff);
+    assert!(!c.note.as_deref().unwrap_or_default().contains("cannot be written"), "{c:#?}");
     let settings = plan.changes.iter().find(|c| c.diff.iter().any(|d| d.path.starts_with("entitlementManagement."))).unwrap();
     assert_eq!(settings.action, Action::Update, "{settings:#?}");
 
@@ -194,6 +205,16 @@ async fn crud(h: &Harness, resources: bool) {
     let portal = state.access_packages.iter().find(|p| p.value.display_name == "Partner portal").unwrap();
     assert_eq!(portal.value.policies[0].connected_organizations.iter().collect::<Vec<_>>(), ["Fabrikam"]);
     assert_eq!(portal.value.policies[0].expiration_seconds, Some(30 * 86_400));
+    if resources {
+        // The resources and the approver reached the directory (over Graph: through the emulator's
+        // resource requests, role scopes and singleUser approval stage).
+        assert_eq!(portal.value.groups.iter().collect::<Vec<_>>(), ["Partners"]);
+        assert_eq!(portal.value.applications.iter().collect::<Vec<_>>(), [&h.app]);
+        let vendor = state.access_packages.iter().find(|p| p.value.display_name == "Vendor access").unwrap();
+        assert_eq!(vendor.value.groups.iter().collect::<Vec<_>>(), ["Vendors"]);
+        assert_eq!(vendor.value.policies[0].approvers.iter().collect::<Vec<_>>(), ["boss@contoso.com"]);
+        assert!(vendor.value.policies[0].approval_required);
+    }
     assert_unchanged(&desired, &h.routes).await;
 
     // An edit: the organization becomes proposed; an update with its field diff.
@@ -213,6 +234,22 @@ async fn crud(h: &Harness, resources: bool) {
     let c = plan.changes.iter().find(|c| c.diff.iter().any(|d| d.path.starts_with("entitlementManagement."))).unwrap();
     assert!(c.action == Action::Update && c.drift, "{c:#?}");
     assert_unchanged(&edited, &h.routes).await;
+
+    // A group removed from a package: the package no longer gives it (the application stays).
+    let fewer_groups = load(&[
+        tenants(LIFECYCLE, resources),
+        organization("proposed"),
+        packages(resources).replacen("    groups: [Partners]\n", "", 1),
+    ]);
+    let plan = plan_and_apply(&fewer_groups, &h.routes).await;
+    let c = change(&plan, Kind::AccessPackage, "partner-portal");
+    assert_eq!((c.action, c.drift), (Action::Update, false), "{c:#?}");
+    assert!(c.diff.iter().any(|d| d.path.starts_with("resources.groups")), "{:#?}", c.diff);
+    let state = h.world.entitlement(CONTOSO).unwrap();
+    let portal = state.access_packages.iter().find(|p| p.value.display_name == "Partner portal").unwrap();
+    assert!(portal.value.groups.is_empty(), "{portal:#?}");
+    assert_eq!(portal.value.applications.iter().collect::<Vec<_>>(), [&h.app]);
+    assert_unchanged(&fewer_groups, &h.routes).await;
 
     // Removed from the manifests: kept without --prune, deleted with it (packages before organizations).
     let fewer = load(&[tenants(LIFECYCLE, resources)]);
@@ -235,26 +272,102 @@ async fn local_plan_apply_unchanged_edit_drift_prune() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graph_plan_apply_unchanged_edit_drift_prune_over_the_emulator() {
     let h = Harness::graph().await;
-    crud(&h, false).await;
+    crud(&h, true).await;
+    h.check_contract();
+    // Every entitlement call was checked against the contract (reference plus extension), none was outside it.
+    let report = h.emulator.as_ref().unwrap().contract_report();
+    let outside: Vec<_> = report.outside_subset.iter().filter(|o| o.path.contains("entitlementManagement")).collect();
+    assert!(outside.is_empty(), "{outside:#?}");
+}
+
+fn failures(report: &entente::engine::ApplyReport) -> String {
+    format!("{:?}", report.results)
+}
+
+/// Over Graph an approver or an application that is not in the tenant fails the package's change with an
+/// error naming it, before anything of that package is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_unknown_approver_or_application_fails_naming_it() {
+    let h = Harness::graph().await;
+    let desired = load(&[
+        tenants("", true),
+        organization("configured"),
+        packages_for(true, &h.app).replace("boss@contoso.com", "nobody@contoso.com"),
+    ]);
+    let plan = engine::plan_against(&desired, &h.routes, PlanOptions::default()).await;
+    assert!(plan.errors.is_empty(), "{:?}", plan.errors);
+    let report = engine::apply(&plan, &h.routes).await;
+    let failed = failures(&report);
+    assert_eq!(report.failed(), 1, "{failed}");
+    assert!(
+        failed.contains("approver nobody@contoso.com of access package \\\"Vendor access\\\", policy \\\"Anyone external\\\""),
+        "{failed}"
+    );
+    let state = h.world.entitlement(CONTOSO).unwrap();
+    assert!(state.access_packages.iter().all(|p| p.value.display_name != "Vendor access"), "{state:#?}");
+
+    let unknown = "11111111-2222-4333-8444-555555555555";
+    let desired = load(&[tenants("", true), organization("configured"), packages_for(true, unknown)]);
+    let plan = engine::plan_against(&desired, &h.routes, PlanOptions::default()).await;
+    let report = engine::apply(&plan, &h.routes).await;
+    let failed = failures(&report);
+    assert!(failed.contains(&format!("application {unknown} of access package \\\"Partner portal\\\"")), "{failed}");
     h.check_contract();
 }
 
-/// Over Graph a package's resources are outside the reference subset: the plan says so and the apply
-/// fails with NotImplemented naming them, never a silent skip.
+/// The emulator checks package resource and approver bodies against the contract (extension included):
+/// wrong types and values are answered 400 and recorded as request violations, and nothing changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn graph_package_resources_fail_as_not_implemented() {
+async fn emulator_rejects_malformed_resource_and_approver_bodies() {
     let h = Harness::graph().await;
-    let desired = load(&[tenants("", true), organization("configured"), packages(true)]);
-    let plan = engine::plan_against(&desired, &h.routes, PlanOptions::default()).await;
-    assert!(plan.errors.is_empty(), "{:?}", plan.errors);
-    let c = change(&plan, Kind::AccessPackage, "partner-portal");
-    assert!(c.note.as_deref().unwrap_or_default().contains("cannot be written by this backend"), "{c:#?}");
-    let report = engine::apply(&plan, &h.routes).await;
-    let failed = format!("{:?}", report.results);
-    assert!(report.failed() >= 1, "{failed}");
-    assert!(failed.contains("NotImplemented") || failed.contains("not implemented"), "{failed}");
-    assert!(failed.contains("resourceRoleScopes"), "{failed}");
+    let desired = load(&[tenants("", true), organization("configured"), packages_for(true, &h.app)]);
+    plan_and_apply(&desired, &h.routes).await;
     h.check_contract();
+    let before = h.world.entitlement(CONTOSO).unwrap();
+    let pkg = before.access_packages.iter().find(|p| p.value.display_name == "Partner portal").unwrap().id.clone();
+    let emu = h.emulator.as_ref().unwrap();
+    let probe = entente::emulator::apps::create_app(&h.world, CONTOSO, "probe", &[]).unwrap();
+    let token = emu.mint_token(CONTOSO, &probe.client_id, &["EntitlementManagement.ReadWrite.All"], 600);
+    let http = reqwest::Client::new();
+    let base = format!("{}/v1.0/identityGovernance/entitlementManagement", emu.url());
+    let post = |path: String, body: serde_json::Value| {
+        let req = http.post(format!("{base}{path}")).bearer_auth(&token).json(&body);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+
+    // accessPackageResourceRole.originId is a string.
+    let role = serde_json::json!({
+        "role": { "originSystem": "AadGroup", "originId": 5 },
+        "scope": { "originSystem": "AadGroup", "isRootScope": true },
+    });
+    assert_eq!(post(format!("/accessPackages/{pkg}/resourceRoleScopes"), role).await, 400);
+    // requestType is an accessPackageRequestType.
+    let request = serde_json::json!({
+        "requestType": "adminAddd",
+        "resource": { "originId": "x", "originSystem": "AadGroup" },
+        "catalog": { "id": "x" },
+    });
+    assert_eq!(post("/resourceRequests".into(), request).await, 400);
+    // A singleUser approver's userId is a string.
+    let policy = serde_json::json!({
+        "displayName": "Bad approvers",
+        "allowedTargetScope": "allExternalUsers",
+        "requestApprovalSettings": {
+            "isApprovalRequiredForAdd": true,
+            "stages": [{ "primaryApprovers": [{ "@odata.type": "#microsoft.graph.singleUser", "userId": 42 }] }],
+        },
+        "accessPackage": { "id": pkg },
+    });
+    assert_eq!(post("/assignmentPolicies".into(), policy).await, 400);
+
+    let report = emu.contract_report();
+    let findings: Vec<String> =
+        report.violations.iter().filter(|v| v.direction == "request").flat_map(|v| v.findings.clone()).collect();
+    for pointer in ["/role/originId", "/requestType", "/requestApprovalSettings/stages/0/primaryApprovers/0/userId"] {
+        assert!(findings.iter().any(|f| f.starts_with(&format!("{pointer}:"))), "{pointer} in {findings:#?}");
+    }
+    assert_eq!(report.violations.len(), 3, "{:#?}", report.violations);
+    assert_eq!(h.world.entitlement(CONTOSO).unwrap(), before, "nothing changed");
 }
 
 // ---------------------------------------------------------------------------------------------

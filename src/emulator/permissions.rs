@@ -31,6 +31,8 @@ pub const KNOWN: &[&str] = &[
     "MultiTenantOrganization.ReadWrite.All",
     "EntitlementManagement.Read.All",
     "EntitlementManagement.ReadWrite.All",
+    "Application.Read.All",
+    "Application.ReadWrite.All",
     "IdentityProvider.Read.All",
     "IdentityProvider.ReadWrite.All",
     "IdentityUserFlow.Read.All",
@@ -84,6 +86,8 @@ const MTO_READ: &[&str] = &["MultiTenantOrganization.Read.All", "MultiTenantOrga
 const MTO_WRITE: &[&str] = &["MultiTenantOrganization.ReadWrite.All"];
 const EM_READ: &[&str] = &["EntitlementManagement.Read.All", "EntitlementManagement.ReadWrite.All"];
 const EM_WRITE: &[&str] = &["EntitlementManagement.ReadWrite.All"];
+/// serviceprincipal-list / -get (v1.0): least privileged first.
+const SP_READ: &[&str] = &["Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
 const IDP_READ: &[&str] = &["IdentityProvider.Read.All", "IdentityProvider.ReadWrite.All"];
 const IDP_WRITE: &[&str] = &["IdentityProvider.ReadWrite.All"];
 const FLOW_READ: &[&str] = &["IdentityUserFlow.Read.All", "IdentityUserFlow.ReadWrite.All"];
@@ -138,13 +142,20 @@ pub fn required(route: &Route, method: &Method) -> &'static [&'static str] {
         | Route::AccessPackage(_)
         | Route::AssignmentPolicies
         | Route::AssignmentPolicy(_)
-        | Route::EntitlementSettings => {
+        | Route::EntitlementSettings
+        | Route::EntitlementCatalogs
+        | Route::CatalogResources(_)
+        | Route::ResourceRequests
+        | Route::AccessPackageCatalog(_)
+        | Route::ResourceRoleScopes(_)
+        | Route::ResourceRoleScope(..) => {
             if read {
                 EM_READ
             } else {
                 EM_WRITE
             }
         }
+        Route::ServicePrincipals | Route::ServicePrincipal(_) => SP_READ,
         Route::Batch => ANY,
     }
 }

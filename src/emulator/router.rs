@@ -161,6 +161,17 @@ pub enum Route {
     AssignmentPolicies,
     AssignmentPolicy(String),
     EntitlementSettings,
+    /// Package resources (R16, contract extension): the tenant's catalogs, a catalog's resources,
+    /// resource requests, a package's catalog and its resource role scopes.
+    EntitlementCatalogs,
+    CatalogResources(String),
+    ResourceRequests,
+    AccessPackageCatalog(String),
+    ResourceRoleScopes(String),
+    ResourceRoleScope(String, String),
+    /// `/servicePrincipals` (read only): the applications access packages name.
+    ServicePrincipals,
+    ServicePrincipal(String),
     Batch,
 }
 
@@ -181,6 +192,8 @@ impl Route {
             (_, ["groups", id, "members"]) => Route::GroupMembers(id.to_string()),
             (_, ["groups", id, "members", "$ref"]) => Route::GroupMembersRef(id.to_string()),
             (_, ["groups", id, "members", member, "$ref"]) => Route::GroupMemberRef(id.to_string(), member.to_string()),
+            (ApiVersion::V1, ["servicePrincipals"]) => Route::ServicePrincipals,
+            (ApiVersion::V1, ["servicePrincipals", id]) => Route::ServicePrincipal(id.to_string()),
             (_, ["organization"]) => Route::Organization,
             (_, ["organization", id]) => Route::OrganizationById(id.to_string()),
             (ApiVersion::V1, ["organization", id, "branding"]) => Route::OrganizationBranding(id.to_string()),
@@ -217,6 +230,12 @@ impl Route {
                 ["assignmentPolicies"] => Route::AssignmentPolicies,
                 ["assignmentPolicies", id] => Route::AssignmentPolicy(id.to_string()),
                 ["settings"] => Route::EntitlementSettings,
+                ["catalogs"] => Route::EntitlementCatalogs,
+                ["catalogs", id, "resources"] => Route::CatalogResources(id.to_string()),
+                ["resourceRequests"] => Route::ResourceRequests,
+                ["accessPackages", id, "catalog"] => Route::AccessPackageCatalog(id.to_string()),
+                ["accessPackages", id, "resourceRoleScopes"] => Route::ResourceRoleScopes(id.to_string()),
+                ["accessPackages", id, "resourceRoleScopes", rs] => Route::ResourceRoleScope(id.to_string(), rs.to_string()),
                 _ => return Err(GraphError::not_found(&segments.join("/"))),
             },
             _ => {
@@ -266,6 +285,11 @@ impl Route {
             Route::ConnectedOrganization(_) | Route::AccessPackage(_) => GET_PATCH_DELETE,
             Route::AssignmentPolicy(_) => &[Method::GET, Method::PUT, Method::DELETE],
             Route::EntitlementSettings => GET_PATCH,
+            Route::EntitlementCatalogs | Route::CatalogResources(_) | Route::AccessPackageCatalog(_) => GET,
+            Route::ResourceRequests => POST,
+            Route::ResourceRoleScopes(_) => GET_POST,
+            Route::ResourceRoleScope(..) => DELETE,
+            Route::ServicePrincipals | Route::ServicePrincipal(_) => GET,
             Route::OrganizationBranding(_) => GET_PATCH_DELETE,
         }
     }
@@ -336,6 +360,22 @@ impl Route {
                 "/identityGovernance/entitlementManagement/assignmentPolicies/{accessPackageAssignmentPolicy-id}"
             }
             Route::EntitlementSettings => "/identityGovernance/entitlementManagement/settings",
+            Route::EntitlementCatalogs => "/identityGovernance/entitlementManagement/catalogs",
+            Route::CatalogResources(_) => {
+                "/identityGovernance/entitlementManagement/catalogs/{accessPackageCatalog-id}/resources"
+            }
+            Route::ResourceRequests => "/identityGovernance/entitlementManagement/resourceRequests",
+            Route::AccessPackageCatalog(_) => {
+                "/identityGovernance/entitlementManagement/accessPackages/{accessPackage-id}/catalog"
+            }
+            Route::ResourceRoleScopes(_) => {
+                "/identityGovernance/entitlementManagement/accessPackages/{accessPackage-id}/resourceRoleScopes"
+            }
+            Route::ResourceRoleScope(..) => {
+                "/identityGovernance/entitlementManagement/accessPackages/{accessPackage-id}/resourceRoleScopes/{accessPackageResourceRoleScope-id}"
+            }
+            Route::ServicePrincipals => "/servicePrincipals",
+            Route::ServicePrincipal(_) => "/servicePrincipals/{servicePrincipal-id}",
             Route::Batch => "/$batch",
         };
         format!("/{}{t}", version.as_str())

@@ -708,6 +708,15 @@ async fn dispatch(ctx: &Ctx, route: Route, req: &GraphRequest) -> Result<GraphRe
         Route::AssignmentPolicy(id) => super::entitlement::delete_policy(ctx, &id).await,
         Route::EntitlementSettings if m == Method::GET => super::entitlement::get_settings(ctx, req).await,
         Route::EntitlementSettings => super::entitlement::update_settings(ctx, req).await,
+        Route::EntitlementCatalogs => super::entitlement::list_catalogs(ctx, req).await,
+        Route::CatalogResources(id) => super::entitlement::list_catalog_resources(ctx, req, &id).await,
+        Route::ResourceRequests => super::entitlement::create_resource_request(ctx, req).await,
+        Route::AccessPackageCatalog(id) => super::entitlement::package_catalog(ctx, req, &id).await,
+        Route::ResourceRoleScopes(id) if m == Method::GET => super::entitlement::list_role_scopes(ctx, req, &id).await,
+        Route::ResourceRoleScopes(id) => super::entitlement::create_role_scope(ctx, req, &id).await,
+        Route::ResourceRoleScope(id, rs) => super::entitlement::delete_role_scope(ctx, &id, &rs).await,
+        Route::ServicePrincipals => super::entitlement::list_service_principals(ctx, req).await,
+        Route::ServicePrincipal(id) => super::entitlement::get_service_principal(ctx, req, &id).await,
     }
 }
 

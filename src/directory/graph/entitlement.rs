@@ -1,9 +1,16 @@
 //! Entitlement management (R16) over Graph (graph-contract 1.9): connected organizations (polymorphic
 //! `identitySources`), access packages, their assignment policies (update is PUT) and the settings.
 //!
-//! Not in the reference subset, so refused with `NotImplemented` rather than skipped: a package's
-//! resources (catalog resource role scopes: groups and applications) and policy approvers (which need
-//! the approvers' user ids as `singleUser` subject sets).
+//! Also, from entente's contract extension (`emulator/contract/entitlement.yaml`, Graph v1.0):
+//! - a package's **resources**: groups (by display name, `/groups?$filter=displayName eq …`) and
+//!   applications (by application id, `/servicePrincipals?$filter=appId eq …`). Read from the package's
+//!   `resourceRoleScopes` (`$expand=role,scope`: a group's `Member_<groupId>` role, an application's role,
+//!   mapped back through `/groups/{id}` and `/servicePrincipals/{id}`); written by adding each missing
+//!   resource to the package's catalog (`resourceRequests`, `adminAdd`), then a role scope for it, and
+//!   deleting the role scopes of groups and applications no longer wanted (other resources are left alone);
+//! - policy **approvers**: one approval stage whose primary approvers are `singleUser` subject sets; the
+//!   addresses are resolved to user ids (`mail` or `userPrincipalName`) before anything is written, and read
+//!   back as the users' mail (else UPN).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,6 +21,7 @@ use serde_json::{Value, json};
 use super::GraphDirectory;
 use super::http::Call;
 use super::limiter::Cost;
+use super::reads::odata_string;
 use crate::core::entitlement::*;
 use crate::core::operation::{Operation, Outcome};
 use crate::directory::DirectoryError;
@@ -22,13 +30,15 @@ pub(crate) const CONNECTED_ORGANIZATIONS: &str = "/identityGovernance/entitlemen
 pub(crate) const ACCESS_PACKAGES: &str = "/identityGovernance/entitlementManagement/accessPackages";
 pub(crate) const ASSIGNMENT_POLICIES: &str = "/identityGovernance/entitlementManagement/assignmentPolicies";
 pub(crate) const SETTINGS: &str = "/identityGovernance/entitlementManagement/settings";
+pub(crate) const CATALOGS: &str = "/identityGovernance/entitlementManagement/catalogs";
+pub(crate) const RESOURCE_REQUESTS: &str = "/identityGovernance/entitlementManagement/resourceRequests";
 
-/// Why the Graph backend neither reads nor writes a package's groups and applications.
-pub const RESOURCES_NOT_IMPLEMENTED: &str = "access package resources (groups and applications: catalog resources and \
-    accessPackage resourceRoleScopes) are outside entente's Graph reference subset (graph-contract 1.9)";
-/// Why the Graph backend does not write approvers.
-pub const APPROVERS_NOT_IMPLEMENTED: &str = "assignment policy approvers (requestApprovalSettings.stages[].primaryApprovers \
-    as singleUser subject sets, which need the approvers' user ids) are not implemented for Graph";
+const AAD_GROUP: &str = "AadGroup";
+const AAD_APPLICATION: &str = "AadApplication";
+/// A group's membership role in a catalog: `Member_<groupId>`.
+const MEMBER_PREFIX: &str = "Member_";
+/// The approval stage's `durationBeforeAutomaticDenial` entente writes (Graph's default, 14 days).
+const AUTOMATIC_DENIAL: &str = "P14D";
 
 #[derive(Debug, Deserialize)]
 struct Page<T> {
@@ -78,6 +88,79 @@ struct Policy {
     expiration: Option<Value>,
     #[serde(default)]
     access_package: Option<Value>,
+}
+
+/// A role, scope or resource of a package's resource role scope or of a catalog resource.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Origin {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    origin_id: Option<String>,
+    #[serde(default)]
+    origin_system: Option<String>,
+    #[serde(default)]
+    is_root_scope: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RoleScope {
+    id: String,
+    #[serde(default)]
+    role: Option<Origin>,
+    #[serde(default)]
+    scope: Option<Origin>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CatalogResource {
+    id: String,
+    #[serde(default)]
+    origin_id: Option<String>,
+    #[serde(default)]
+    origin_system: Option<String>,
+    #[serde(default)]
+    roles: Vec<Origin>,
+    #[serde(default)]
+    scopes: Vec<Origin>,
+}
+
+/// A group (by id) or an application (by service principal id), as a package resource.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Wanted {
+    system: &'static str,
+    origin_id: String,
+}
+
+impl RoleScope {
+    /// The group or application this role scope gives (a group's Member role, any application role).
+    fn resource(&self) -> Option<Wanted> {
+        let role = self.role.as_ref()?;
+        let scope_origin = self.scope.as_ref().and_then(|s| s.origin_id.clone());
+        match role.origin_system.as_deref()? {
+            AAD_GROUP => {
+                let gid = role.origin_id.as_deref()?.strip_prefix(MEMBER_PREFIX)?.to_string();
+                Some(Wanted { system: AAD_GROUP, origin_id: gid })
+            }
+            AAD_APPLICATION => Some(Wanted { system: AAD_APPLICATION, origin_id: scope_origin? }),
+            _ => None,
+        }
+    }
+}
+
+/// The `singleUser` user ids of a policy's approval stages.
+fn approver_ids(settings: Option<&Value>) -> Vec<String> {
+    let stages = settings.and_then(|s| s.get("stages")).and_then(Value::as_array).cloned().unwrap_or_default();
+    stages
+        .iter()
+        .flat_map(|st| st.get("primaryApprovers").and_then(Value::as_array).cloned().unwrap_or_default())
+        .filter(|a| {
+            a.get("@odata.type").and_then(Value::as_str).is_none_or(|t| t.trim_start_matches('#') == "microsoft.graph.singleUser")
+        })
+        .filter_map(|a| a.get("userId").and_then(Value::as_str).map(str::to_string))
+        .collect()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,6 +230,8 @@ impl GraphDirectory {
         let Some(orgs) = self.all_pages::<Org>(CONNECTED_ORGANIZATIONS).await? else { return Ok(None) };
         let Some(packages) = self.all_pages::<Package>(ACCESS_PACKAGES).await? else { return Ok(None) };
         let Some(policies) = self.all_pages::<Policy>(ASSIGNMENT_POLICIES).await? else { return Ok(None) };
+        let ids: BTreeSet<String> = policies.iter().flat_map(|p| approver_ids(p.request_approval_settings.as_ref())).collect();
+        let addresses = self.addresses(&ids.into_iter().collect::<Vec<_>>()).await?;
         let url = self.url(SETTINGS, &[])?;
         let settings: Settings = self.get_json(url).await?;
         let names: BTreeMap<String, String> =
@@ -190,27 +275,29 @@ impl GraphDirectory {
                     .and_then(|s| s.get("isApprovalRequiredForAdd"))
                     .and_then(Value::as_bool)
                     .unwrap_or(false),
-                approvers: BTreeSet::new(),
+                approvers: approver_ids(p.request_approval_settings.as_ref())
+                    .iter()
+                    .filter_map(|id| addresses.get(id).cloned())
+                    .collect(),
                 expiration_seconds,
             });
         }
-        let access_packages = packages
-            .into_iter()
-            .map(|p| {
-                let mut policies = by_package.remove(&p.id).unwrap_or_default();
-                policies.sort_by(|a, b| a.display_name.cmp(&b.display_name));
-                Identified {
-                    id: p.id,
-                    value: AccessPackage {
-                        display_name: p.display_name.unwrap_or_default(),
-                        description: p.description.filter(|d| !d.trim().is_empty()),
-                        groups: BTreeSet::new(),
-                        applications: BTreeSet::new(),
-                        policies,
-                    },
-                }
-            })
-            .collect();
+        let mut access_packages = Vec::new();
+        for p in packages {
+            let mut policies = by_package.remove(&p.id).unwrap_or_default();
+            policies.sort_by(|a, b| a.display_name.cmp(&b.display_name));
+            let (groups, applications) = self.read_resources(&p.id).await?;
+            access_packages.push(Identified {
+                id: p.id,
+                value: AccessPackage {
+                    display_name: p.display_name.unwrap_or_default(),
+                    description: p.description.filter(|d| !d.trim().is_empty()),
+                    groups,
+                    applications,
+                    policies,
+                },
+            });
+        }
         Ok(Some(EntitlementState {
             settings: EntitlementSettings {
                 external_user_lifecycle_action: settings
@@ -227,7 +314,7 @@ impl GraphDirectory {
             connected_organizations,
             access_packages,
             assignments: vec![],
-            resources_unsupported: Some(RESOURCES_NOT_IMPLEMENTED.into()),
+            resources_unsupported: None,
         }))
     }
 
@@ -307,17 +394,16 @@ impl GraphDirectory {
     }
 
     async fn put_package(&self, id: Option<&str>, package: &AccessPackage) -> Result<(), DirectoryError> {
-        if package.has_resources() {
-            return Err(DirectoryError::NotImplemented(format!(
-                "access package {:?}: {RESOURCES_NOT_IMPLEMENTED}",
-                package.display_name
-            )));
-        }
-        if let Some(p) = package.policies.iter().find(|p| !p.approvers.is_empty()) {
-            return Err(DirectoryError::NotImplemented(format!(
-                "access package {:?}, policy {:?}: {APPROVERS_NOT_IMPLEMENTED}",
-                package.display_name, p.display_name
-            )));
+        // Everything a name stands for is resolved before anything is written: a missing group,
+        // application or approver fails the change without a half-made package.
+        let wanted = self.resolve_resources(package).await?;
+        let mut approvers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for p in &package.policies {
+            let mut ids = Vec::new();
+            for a in &p.approvers {
+                ids.push(self.approver_id(a, &package.display_name, &p.display_name).await?);
+            }
+            approvers.insert(p.display_name.clone(), ids);
         }
         let orgs = self.all_pages::<Org>(CONNECTED_ORGANIZATIONS).await?.unwrap_or_default();
         let org_ids: BTreeMap<String, String> =
@@ -343,6 +429,7 @@ impl GraphDirectory {
                     })?
                 }
             };
+        self.put_resources(&package_id, &package.display_name, &wanted).await?;
         let current: Vec<Policy> = self
             .all_pages::<Policy>(ASSIGNMENT_POLICIES)
             .await?
@@ -368,7 +455,7 @@ impl GraphDirectory {
                 "displayName": p.display_name,
                 "allowedTargetScope": p.allowed_target_scope.as_str(),
                 "specificAllowedTargets": targets,
-                "requestApprovalSettings": { "isApprovalRequiredForAdd": p.approval_required, "isApprovalRequiredForUpdate": false },
+                "requestApprovalSettings": approval_body(p, approvers.get(&p.display_name).map(Vec::as_slice).unwrap_or_default()),
                 "expiration": expiration,
                 "accessPackage": { "id": package_id },
             });
@@ -400,4 +487,230 @@ fn package_id(p: &Policy) -> Option<&str> {
 
 fn package_id_of(p: &Policy) -> Option<&str> {
     p.access_package.as_ref().and_then(|a| a.get("id")).and_then(Value::as_str)
+}
+
+/// `requestApprovalSettings` of a policy: one stage of `singleUser` primary approvers when it names any.
+fn approval_body(p: &AssignmentPolicy, approver_ids: &[String]) -> Value {
+    let mut body = json!({ "isApprovalRequiredForAdd": p.approval_required, "isApprovalRequiredForUpdate": false });
+    if !approver_ids.is_empty() {
+        let primary: Vec<Value> =
+            approver_ids.iter().map(|id| json!({ "@odata.type": "#microsoft.graph.singleUser", "userId": id })).collect();
+        body["stages"] = json!([{
+            "durationBeforeAutomaticDenial": AUTOMATIC_DENIAL,
+            "isApproverJustificationRequired": false,
+            "isEscalationEnabled": false,
+            "primaryApprovers": primary,
+        }]);
+    }
+    body
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Named {
+    id: String,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    app_id: Option<String>,
+}
+
+impl GraphDirectory {
+    /// A GET that answers `None` on 404.
+    async fn get_optional<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Option<T>, DirectoryError> {
+        let url = self.url(path, query)?;
+        let resp = self.http.send(&Call::new(Method::GET, url.clone(), Cost::read(&url))).await?;
+        if resp.status == 404 {
+            return Ok(None);
+        }
+        resp.ok()?;
+        resp.json().map(Some)
+    }
+
+    /// A collection read with a query (`$filter`, `$expand`), every page.
+    async fn list<T: serde::de::DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<T>, DirectoryError> {
+        let url = self.url(path, query)?;
+        Ok(self.get_pages::<T>(url).await?.0)
+    }
+
+    /// A create whose answer may have been lost: Graph's 409 (it exists already) counts as done.
+    async fn post_tolerating_conflict(&self, path: &str, body: Value) -> Result<(), DirectoryError> {
+        let url = self.url(path, &[])?;
+        let resp = self.http.send(&Call::new(Method::POST, url, Cost::Write).json(body)).await?;
+        if resp.status == 409 {
+            tracing::debug!(tenant = %self.tenant_id, "{path}: already there (409)");
+            return Ok(());
+        }
+        resp.ok()
+    }
+
+    /// User id → address (mail, else userPrincipalName; lowercase), for approvers read back.
+    async fn addresses(&self, ids: &[String]) -> Result<BTreeMap<String, String>, DirectoryError> {
+        if ids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let users = self.fetch_users(ids, "id,mail,userPrincipalName").await?;
+        Ok(users
+            .iter()
+            .filter_map(|u| {
+                let id = u.get("id")?.as_str()?.to_string();
+                let mail = u.get("mail").and_then(Value::as_str).filter(|m| !m.is_empty());
+                let address = mail.or_else(|| u.get("userPrincipalName").and_then(Value::as_str))?;
+                Some((id, address.to_ascii_lowercase()))
+            })
+            .collect())
+    }
+
+    /// The user id of an approver given by address (`mail` or `userPrincipalName`).
+    async fn approver_id(&self, address: &str, package: &str, policy: &str) -> Result<String, DirectoryError> {
+        let a = odata_string(address.trim());
+        let filter = format!("mail eq {a} or userPrincipalName eq {a}");
+        let users: Vec<Value> = self
+            .list(crate::graph::wire::paths::USERS, &[("$filter", &filter), ("$select", "id,mail,userPrincipalName")])
+            .await?;
+        let matches =
+            |k: &str, u: &Value| u.get(k).and_then(Value::as_str).is_some_and(|v| v.eq_ignore_ascii_case(address.trim()));
+        users
+            .iter()
+            .find(|u| matches("mail", u) || matches("userPrincipalName", u))
+            .and_then(|u| u.get("id").and_then(Value::as_str))
+            .map(str::to_string)
+            .ok_or_else(|| {
+                DirectoryError::NotFound(format!(
+                    "approver {address} of access package {package:?}, policy {policy:?}: no user with that mail or \
+                     userPrincipalName in tenant {}",
+                    self.tenant_id
+                ))
+            })
+    }
+
+    /// The package's groups (ids) and applications (service principal ids), resolved from their names.
+    async fn resolve_resources(&self, package: &AccessPackage) -> Result<BTreeSet<Wanted>, DirectoryError> {
+        let mut out = BTreeSet::new();
+        for name in &package.groups {
+            let filter = format!("displayName eq {}", odata_string(name));
+            let groups: Vec<Named> =
+                self.list(crate::graph::wire::paths::GROUPS, &[("$filter", &filter), ("$select", "id,displayName")]).await?;
+            let g = groups.into_iter().find(|g| g.display_name.as_deref() == Some(name.as_str())).ok_or_else(|| {
+                DirectoryError::NotFound(format!(
+                    "group {name:?} of access package {:?}: no group with that display name in tenant {}",
+                    package.display_name, self.tenant_id
+                ))
+            })?;
+            out.insert(Wanted { system: AAD_GROUP, origin_id: g.id });
+        }
+        for app in &package.applications {
+            let filter = format!("appId eq {}", odata_string(app));
+            let sps: Vec<Named> = self.list("/servicePrincipals", &[("$filter", &filter), ("$select", "id,appId")]).await?;
+            let sp =
+                sps.into_iter().find(|s| s.app_id.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(app))).ok_or_else(|| {
+                    DirectoryError::NotFound(format!(
+                        "application {app} of access package {:?}: no service principal with that appId in tenant {}",
+                        package.display_name, self.tenant_id
+                    ))
+                })?;
+            out.insert(Wanted { system: AAD_APPLICATION, origin_id: sp.id });
+        }
+        Ok(out)
+    }
+
+    async fn role_scopes(&self, package_id: &str) -> Result<Vec<RoleScope>, DirectoryError> {
+        self.list(&format!("{ACCESS_PACKAGES}/{package_id}/resourceRoleScopes"), &[("$expand", "role,scope")]).await
+    }
+
+    /// A package's groups (display names) and applications (application ids, lowercase).
+    async fn read_resources(&self, package_id: &str) -> Result<(BTreeSet<String>, BTreeSet<String>), DirectoryError> {
+        let (mut groups, mut apps) = (BTreeSet::new(), BTreeSet::new());
+        for w in self.role_scopes(package_id).await?.iter().filter_map(RoleScope::resource) {
+            if w.system == AAD_GROUP {
+                let g: Option<Named> =
+                    self.get_optional(&format!("/groups/{}", w.origin_id), &[("$select", "id,displayName")]).await?;
+                groups.extend(g.and_then(|g| g.display_name));
+            } else {
+                let sp: Option<Named> =
+                    self.get_optional(&format!("/servicePrincipals/{}", w.origin_id), &[("$select", "id,appId")]).await?;
+                apps.extend(sp.and_then(|s| s.app_id).map(|a| a.to_ascii_lowercase()));
+            }
+        }
+        Ok((groups, apps))
+    }
+
+    /// Makes the package's group and application role scopes exactly `wanted`: missing resources are added
+    /// to the package's catalog first; role scopes of groups and applications not wanted are deleted.
+    async fn put_resources(&self, package_id: &str, package: &str, wanted: &BTreeSet<Wanted>) -> Result<(), DirectoryError> {
+        let current = self.role_scopes(package_id).await?;
+        let have: BTreeSet<Wanted> = current.iter().filter_map(RoleScope::resource).collect();
+        for rs in current.iter().filter(|rs| rs.resource().is_some_and(|w| !wanted.contains(&w))) {
+            self.send(Method::DELETE, &format!("{ACCESS_PACKAGES}/{package_id}/resourceRoleScopes/{}", rs.id), None).await?;
+        }
+        let missing: Vec<&Wanted> = wanted.iter().filter(|w| !have.contains(w)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let catalog: Named =
+            self.get_optional(&format!("{ACCESS_PACKAGES}/{package_id}/catalog"), &[("$select", "id")])
+                .await?
+                .ok_or_else(|| DirectoryError::NotFound(format!("the catalog of access package {package:?} ({package_id})")))?;
+        let resources_path = format!("{CATALOGS}/{}/resources", catalog.id);
+        let in_catalog = |rs: &[CatalogResource], w: &Wanted| {
+            rs.iter()
+                .find(|r| r.origin_system.as_deref() == Some(w.system) && r.origin_id.as_deref() == Some(w.origin_id.as_str()))
+                .map(|r| r.id.clone())
+        };
+        let mut resources: Vec<CatalogResource> = self.list(&resources_path, &[("$expand", "roles,scopes")]).await?;
+        let mut requested = false;
+        for w in &missing {
+            if in_catalog(&resources, w).is_none() {
+                let body = json!({
+                    "requestType": "adminAdd",
+                    "resource": { "originId": w.origin_id, "originSystem": w.system },
+                    "catalog": { "id": catalog.id },
+                });
+                self.post_tolerating_conflict(RESOURCE_REQUESTS, body).await?;
+                requested = true;
+            }
+        }
+        if requested {
+            resources = self.list(&resources_path, &[("$expand", "roles,scopes")]).await?;
+        }
+        for w in missing {
+            let r = in_catalog(&resources, w).and_then(|id| resources.iter().find(|r| r.id == id)).ok_or_else(|| {
+                DirectoryError::Invalid(format!(
+                    "access package {package:?}: {} {} is not in catalog {} after it was added",
+                    w.system, w.origin_id, catalog.id
+                ))
+            })?;
+            let role = match w.system {
+                AAD_GROUP => {
+                    let member = format!("{MEMBER_PREFIX}{}", w.origin_id);
+                    r.roles.iter().find(|x| x.origin_id.as_deref() == Some(member.as_str()))
+                }
+                _ => r.roles.first(),
+            }
+            .ok_or_else(|| {
+                DirectoryError::Invalid(format!("access package {package:?}: catalog resource {} has no role to give", r.id))
+            })?;
+            let scope = r.scopes.iter().find(|s| s.is_root_scope == Some(true)).or(r.scopes.first());
+            let body = json!({
+                "role": {
+                    "id": role.id,
+                    "originId": role.origin_id,
+                    "originSystem": w.system,
+                    "resource": { "id": r.id, "originId": w.origin_id, "originSystem": w.system },
+                },
+                "scope": {
+                    "id": scope.and_then(|s| s.id.clone()),
+                    "originId": w.origin_id,
+                    "originSystem": w.system,
+                    "isRootScope": true,
+                },
+            });
+            self.post_tolerating_conflict(&format!("{ACCESS_PACKAGES}/{package_id}/resourceRoleScopes"), body).await?;
+        }
+        Ok(())
+    }
 }

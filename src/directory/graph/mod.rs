@@ -52,6 +52,7 @@ pub const APPLY_PERMISSIONS: &[&str] = &[
     "OrganizationalBranding.ReadWrite.All",
     "MultiTenantOrganization.ReadWrite.All",
     "EntitlementManagement.ReadWrite.All",
+    "Application.Read.All",
     "IdentityProvider.ReadWrite.All",
     "IdentityUserFlow.ReadWrite.All",
     "Policy.ReadWrite.ConditionalAccess",

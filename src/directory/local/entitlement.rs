@@ -825,6 +825,26 @@ impl super::LocalDirectory {
         })
     }
 
+    /// Replaces a package's resources (group display names, application ids); every group must exist.
+    pub(crate) fn ep_set_package_resources(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        groups: &BTreeSet<String>,
+        applications: &BTreeSet<String>,
+    ) -> Result<()> {
+        let tenant_id = super::norm(tenant_id);
+        self.write(|c| {
+            let pkg = packages(c, &tenant_id)?
+                .into_iter()
+                .find(|p| p.id == id)
+                .ok_or_else(|| DirectoryError::NotFound(format!("access package {id}")))?;
+            let p = pkg.value;
+            put_package_only(c, &tenant_id, Some(id), &p.display_name, p.description.as_deref(), Some((groups, applications)))
+                .map(|_| ())
+        })
+    }
+
     /// Deletes a package; refused while it has assignment policies (delete them first, as Graph asks).
     pub(crate) fn ep_delete_package(&self, tenant_id: &str, id: &str) -> Result<()> {
         let tenant_id = super::norm(tenant_id);
