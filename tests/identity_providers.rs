@@ -342,16 +342,18 @@ async fn the_same_through_the_graph_backend_and_the_emulator() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 
-    // What the contract has no endpoint for fails with NotImplemented naming it, and the plan says so.
+    // Applications using a flow have no Graph v1.0 API (beta only): NotImplemented naming it, and the plan
+    // says so. (Attributes and API connectors are served: see the reconcile test below.)
     let d2 = with_secrets(load(&[TENANT_YAML, GOOGLE, &flow(&["google"], FULL_FLOW_EXTRA)]).unwrap(), "s3cret");
     let p = plan(&g.routes, &d2, Prune::Off).await;
     let c = p.changes.iter().find(|c| c.object.name == "partners").unwrap();
     assert_eq!(c.action, Action::Update);
     let note = c.note.clone().unwrap_or_default();
-    assert!(note.contains("userAttributeAssignments") && note.contains("/identity/apiConnectors"), "{note}");
+    assert!(note.contains("applications: ") && note.contains("only in Graph beta"), "{note}");
+    assert!(!note.contains("userAttributes") && !note.contains("apiConnectors"), "{note}");
     let report = engine::apply(&p, &g.routes).await;
     let f = failures(&report);
-    assert!(f.iter().any(|m| m.starts_with("NotImplemented") && m.contains("userAttributeAssignments")), "{f:?}");
+    assert!(f.iter().any(|m| m.starts_with("NotImplemented") && m.contains("only in Graph beta")), "{f:?}");
 
     let contract = g.emulator.contract_report();
     assert!(contract.violations.is_empty(), "contract violations: {:#?}", contract.violations);
@@ -464,4 +466,206 @@ mod controller {
         dir.can_sign_up(TENANT, "B2X_1_partners", "Google").unwrap();
         assert!(sent.iter().all(|b| !b.contains("s3cret-value")), "a secret reached the API server: {sent:?}");
     }
+}
+
+// ------------------------------------------------------------------------------------------------
+// A flow's providers, attributes and API connectors through the Graph backend and the emulator
+
+const FACEBOOK: &str = "apiVersion: entente.dev/v1alpha1
+kind: IdentityProvider
+metadata:
+  name: facebook
+spec:
+  tenantRef: { name: contoso }
+  type: Facebook
+  clientId: facebook-app-id
+  clientSecretRef: { name: facebook-oauth, key: clientSecret }
+";
+
+fn connector(step: &str, url: &str) -> String {
+    format!(
+        "  apiConnectors:
+    - step: {step}
+      targetUrl: {url}
+      authentication:
+        basic: {{ username: entente, passwordSecretRef: {{ name: approvals, key: password }} }}
+"
+    )
+}
+
+fn flow_in(world: &LocalDirectory) -> entente::core::identity::SignUpFlowConfig {
+    let s = world.identity_state(TENANT).unwrap();
+    assert_eq!(s.flows.len(), 1, "{s:?}");
+    s.flows[0].clone()
+}
+
+fn set<const N: usize>(items: [&str; N]) -> std::collections::BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_is_created_changed_and_deleted_through_the_graph_backend_and_the_emulator() {
+    let g = graph().await;
+    let first = format!(
+        "  emailPassword: true\n  userAttributes: [displayName, city]\n{}",
+        connector("postAttributeCollection", "https://approvals.contoso.com/validate")
+    );
+    let d = with_secrets(load(&[TENANT_YAML, GOOGLE, FACEBOOK, &flow(&["google"], &first)]).unwrap(), "s3cret");
+    let p = plan(&g.routes, &d, Prune::Off).await;
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    let c = p.changes.iter().find(|c| c.object.name == "partners").unwrap();
+    assert_eq!(c.action, Action::Create);
+    assert!(c.note.is_none(), "{:?}", c.note);
+    let report = engine::apply(&p, &g.routes).await;
+    assert!(failures(&report).is_empty(), "{:?}", failures(&report));
+
+    // The emulator wrote the local directory through its operations.
+    let f = flow_in(&g.world);
+    assert_eq!(f.identity_providers, set(["Google", BUILT_IN_EMAIL]));
+    assert_eq!(f.user_attributes, set(["city", "displayName"]));
+    assert_eq!(f.api_connectors.len(), 1);
+    assert_eq!(f.api_connectors[0].step, entente::core::identity::ConnectorStep::PostAttributeCollection);
+    assert_eq!(f.api_connectors[0].target_url, "https://approvals.contoso.com/validate");
+    assert_eq!(f.api_connectors[0].username.as_deref(), Some("entente"));
+    let first_hash = f.api_connectors[0].secret_hash.clone();
+    assert!(!first_hash.is_empty() && !format!("{f:?}").contains("s3cret"));
+
+    // Read back: no drift, nothing to write.
+    let again = plan(&g.routes, &d, Prune::Off).await;
+    assert!(!again.has_writes(), "{:#?}", actions(&again));
+
+    // A rotated connector secret is an update (a new marker), and reaches the directory.
+    let rotated = with_secrets(d.clone(), "n3w");
+    let p = plan(&g.routes, &rotated, Prune::Off).await;
+    let c = p.changes.iter().find(|c| c.object.name == "partners").unwrap();
+    assert_eq!(c.action, Action::Update);
+    assert_eq!(c.diff.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["apiConnectors"]);
+    assert!(failures(&engine::apply(&p, &g.routes).await).is_empty());
+    assert_ne!(flow_in(&g.world).api_connectors[0].secret_hash, first_hash);
+    assert!(!plan(&g.routes, &rotated, Prune::Off).await.has_writes());
+
+    // Change everything: providers (one added, the built-in email removed), attributes (one swapped), and
+    // the connector moved to the other step with another URL.
+    let second = format!(
+        "  emailPassword: false\n  userAttributes: [displayName, country]\n{}",
+        connector("postFederationSignup", "https://approvals.contoso.com/federated")
+    );
+    let d2 = with_secrets(load(&[TENANT_YAML, GOOGLE, FACEBOOK, &flow(&["google", "facebook"], &second)]).unwrap(), "n3w");
+    let p = plan(&g.routes, &d2, Prune::Off).await;
+    let c = p.changes.iter().find(|c| c.object.name == "partners").unwrap();
+    assert_eq!(c.action, Action::Update);
+    assert!(!c.drift);
+    let report = engine::apply(&p, &g.routes).await;
+    assert!(failures(&report).is_empty(), "{:?}", failures(&report));
+    let f = flow_in(&g.world);
+    assert_eq!(f.identity_providers, set(["Facebook", "Google"]));
+    assert_eq!(f.user_attributes, set(["country", "displayName"]));
+    assert_eq!(f.api_connectors.len(), 1, "{:?}", f.api_connectors);
+    assert_eq!(f.api_connectors[0].step, entente::core::identity::ConnectorStep::PostFederationSignup);
+    assert_eq!(f.api_connectors[0].target_url, "https://approvals.contoso.com/federated");
+    g.world.can_sign_up(TENANT, "B2X_1_partners", "Facebook").unwrap();
+    assert!(g.world.can_sign_up(TENANT, "B2X_1_partners", BUILT_IN_EMAIL).is_err());
+    let again = plan(&g.routes, &d2, Prune::Off).await;
+    assert!(!again.has_writes(), "{:#?}", actions(&again));
+
+    // Drift made outside entente (straight in the directory): read through Graph, corrected.
+    let mut drifted = f.clone();
+    drifted.user_attributes.remove("country");
+    drifted.identity_providers.remove("Facebook");
+    g.world.apply(TENANT, &[Operation::PutSignUpFlow { flow: drifted, exists: true }]).await.unwrap();
+    let p = plan(&g.routes, &d2, Prune::Off).await;
+    let c = p.changes.iter().find(|c| c.object.name == "partners").unwrap();
+    assert_eq!((c.action, c.drift), (Action::Update, true));
+    assert!(failures(&engine::apply(&p, &g.routes).await).is_empty());
+    let f = flow_in(&g.world);
+    assert_eq!(f.identity_providers, set(["Facebook", "Google"]));
+    assert_eq!(f.user_attributes, set(["country", "displayName"]));
+    assert!(!plan(&g.routes, &d2, Prune::Off).await.has_writes());
+
+    // Deleted with --prune.
+    let d3 = with_secrets(load(&[TENANT_YAML, GOOGLE, FACEBOOK]).unwrap(), "n3w");
+    let p = plan(&g.routes, &d3, Prune::All).await;
+    let deletes: Vec<String> = p.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.object.name.clone()).collect();
+    assert_eq!(deletes, ["partners"]);
+    assert!(failures(&engine::apply(&p, &g.routes).await).is_empty());
+    assert!(g.world.identity_state(TENANT).unwrap().flows.is_empty());
+
+    let contract = g.emulator.contract_report();
+    assert!(contract.violations.is_empty(), "contract violations: {:#?}", contract.violations);
+    // Every user flow and API connector request was one the contract (with entente's extension) documents.
+    let outside: Vec<_> = contract.outside_subset.iter().filter(|o| o.path.contains("/identity/")).collect();
+    assert!(outside.is_empty(), "outside the contract: {outside:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_refuses_malformed_flow_bodies_per_the_contract() {
+    let g = graph().await;
+    let d = with_secrets(load(&[TENANT_YAML, GOOGLE, &flow(&["google"], "  userAttributes: [city]\n")]).unwrap(), "s3cret");
+    assert!(failures(&engine::apply(&plan(&g.routes, &d, Prune::Off).await, &g.routes).await).is_empty());
+    let before = flow_in(&g.world);
+
+    let perms: Vec<String> =
+        ["IdentityUserFlow.ReadWrite.All", "APIConnectors.ReadWrite.All"].iter().map(|s| s.to_string()).collect();
+    let app = emulator::apps::create_app(&g.world, TENANT, "raw", &perms).unwrap();
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{}/{TENANT}/oauth2/v2.0/token", g.emulator.url()))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "https://graph.microsoft.com/.default"),
+            ("client_id", &app.client_id),
+            ("client_secret", &app.client_secret),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_string();
+    let post = |path: &str, body: serde_json::Value| {
+        let req = http.post(format!("{}/v1.0{path}", g.emulator.url())).bearer_auth(&token).json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap_or_default())
+        }
+    };
+
+    // An input type outside identityUserFlowAttributeInputType, a boolean sent as a string.
+    let (status, body) = post(
+        "/identity/b2xUserFlows/B2X_1_partners/userAttributeAssignments",
+        serde_json::json!({ "userAttribute": { "id": "country" }, "userInputType": "bogusBox", "isOptional": "yes" }),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    // A reference without @odata.id.
+    let (status, body) =
+        post("/identity/b2xUserFlows/B2X_1_partners/userFlowIdentityProviders/$ref", serde_json::json!({ "id": "Google-OAUTH" }))
+            .await;
+    assert_eq!(status, 400, "{body}");
+    // A connector whose URL property is misspelled (so the required targetUrl is missing).
+    let (status, body) = post(
+        "/identity/apiConnectors",
+        serde_json::json!({ "displayName": "approvals", "target_url": "https://approvals.contoso.com",
+            "authenticationConfiguration": { "@odata.type": "#microsoft.graph.basicAuthentication", "username": "u", "password": "p" } }),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+
+    // Nothing changed, and the contract check saw each malformed request (and no bad answer).
+    assert_eq!(flow_in(&g.world), before);
+    let report = g.emulator.contract_report();
+    let requests: Vec<(String, String)> = report
+        .violations
+        .iter()
+        .map(|v| {
+            assert_eq!(v.direction, "request", "{v:#?}");
+            (v.path.clone(), v.findings.join("; "))
+        })
+        .collect();
+    assert_eq!(requests.len(), 3, "{requests:#?}");
+    assert!(requests[0].0.ends_with("/userAttributeAssignments") && requests[0].1.contains("bogusBox"), "{requests:#?}");
+    assert!(requests[0].1.contains("isOptional"), "{requests:#?}");
+    assert!(requests[1].0.ends_with("/userFlowIdentityProviders/$ref") && requests[1].1.contains("@odata.id"), "{requests:#?}");
+    assert!(requests[2].0.ends_with("/identity/apiConnectors") && requests[2].1.contains("target_url"), "{requests:#?}");
 }

@@ -37,6 +37,8 @@ pub const KNOWN: &[&str] = &[
     "IdentityProvider.ReadWrite.All",
     "IdentityUserFlow.Read.All",
     "IdentityUserFlow.ReadWrite.All",
+    "APIConnectors.Read.All",
+    "APIConnectors.ReadWrite.All",
     "Policy.ReadWrite.ConditionalAccess",
 ];
 
@@ -92,6 +94,8 @@ const IDP_READ: &[&str] = &["IdentityProvider.Read.All", "IdentityProvider.ReadW
 const IDP_WRITE: &[&str] = &["IdentityProvider.ReadWrite.All"];
 const FLOW_READ: &[&str] = &["IdentityUserFlow.Read.All", "IdentityUserFlow.ReadWrite.All"];
 const FLOW_WRITE: &[&str] = &["IdentityUserFlow.ReadWrite.All"];
+const CONNECTORS_READ: &[&str] = &["APIConnectors.Read.All", "APIConnectors.ReadWrite.All"];
+const CONNECTORS_WRITE: &[&str] = &["APIConnectors.ReadWrite.All"];
 const CA_READ: &[&str] = &["Policy.Read.All", "Policy.ReadWrite.ConditionalAccess"];
 const CA_WRITE: &[&str] = &["Policy.ReadWrite.ConditionalAccess"];
 /// `$batch` itself needs a valid token only; each request inside is checked on its own.
@@ -134,6 +138,22 @@ pub fn required(route: &Route, method: &Method) -> &'static [&'static str] {
         Route::IdentityProviders | Route::IdentityProvider(_) => IDP_WRITE,
         Route::UserFlows | Route::UserFlow(_) if read => FLOW_READ,
         Route::UserFlows | Route::UserFlow(_) => FLOW_WRITE,
+        Route::UserFlowProviders(_)
+        | Route::UserFlowProvidersRef(_)
+        | Route::UserFlowProviderRef(..)
+        | Route::UserFlowAssignments(_)
+        | Route::UserFlowAssignment(..)
+        | Route::UserFlowAttributes
+        | Route::UserFlowStep(..)
+        | Route::UserFlowStepRef(..) => {
+            if read {
+                FLOW_READ
+            } else {
+                FLOW_WRITE
+            }
+        }
+        Route::ApiConnectors | Route::ApiConnector(_) if read => CONNECTORS_READ,
+        Route::ApiConnectors | Route::ApiConnector(_) => CONNECTORS_WRITE,
         Route::ConditionalAccessPolicies | Route::ConditionalAccessPolicy(_) if read => CA_READ,
         Route::ConditionalAccessPolicies | Route::ConditionalAccessPolicy(_) => CA_WRITE,
         Route::ConnectedOrganizations

@@ -150,6 +150,20 @@ pub enum Route {
     /// `/identity/b2xUserFlows` (R17).
     UserFlows,
     UserFlow(String),
+    /// A flow's `userFlowIdentityProviders` (list), `…/$ref` (add) and `…/{id}/$ref` (remove).
+    UserFlowProviders(String),
+    UserFlowProvidersRef(String),
+    UserFlowProviderRef(String, String),
+    /// A flow's `userAttributeAssignments`, and `/identity/userFlowAttributes`.
+    UserFlowAssignments(String),
+    UserFlowAssignment(String, String),
+    UserFlowAttributes,
+    /// `/identity/apiConnectors`.
+    ApiConnectors,
+    ApiConnector(String),
+    /// A flow's `apiConnectorConfiguration/{step}` and `…/{step}/$ref`.
+    UserFlowStep(String, crate::core::identity::ConnectorStep),
+    UserFlowStepRef(String, crate::core::identity::ConnectorStep),
     /// `/identity/conditionalAccess/policies` (R18).
     ConditionalAccessPolicies,
     ConditionalAccessPolicy(String),
@@ -220,6 +234,34 @@ impl Route {
             (ApiVersion::V1, ["identity", "identityProviders", id]) => Route::IdentityProvider(id.to_string()),
             (ApiVersion::V1, ["identity", "b2xUserFlows"]) => Route::UserFlows,
             (ApiVersion::V1, ["identity", "b2xUserFlows", id]) => Route::UserFlow(id.to_string()),
+            (ApiVersion::V1, ["identity", "b2xUserFlows", id, "userFlowIdentityProviders"]) => {
+                Route::UserFlowProviders(id.to_string())
+            }
+            (ApiVersion::V1, ["identity", "b2xUserFlows", id, "userFlowIdentityProviders", "$ref"]) => {
+                Route::UserFlowProvidersRef(id.to_string())
+            }
+            (ApiVersion::V1, ["identity", "b2xUserFlows", id, "userFlowIdentityProviders", p, "$ref"]) => {
+                Route::UserFlowProviderRef(id.to_string(), p.to_string())
+            }
+            (ApiVersion::V1, ["identity", "b2xUserFlows", id, "userAttributeAssignments"]) => {
+                Route::UserFlowAssignments(id.to_string())
+            }
+            (ApiVersion::V1, ["identity", "b2xUserFlows", id, "userAttributeAssignments", a]) => {
+                Route::UserFlowAssignment(id.to_string(), a.to_string())
+            }
+            (ApiVersion::V1, ["identity", "b2xUserFlows", id, "apiConnectorConfiguration", step])
+                if super::user_flows::parse_step(step).is_some() =>
+            {
+                Route::UserFlowStep(id.to_string(), super::user_flows::parse_step(step).expect("checked"))
+            }
+            (ApiVersion::V1, ["identity", "b2xUserFlows", id, "apiConnectorConfiguration", step, "$ref"])
+                if super::user_flows::parse_step(step).is_some() =>
+            {
+                Route::UserFlowStepRef(id.to_string(), super::user_flows::parse_step(step).expect("checked"))
+            }
+            (ApiVersion::V1, ["identity", "userFlowAttributes"]) => Route::UserFlowAttributes,
+            (ApiVersion::V1, ["identity", "apiConnectors"]) => Route::ApiConnectors,
+            (ApiVersion::V1, ["identity", "apiConnectors", id]) => Route::ApiConnector(id.to_string()),
             (ApiVersion::V1, ["identity", "conditionalAccess", "policies"]) => Route::ConditionalAccessPolicies,
             (ApiVersion::V1, ["identity", "conditionalAccess", "policies", id]) => Route::ConditionalAccessPolicy(id.to_string()),
             (ApiVersion::V1, ["identityGovernance", "entitlementManagement", rest @ ..]) => match rest {
@@ -279,6 +321,13 @@ impl Route {
             Route::IdentityProviders | Route::UserFlows => GET_POST,
             Route::IdentityProvider(_) => GET_PATCH_DELETE,
             Route::UserFlow(_) => &[Method::GET, Method::DELETE],
+            Route::UserFlowProviders(_) | Route::UserFlowAttributes | Route::UserFlowStep(..) => GET,
+            Route::UserFlowProvidersRef(_) => POST,
+            Route::UserFlowProviderRef(..) => DELETE,
+            Route::UserFlowAssignments(_) | Route::ApiConnectors => GET_POST,
+            Route::UserFlowAssignment(..) => &[Method::GET, Method::DELETE],
+            Route::ApiConnector(_) => GET_PATCH_DELETE,
+            Route::UserFlowStepRef(..) => &[Method::PUT, Method::DELETE],
             Route::ConditionalAccessPolicies => GET_POST,
             Route::ConditionalAccessPolicy(_) => GET_PATCH_DELETE,
             Route::ConnectedOrganizations | Route::AccessPackages | Route::AssignmentPolicies => GET_POST,
@@ -347,6 +396,30 @@ impl Route {
             Route::IdentityProvider(_) => "/identity/identityProviders/{identityProviderBase-id}",
             Route::UserFlows => "/identity/b2xUserFlows",
             Route::UserFlow(_) => "/identity/b2xUserFlows/{b2xIdentityUserFlow-id}",
+            Route::UserFlowProviders(_) => "/identity/b2xUserFlows/{b2xIdentityUserFlow-id}/userFlowIdentityProviders",
+            Route::UserFlowProvidersRef(_) => "/identity/b2xUserFlows/{b2xIdentityUserFlow-id}/userFlowIdentityProviders/$ref",
+            Route::UserFlowProviderRef(..) => {
+                "/identity/b2xUserFlows/{b2xIdentityUserFlow-id}/userFlowIdentityProviders/{identityProviderBase-id}/$ref"
+            }
+            Route::UserFlowAssignments(_) => "/identity/b2xUserFlows/{b2xIdentityUserFlow-id}/userAttributeAssignments",
+            Route::UserFlowAssignment(..) => {
+                "/identity/b2xUserFlows/{b2xIdentityUserFlow-id}/userAttributeAssignments/{identityUserFlowAttributeAssignment-id}"
+            }
+            Route::UserFlowAttributes => "/identity/userFlowAttributes",
+            Route::ApiConnectors => "/identity/apiConnectors",
+            Route::ApiConnector(_) => "/identity/apiConnectors/{identityApiConnector-id}",
+            Route::UserFlowStep(_, crate::core::identity::ConnectorStep::PostFederationSignup) => {
+                "/identity/b2xUserFlows/{b2xIdentityUserFlow-id}/apiConnectorConfiguration/postFederationSignup"
+            }
+            Route::UserFlowStep(_, crate::core::identity::ConnectorStep::PostAttributeCollection) => {
+                "/identity/b2xUserFlows/{b2xIdentityUserFlow-id}/apiConnectorConfiguration/postAttributeCollection"
+            }
+            Route::UserFlowStepRef(_, crate::core::identity::ConnectorStep::PostFederationSignup) => {
+                "/identity/b2xUserFlows/{b2xIdentityUserFlow-id}/apiConnectorConfiguration/postFederationSignup/$ref"
+            }
+            Route::UserFlowStepRef(_, crate::core::identity::ConnectorStep::PostAttributeCollection) => {
+                "/identity/b2xUserFlows/{b2xIdentityUserFlow-id}/apiConnectorConfiguration/postAttributeCollection/$ref"
+            }
             Route::ConditionalAccessPolicies => "/identity/conditionalAccess/policies",
             Route::ConditionalAccessPolicy(_) => "/identity/conditionalAccess/policies/{conditionalAccessPolicy-id}",
             Route::ConnectedOrganizations => "/identityGovernance/entitlementManagement/connectedOrganizations",

@@ -55,6 +55,7 @@ pub const APPLY_PERMISSIONS: &[&str] = &[
     "Application.Read.All",
     "IdentityProvider.ReadWrite.All",
     "IdentityUserFlow.ReadWrite.All",
+    "APIConnectors.ReadWrite.All",
     "Policy.ReadWrite.ConditionalAccess",
 ];
 
