@@ -669,3 +669,227 @@ async fn the_emulator_refuses_malformed_flow_bodies_per_the_contract() {
     assert!(requests[1].0.ends_with("/userFlowIdentityProviders/$ref") && requests[1].1.contains("@odata.id"), "{requests:#?}");
     assert!(requests[2].0.ends_with("/identity/apiConnectors") && requests[2].1.contains("target_url"), "{requests:#?}");
 }
+
+// ------------------------------------------------------------------------------------------------
+// Email one-time passcode and SAML/WS-Fed federations (with their domains) through the Graph backend and
+// the emulator (contract extension `emulator/contract/identity.yaml`)
+
+fn idp_writes(plan: &Plan) -> Vec<(String, Action)> {
+    plan.changes
+        .iter()
+        .filter(|c| c.action.writes() && c.object.kind != entente::core::model::Kind::Tenant)
+        .map(|c| (c.object.name.clone(), c.action))
+        .collect()
+}
+
+fn idp_provider(world: &LocalDirectory, key: &str) -> Option<entente::core::identity::ObservedIdentityProvider> {
+    world.identity_state(TENANT).unwrap().providers.into_iter().find(|p| p.key == key)
+}
+
+/// A token of an app in the emulated tenant holding `permissions`, for raw calls.
+async fn idp_token(g: &Graph, permissions: &[&str]) -> String {
+    let perms: Vec<String> = permissions.iter().map(|p| p.to_string()).collect();
+    let app = emulator::apps::create_app(&g.world, TENANT, "raw", &perms).unwrap();
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("scope", "https://graph.microsoft.com/.default"),
+        ("client_id", app.client_id.as_str()),
+        ("client_secret", app.client_secret.as_str()),
+    ];
+    let url = format!("{}/{TENANT}/oauth2/v2.0/token", g.emulator.url());
+    let r: serde_json::Value = reqwest::Client::new().post(url).form(&form).send().await.unwrap().json().await.unwrap();
+    r["access_token"].as_str().unwrap().to_string()
+}
+
+async fn idp_call(g: &Graph, token: &str, method: reqwest::Method, path: &str, body: serde_json::Value) -> reqwest::StatusCode {
+    let url = format!("{}/v1.0{path}", g.emulator.url());
+    reqwest::Client::new().request(method, url).bearer_auth(token).json(&body).send().await.unwrap().status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_otp_is_switched_on_and_off_through_the_graph_backend_and_the_emulator() {
+    let g = graph().await;
+    let otp = "EmailOneTimePasscode";
+
+    // Enabled: written as allowExternalIdToUseEmailOtp = enabled, read back unchanged.
+    let d = load(&[TENANT_YAML, OTP]).unwrap();
+    let p = plan(&g.routes, &d, Prune::Off).await;
+    assert_eq!(idp_writes(&p), [("email-otp".to_string(), Action::Create)]);
+    assert!(p.changes.iter().filter(|c| c.object.name == "email-otp").all(|c| c.note.is_none()), "{:?}", p.changes);
+    assert!(failures(&engine::apply(&p, &g.routes).await).is_empty());
+    assert_eq!(idp_provider(&g.world, otp).unwrap().state, ProviderState::Enabled);
+    let again = plan(&g.routes, &d, Prune::Off).await;
+    assert!(!again.has_writes(), "{:#?}", actions(&again));
+
+    // Disabled: no "not supported" note any more; written, then read back (the built-in is no longer listed,
+    // the email method says disabled).
+    let disabled = load(&[TENANT_YAML, &format!("{OTP}  state: disabled\n")]).unwrap();
+    let p = plan(&g.routes, &disabled, Prune::Off).await;
+    let c = p.changes.iter().find(|c| c.object.name == "email-otp").unwrap();
+    assert_eq!((c.action, c.note.clone()), (Action::Update, None));
+    assert_eq!(c.diff.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["state"]);
+    assert!(failures(&engine::apply(&p, &g.routes).await).is_empty());
+    assert_eq!(idp_provider(&g.world, otp).unwrap().state, ProviderState::Disabled);
+    let again = plan(&g.routes, &disabled, Prune::Off).await;
+    assert!(!again.has_writes(), "{:#?}", actions(&again));
+
+    // Drift: switched on outside entente; the plan sees it and switches it off again.
+    g.world.set_identity_provider_state(TENANT, otp, ProviderState::Enabled).unwrap();
+    let p = plan(&g.routes, &disabled, Prune::Off).await;
+    let c = p.changes.iter().find(|c| c.object.name == "email-otp").unwrap();
+    assert_eq!((c.action, c.drift), (Action::Update, true));
+    assert!(failures(&engine::apply(&p, &g.routes).await).is_empty());
+    assert_eq!(idp_provider(&g.world, otp).unwrap().state, ProviderState::Disabled);
+
+    // R17 holds through Graph: email OTP cannot be switched off while a flow offers it.
+    let d = load(&[TENANT_YAML, OTP, &flow(&["email-otp"], "")]).unwrap();
+    assert!(failures(&engine::apply(&plan(&g.routes, &d, Prune::Off).await, &g.routes).await).is_empty());
+    let off = [Operation::DeleteIdentityProvider { key: otp.into(), id: "EmailOtpSignup-OAUTH".into() }];
+    match g.routes[TENANT].as_ref().unwrap().apply(TENANT, &off).await {
+        Err(DirectoryError::Refused(r)) => assert_eq!(r.reason, RefusalReason::SignUpProviderUnavailable),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+
+    // Deleted (pruned, the flow first): a built-in provider is switched off, not removed.
+    let none = load(&[TENANT_YAML]).unwrap();
+    let p = plan(&g.routes, &none, Prune::All).await;
+    let deletes: Vec<String> = p.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.object.name.clone()).collect();
+    assert_eq!(deletes, ["partners", "email-otp"]);
+    assert!(failures(&engine::apply(&p, &g.routes).await).is_empty());
+    assert_eq!(idp_provider(&g.world, otp).unwrap().state, ProviderState::Disabled);
+    assert!(!plan(&g.routes, &none, Prune::All).await.has_writes());
+
+    idp_assert_contract_kept(&g);
+}
+
+fn idp_assert_contract_kept(g: &Graph) {
+    let report = g.emulator.contract_report();
+    assert!(report.violations.is_empty(), "contract violations: {:#?}", report.violations);
+    let ours = |p: &str| p.contains("federationConfigurations") || p.contains("authenticationMethod");
+    assert!(!report.outside_subset.iter().any(|o| ours(&o.path)), "outside the contract: {:#?}", report.outside_subset);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_federation_with_domains_is_created_read_back_changed_adopted_and_deleted_through_graph() {
+    let g = graph().await;
+    let key = "SamlWsFed:fabrikam.com";
+
+    // Created with its domain; read back with it, so it matches the desired federation: no drift.
+    let d = load(&[TENANT_YAML, SAML]).unwrap();
+    let p = plan(&g.routes, &d, Prune::Off).await;
+    assert_eq!(idp_writes(&p), [("fabrikam-saml".to_string(), Action::Create)]);
+    assert!(failures(&engine::apply(&p, &g.routes).await).is_empty());
+    let f = idp_provider(&g.world, key).expect("created in the directory");
+    assert_eq!(f.saml.as_ref().unwrap().issuer_uri, "https://sts.fabrikam.com/adfs/services/trust");
+    let again = plan(&g.routes, &d, Prune::Off).await;
+    assert!(!again.has_writes(), "{:#?}", actions(&again));
+    g.world.can_sign_up(TENANT, "B2X_1_nope", key).unwrap_err();
+
+    // Changed: a new issuer and a second domain (the first stays the key).
+    let changed = SAML
+        .replace("[fabrikam.com]", "[fabrikam.com, fabrikam.net]")
+        .replace("adfs/services/trust", "adfs/services/trust2")
+        .replace("preferredAuthenticationProtocol: saml", "preferredAuthenticationProtocol: wsFed");
+    let d2 = load(&[TENANT_YAML, &changed]).unwrap();
+    let p = plan(&g.routes, &d2, Prune::Off).await;
+    assert_eq!(idp_writes(&p), [("fabrikam-saml".to_string(), Action::Update)]);
+    assert!(failures(&engine::apply(&p, &g.routes).await).is_empty());
+    let s = idp_provider(&g.world, key).unwrap().saml.unwrap();
+    assert_eq!(s.domains.iter().map(String::as_str).collect::<Vec<_>>(), ["fabrikam.com", "fabrikam.net"]);
+    assert_eq!(s.issuer_uri, "https://sts.fabrikam.com/adfs/services/trust2");
+    assert_eq!(s.preferred_authentication_protocol, entente::core::identity::AuthenticationProtocol::WsFed);
+    assert!(!plan(&g.routes, &d2, Prune::Off).await.has_writes());
+
+    // Removing a domain has no Graph v1.0 API: NotImplemented saying so, nothing half-written.
+    let p = plan(&g.routes, &d, Prune::Off).await;
+    assert_eq!(idp_writes(&p), [("fabrikam-saml".to_string(), Action::Update)]);
+    let f = failures(&engine::apply(&p, &g.routes).await);
+    assert!(f.iter().any(|m| m.starts_with("NotImplemented") && m.contains("cannot remove a domain")), "{f:?}");
+    assert_eq!(idp_provider(&g.world, key).unwrap().saml.unwrap().domains.len(), 2);
+
+    // Deleted when pruned; then a federation made outside entente for the same domain is adopted, not created.
+    let none = load(&[TENANT_YAML]).unwrap();
+    let p = plan(&g.routes, &none, Prune::All).await;
+    assert_eq!(idp_writes(&p), [("fabrikam-saml".to_string(), Action::Delete)]);
+    assert!(failures(&engine::apply(&p, &g.routes).await).is_empty());
+    assert!(idp_provider(&g.world, key).is_none());
+    let outside = entente::core::identity::IdentityProviderConfig {
+        key: key.into(),
+        provider_type: entente::core::identity::IdentityProviderType::SamlWsFed,
+        display_name: "fabrikam.com".into(),
+        client_id: None,
+        client_secret: None,
+        client_secret_hash: None,
+        saml: load(&[TENANT_YAML, SAML]).unwrap().tenants[0].identity_providers[0].saml.clone(),
+        state: ProviderState::Enabled,
+    };
+    g.world.apply(TENANT, &[Operation::PutIdentityProvider { provider: outside, existing_id: None }]).await.unwrap();
+    let p = plan(&g.routes, &d, Prune::Off).await;
+    let c = p.changes.iter().find(|c| c.object.name == "fabrikam-saml").unwrap();
+    assert_eq!(c.action, Action::Adopt, "{c:#?}");
+    assert!(failures(&engine::apply(&p, &g.routes).await).is_empty());
+    assert!(!plan(&g.routes, &d, Prune::Off).await.has_writes());
+
+    // Disabling a federation or a social provider has no Graph v1.0 API: the plan says so, apply fails so.
+    let off = load(&[TENANT_YAML, &format!("{SAML}  state: disabled\n")]).unwrap();
+    let p = plan(&g.routes, &off, Prune::Off).await;
+    let note = p.changes.iter().find(|c| c.object.name == "fabrikam-saml").unwrap().note.clone().unwrap_or_default();
+    assert!(note.contains("Graph v1.0 has no enabled/disabled state"), "{note}");
+    let f = failures(&engine::apply(&p, &g.routes).await);
+    assert!(f.iter().any(|m| m.starts_with("NotImplemented") && m.contains("take it off the sign-up flows")), "{f:?}");
+
+    idp_assert_contract_kept(&g);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_rejects_malformed_email_otp_and_federation_bodies_per_the_contract() {
+    use reqwest::{Method, StatusCode};
+    use serde_json::json;
+    let g = graph().await;
+    let token = idp_token(&g, &["IdentityProvider.ReadWrite.All", "Policy.ReadWrite.AuthenticationMethod"]).await;
+    let email = "/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/email";
+    let create = "/directory/federationConfigurations/microsoft.graph.samlOrWsFedExternalDomainFederation";
+    let federation = json!({
+        "@odata.type": "#microsoft.graph.samlOrWsFedExternalDomainFederation",
+        "displayName": "Fabrikam",
+        "issuerUri": "https://sts.fabrikam.com/adfs/services/trust",
+        "passiveSignInUri": "https://sts.fabrikam.com/adfs/ls",
+        "preferredAuthenticationProtocol": "saml",
+        "signingCertificate": "MIIDADCCAeigAwIBAgIQ",
+        "domains": [{ "id": "fabrikam.com" }],
+    });
+    let mut bad_domains = federation.clone();
+    bad_domains["domains"] = json!(["fabrikam.com"]);
+    let mut bad_protocol = federation.clone();
+    bad_protocol["preferredAuthenticationProtocol"] = json!("oauth");
+    let bad = [
+        (Method::PATCH, email, json!({ "allowExternalIdToUseEmailOtp": "enabled" }), "@odata.type"),
+        (
+            Method::PATCH,
+            email,
+            json!({ "@odata.type": "#microsoft.graph.emailAuthenticationMethodConfiguration", "allowExternalIdToUseEmailOtp": "sometimes" }),
+            "allowExternalIdToUseEmailOtp",
+        ),
+        (Method::POST, create, bad_domains, "/domains/0"),
+        (Method::POST, create, bad_protocol, "preferredAuthenticationProtocol"),
+    ];
+    for (method, path, body, _) in &bad {
+        assert_eq!(idp_call(&g, &token, method.clone(), path, body.clone()).await, StatusCode::BAD_REQUEST, "{body}");
+    }
+    // Nothing was written.
+    let s = g.world.identity_state(TENANT).unwrap();
+    assert!(s.providers.is_empty(), "{s:?}");
+    // Each is a request the contract refuses, and only those: the emulator answered within it.
+    let report = g.emulator.contract_report();
+    assert_eq!(report.violations.len(), bad.len(), "{:#?}", report.violations);
+    for (v, (_, _, _, what)) in report.violations.iter().zip(&bad) {
+        assert_eq!(v.direction, "request", "{v:#?}");
+        assert!(v.findings.iter().any(|f| f.contains(what)), "{what}: {v:#?}");
+    }
+    // The well-formed ones pass.
+    assert_eq!(idp_call(&g, &token, Method::POST, create, federation).await, StatusCode::CREATED);
+    let on = json!({ "@odata.type": "#microsoft.graph.emailAuthenticationMethodConfiguration", "allowExternalIdToUseEmailOtp": "enabled" });
+    assert_eq!(idp_call(&g, &token, Method::PATCH, email, on).await, StatusCode::NO_CONTENT);
+    assert_eq!(g.emulator.contract_report().violations.len(), bad.len());
+    assert_eq!(g.world.identity_state(TENANT).unwrap().providers.len(), 2);
+}

@@ -178,8 +178,11 @@ fn provider_change(ctx: &TenantContext<'_>, p: &DesiredIdentityProvider) -> Resu
             ctx.compare(&p.object, record, &desired, &observed_view, || vec![config(Some(id))], record_op)
         }
     };
+    let unsupported = &ctx.snapshot.unsupported;
     if p.state == ProviderState::Disabled
-        && let Some(why) = ctx.snapshot.unsupported.get("identityProvider.state")
+        && let Some(why) = unsupported
+            .get(&format!("identityProvider.state.{}", p.provider_type.as_str()))
+            .or_else(|| unsupported.get("identityProvider.state"))
     {
         add_note(&mut change, format!("state disabled: {why}; applying this change fails until it is"));
     }

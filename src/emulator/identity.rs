@@ -5,8 +5,20 @@
 //!
 //! Served as the contract has them: providers are polymorphic (`socialIdentityProvider`,
 //! `builtInIdentityProvider` for email one-time passcode while it is enabled,
-//! `samlOrWsFedExternalDomainFederation`); flows are listed, created (`B2X_1_` prefix, `Location`), read
-//! and deleted, with `userFlowIdentityProviders` inline on create and with `$expand`.
+//! `samlOrWsFedExternalDomainFederation`, without its `domains` there, as the reference schema has it).
+//!
+//! Beyond the reference (entente's `contract/identity.yaml`):
+//! - `/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/email`: GET and PATCH of
+//!   `allowExternalIdToUseEmailOtp` over the email one-time passcode provider: no provider is `default`, an
+//!   enabled one `enabled`, a disabled one `disabled`. PATCH `enabled`/`disabled` writes the provider's state
+//!   (R17 holds: disabling one a flow offers is refused); `default` (Microsoft: enabled since October 2021)
+//!   enables a disabled provider and otherwise changes nothing. The method for the tenant's own users
+//!   (`state`, targets) is not modelled (`enabled`, no targets; anything else 501).
+//! - `/directory/federationConfigurations/…samlOrWsFedExternalDomainFederation`: list (with `domains`, and
+//!   `$filter=domains/any(x: x/id eq '…')`), create (domains inline, at least one; a domain another
+//!   federation has is 409), update (200 with the federation), delete (by id under
+//!   `/directory/federationConfigurations`), and a federation's `domains`: list and add. Both spellings of the
+//!   cast (`graph.` and `microsoft.graph.`) are accepted wherever the pages use either.
 
 use serde_json::{Map, Value, json};
 
@@ -132,7 +144,8 @@ pub(crate) async fn create_provider(ctx: &Ctx, req: &GraphRequest) -> Result<Gra
         BUILT_IN => return Err(GraphError::bad_request("Built-in identity providers cannot be created.")),
         FEDERATION => {
             return Err(GraphError::bad_request(
-                "A SAML/WS-Fed federation needs its domains (emulator: the domains relationship is not served).",
+                "A SAML/WS-Fed federation is created with its domains under \
+                 /directory/federationConfigurations/microsoft.graph.samlOrWsFedExternalDomainFederation.",
             ));
         }
         other => {
@@ -176,4 +189,335 @@ pub(crate) async fn delete_provider(ctx: &Ctx, id: &str) -> Result<GraphResponse
     }
     apply(ctx, Operation::DeleteIdentityProvider { key: p.key.clone(), id: p.id.clone() }).await?;
     Ok(GraphResponse::no_content())
+}
+
+// ------------------------------------------------------------------------------------------------
+// Email one-time passcode for external users: the email method of the authentication methods policy.
+
+const EMAIL_METHOD: &str = "#microsoft.graph.emailAuthenticationMethodConfiguration";
+
+/// `allowExternalIdToUseEmailOtp` as the local directory holds it.
+fn email_otp_state(s: &IdentityState) -> &'static str {
+    match s.providers.iter().find(|p| p.provider_type == IdentityProviderType::EmailOneTimePasscode) {
+        None => "default",
+        Some(p) if p.state == ProviderState::Enabled => "enabled",
+        Some(_) => "disabled",
+    }
+}
+
+pub(crate) async fn get_email_method(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse, GraphError> {
+    let s = state(ctx).await?;
+    Ok(GraphResponse::ok(json!({
+        "@odata.context": ctx.context(req.version, "authenticationMethodConfigurations/$entity"),
+        "@odata.type": EMAIL_METHOD,
+        "id": "Email",
+        "state": "enabled",
+        "allowExternalIdToUseEmailOtp": email_otp_state(&s),
+        "excludeTargets": [],
+    })))
+}
+
+fn email_not_modelled(what: &str) -> GraphError {
+    GraphError::new(
+        http::StatusCode::NOT_IMPLEMENTED,
+        "notImplemented",
+        format!("The emulator does not model {what} of the email method (only allowExternalIdToUseEmailOtp)."),
+    )
+}
+
+pub(crate) async fn update_email_method(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse, GraphError> {
+    let body = req.object_body()?;
+    if string(body, "@odata.type")?.as_deref() != Some(EMAIL_METHOD) {
+        return Err(GraphError::bad_request(format!("The request body must include \"@odata.type\": \"{EMAIL_METHOD}\".")));
+    }
+    let mut wanted = None;
+    for (key, value) in body {
+        match key.as_str() {
+            "@odata.type" | "id" => {}
+            "allowExternalIdToUseEmailOtp" => match value.as_str() {
+                Some(v @ ("default" | "enabled" | "disabled")) => wanted = Some(v),
+                _ => {
+                    return Err(GraphError::bad_request(format!(
+                        "allowExternalIdToUseEmailOtp must be default, enabled or disabled, not {value}."
+                    )));
+                }
+            },
+            "state" => match value.as_str() {
+                Some("enabled") => {}
+                Some("disabled") => return Err(email_not_modelled("disabling the method for the tenant's own users")),
+                _ => return Err(GraphError::bad_request(format!("state must be enabled or disabled, not {value}."))),
+            },
+            "excludeTargets" if value.as_array().is_some_and(Vec::is_empty) => {}
+            "excludeTargets" | "includeTargets" => return Err(email_not_modelled(key)),
+            other => return Err(GraphError::bad_request(format!("Property '{other}' does not exist on the email method."))),
+        }
+    }
+    let s = state(ctx).await?;
+    let current = s.providers.iter().find(|p| p.provider_type == IdentityProviderType::EmailOneTimePasscode);
+    let target = match (wanted, current) {
+        (Some("enabled"), _) => Some(ProviderState::Enabled),
+        (Some("disabled"), _) => Some(ProviderState::Disabled),
+        // `default` is enabled (Microsoft: since October 2021): a disabled provider is enabled again.
+        (Some(_), Some(p)) if p.state == ProviderState::Disabled => Some(ProviderState::Enabled),
+        _ => None,
+    };
+    if let Some(target) = target
+        && current.is_none_or(|p| p.state != target)
+    {
+        let t = IdentityProviderType::EmailOneTimePasscode;
+        let config = IdentityProviderConfig {
+            key: provider_key(t, None),
+            provider_type: t,
+            display_name: current.map_or_else(|| t.as_str().to_string(), |p| p.display_name.clone()),
+            client_id: None,
+            client_secret: None,
+            client_secret_hash: None,
+            saml: None,
+            state: target,
+        };
+        apply(ctx, Operation::PutIdentityProvider { provider: config, existing_id: current.map(|p| p.id.clone()) }).await?;
+    }
+    Ok(GraphResponse::no_content())
+}
+
+// ------------------------------------------------------------------------------------------------
+// SAML/WS-Fed federations with their domains: /directory/federationConfigurations.
+
+/// `graph.samlOrWsFedExternalDomainFederation` or `microsoft.graph.…` (the OData alias and the namespace).
+pub(crate) fn is_federation_cast(segment: &str) -> bool {
+    let bare = segment.strip_prefix("microsoft.").unwrap_or(segment);
+    bare.eq_ignore_ascii_case("graph.samlOrWsFedExternalDomainFederation")
+}
+
+fn federation_json(p: &ObservedIdentityProvider) -> Value {
+    let mut v = provider_json(p);
+    let domains: Vec<Value> = p.saml.iter().flat_map(|s| s.domains.iter()).map(|d| json!({ "id": d })).collect();
+    v["domains"] = json!(domains);
+    v
+}
+
+fn federation<'a>(s: &'a IdentityState, id: &str) -> Result<&'a ObservedIdentityProvider, GraphError> {
+    s.providers
+        .iter()
+        .find(|p| p.provider_type == IdentityProviderType::SamlWsFed && p.id.eq_ignore_ascii_case(id))
+        .ok_or_else(|| not_found("samlOrWsFedExternalDomainFederation", id))
+}
+
+/// `domains/any(x: x/id eq 'fabrikam.com')`: the domain.
+fn domain_filter(filter: &str) -> Result<String, GraphError> {
+    let re = regex::Regex::new(r"^\s*domains/any\(\s*(\w+)\s*:\s*(\w+)/id\s+eq\s+'([^']+)'\s*\)\s*$").expect("valid regex");
+    match re.captures(filter) {
+        Some(c) if c[1] == c[2] => Ok(c[3].to_ascii_lowercase()),
+        _ => Err(GraphError::bad_request(format!(
+            "Unsupported $filter {filter:?} (emulator: only domains/any(x: x/id eq 'domain') is served)."
+        ))),
+    }
+}
+
+pub(crate) async fn list_federations(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse, GraphError> {
+    let domain = req.param("filter").map(domain_filter).transpose()?;
+    let s = state(ctx).await?;
+    let value: Vec<Value> = s
+        .providers
+        .iter()
+        .filter(|p| p.provider_type == IdentityProviderType::SamlWsFed)
+        .filter(|p| domain.as_ref().is_none_or(|d| p.saml.as_ref().is_some_and(|s| s.domains.contains(d))))
+        .map(federation_json)
+        .collect();
+    Ok(GraphResponse::ok(json!({
+        "@odata.context": ctx.context(req.version, "directory/federationConfigurations/graph.samlOrWsFedExternalDomainFederation"),
+        "value": value,
+    })))
+}
+
+/// A required, non-empty string property.
+fn required(body: &Map<String, Value>, name: &str) -> Result<String, GraphError> {
+    string(body, name)?.filter(|s| !s.trim().is_empty()).ok_or_else(|| GraphError::bad_request(format!("{name} is required.")))
+}
+
+fn protocol(body: &Map<String, Value>) -> Result<Option<AuthenticationProtocol>, GraphError> {
+    match string(body, "preferredAuthenticationProtocol")?.as_deref() {
+        None => Ok(None),
+        Some("saml") => Ok(Some(AuthenticationProtocol::Saml)),
+        Some("wsFed") => Ok(Some(AuthenticationProtocol::WsFed)),
+        Some(other) => {
+            Err(GraphError::bad_request(format!("preferredAuthenticationProtocol must be saml or wsFed, not {other:?}.")))
+        }
+    }
+}
+
+/// One `externalDomainName` (`{"id": "fabrikam.com"}`), lowercase.
+fn domain_name(v: &Value, at: &str) -> Result<String, GraphError> {
+    let bad = || GraphError::bad_request(format!("{at} must be an externalDomainName object: {{\"id\": \"<domain>\"}}."));
+    let o = v.as_object().ok_or_else(bad)?;
+    if o.keys().any(|k| k != "id" && k != "@odata.type") {
+        return Err(bad());
+    }
+    let id = o.get("id").and_then(Value::as_str).map(|d| d.trim().to_ascii_lowercase()).ok_or_else(bad)?;
+    if crate::core::validate::domain(&id).is_err() {
+        return Err(GraphError::bad_request(format!("{at}: {id:?} is not a domain name.")));
+    }
+    Ok(id)
+}
+
+const FEDERATION_PROPERTIES: &[&str] = &[
+    "displayName",
+    "issuerUri",
+    "passiveSignInUri",
+    "metadataExchangeUri",
+    "preferredAuthenticationProtocol",
+    "signingCertificate",
+];
+
+fn unknown_property(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), GraphError> {
+    match body.keys().find(|k| !k.contains('@') && !allowed.contains(&k.as_str())) {
+        Some(k) => Err(GraphError::bad_request(format!("Property '{k}' does not exist on samlOrWsFedExternalDomainFederation."))),
+        None => Ok(()),
+    }
+}
+
+fn check_federation_type(body: &Map<String, Value>) -> Result<(), GraphError> {
+    match string(body, "@odata.type")? {
+        None => Ok(()),
+        Some(t) if t.trim_start_matches('#') == FEDERATION.trim_start_matches('#') => Ok(()),
+        Some(t) => Err(GraphError::bad_request(format!("@odata.type {t:?} is not samlOrWsFedExternalDomainFederation."))),
+    }
+}
+
+async fn write_federation(ctx: &Ctx, config: IdentityProviderConfig, existing_id: Option<String>) -> Result<Value, GraphError> {
+    let domain = config.saml.as_ref().and_then(|s| s.domains.iter().next().cloned()).unwrap_or_default();
+    apply(ctx, Operation::PutIdentityProvider { provider: config, existing_id }).await?;
+    let s = state(ctx).await?;
+    let p = s
+        .providers
+        .iter()
+        .find(|p| p.saml.as_ref().is_some_and(|s| s.domains.contains(&domain)))
+        .ok_or_else(|| GraphError::internal("the federation was not written"))?;
+    Ok(federation_json(p))
+}
+
+pub(crate) async fn create_federation(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse, GraphError> {
+    let body = req.object_body()?;
+    check_federation_type(body)?;
+    let mut allowed = FEDERATION_PROPERTIES.to_vec();
+    allowed.push("domains");
+    unknown_property(body, &allowed)?;
+    let domains = match body.get("domains") {
+        Some(Value::Array(items)) if !items.is_empty() => {
+            items.iter().enumerate().map(|(i, d)| domain_name(d, &format!("domains[{i}]"))).collect::<Result<_, _>>()?
+        }
+        _ => return Err(GraphError::bad_request("domains is required: at least one externalDomainName.")),
+    };
+    let saml = SamlSettings {
+        domains,
+        issuer_uri: required(body, "issuerUri")?,
+        passive_sign_in_uri: required(body, "passiveSignInUri")?,
+        metadata_exchange_uri: string(body, "metadataExchangeUri")?,
+        preferred_authentication_protocol: protocol(body)?.unwrap_or_default(),
+        signing_certificate: required(body, "signingCertificate")?,
+    };
+    let key = provider_key(IdentityProviderType::SamlWsFed, Some(&saml));
+    let config = IdentityProviderConfig {
+        display_name: string(body, "displayName")?.unwrap_or_else(|| key.trim_start_matches("SamlWsFed:").to_string()),
+        key,
+        provider_type: IdentityProviderType::SamlWsFed,
+        client_id: None,
+        client_secret: None,
+        client_secret_hash: None,
+        saml: Some(saml),
+        state: ProviderState::Enabled,
+    };
+    let mut out = write_federation(ctx, config, None).await?;
+    out["@odata.context"] =
+        json!(ctx.context(req.version, "directory/federationConfigurations/graph.samlOrWsFedExternalDomainFederation/$entity"));
+    Ok(GraphResponse::created(out))
+}
+
+pub(crate) async fn update_federation(ctx: &Ctx, req: &GraphRequest, id: &str) -> Result<GraphResponse, GraphError> {
+    let body = req.object_body()?;
+    check_federation_type(body)?;
+    if body.contains_key("domains") {
+        return Err(GraphError::bad_request(
+            "domains is a relationship: add a domain with POST …/samlOrWsFedExternalDomainFederation/domains.",
+        ));
+    }
+    unknown_property(body, FEDERATION_PROPERTIES)?;
+    let s = state(ctx).await?;
+    let p = federation(&s, id)?;
+    let mut saml = p.saml.clone().unwrap_or_default();
+    for (name, field) in [
+        ("issuerUri", &mut saml.issuer_uri),
+        ("passiveSignInUri", &mut saml.passive_sign_in_uri),
+        ("signingCertificate", &mut saml.signing_certificate),
+    ] {
+        if body.contains_key(name) {
+            *field = required(body, name)?;
+        }
+    }
+    if body.contains_key("metadataExchangeUri") {
+        saml.metadata_exchange_uri = string(body, "metadataExchangeUri")?;
+    }
+    if let Some(protocol) = protocol(body)? {
+        saml.preferred_authentication_protocol = protocol;
+    }
+    let config = IdentityProviderConfig {
+        key: p.key.clone(),
+        provider_type: IdentityProviderType::SamlWsFed,
+        display_name: string(body, "displayName")?.unwrap_or_else(|| p.display_name.clone()),
+        client_id: None,
+        client_secret: None,
+        client_secret_hash: None,
+        saml: Some(saml),
+        state: p.state,
+    };
+    let mut out = write_federation(ctx, config, Some(p.id.clone())).await?;
+    out["@odata.context"] =
+        json!(ctx.context(req.version, "directory/federationConfigurations/graph.samlOrWsFedExternalDomainFederation/$entity"));
+    Ok(GraphResponse::ok(out))
+}
+
+pub(crate) async fn delete_federation(ctx: &Ctx, id: &str) -> Result<GraphResponse, GraphError> {
+    let s = state(ctx).await?;
+    let p = federation(&s, id)?;
+    apply(ctx, Operation::DeleteIdentityProvider { key: p.key.clone(), id: p.id.clone() }).await?;
+    Ok(GraphResponse::no_content())
+}
+
+pub(crate) async fn list_federation_domains(ctx: &Ctx, req: &GraphRequest, id: &str) -> Result<GraphResponse, GraphError> {
+    let s = state(ctx).await?;
+    let p = federation(&s, id)?;
+    let value: Vec<Value> = p.saml.iter().flat_map(|s| s.domains.iter()).map(|d| json!({ "id": d })).collect();
+    Ok(GraphResponse::ok(json!({
+        "@odata.context": ctx.context(
+            req.version,
+            &format!("directory/federationConfigurations/microsoft.graph.samlOrWsFedExternalDomainFederation('{}')/domains", p.id)
+        ),
+        "value": value,
+    })))
+}
+
+pub(crate) async fn add_federation_domain(ctx: &Ctx, req: &GraphRequest, id: &str) -> Result<GraphResponse, GraphError> {
+    let body = req.body.as_ref().ok_or_else(|| GraphError::bad_request("A request body is required."))?;
+    let domain = domain_name(body, "the body")?;
+    let s = state(ctx).await?;
+    let p = federation(&s, id)?;
+    let mut saml = p.saml.clone().unwrap_or_default();
+    if !saml.domains.insert(domain.clone()) {
+        return Err(GraphError::conflict(format!("{domain} is already a domain of federation {}.", p.id)));
+    }
+    let config = IdentityProviderConfig {
+        key: provider_key(IdentityProviderType::SamlWsFed, Some(&saml)),
+        provider_type: IdentityProviderType::SamlWsFed,
+        display_name: p.display_name.clone(),
+        client_id: None,
+        client_secret: None,
+        client_secret_hash: None,
+        saml: Some(saml),
+        state: p.state,
+    };
+    apply(ctx, Operation::PutIdentityProvider { provider: config, existing_id: Some(p.id.clone()) }).await?;
+    Ok(GraphResponse::created(json!({
+        "@odata.context": ctx.context(req.version, "directory/federationConfigurations/microsoft.graph.samlOrWsFedExternalDomainFederation/domains/$entity"),
+        "id": domain,
+    })))
 }

@@ -40,6 +40,8 @@ pub const KNOWN: &[&str] = &[
     "APIConnectors.Read.All",
     "APIConnectors.ReadWrite.All",
     "Policy.ReadWrite.ConditionalAccess",
+    "Policy.ReadWrite.AuthenticationMethod",
+    "Domain.ReadWrite.All",
 ];
 
 /// The known permission spelled as Microsoft spells it, whatever the case it was given in.
@@ -92,6 +94,11 @@ const EM_WRITE: &[&str] = &["EntitlementManagement.ReadWrite.All"];
 const SP_READ: &[&str] = &["Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
 const IDP_READ: &[&str] = &["IdentityProvider.Read.All", "IdentityProvider.ReadWrite.All"];
 const IDP_WRITE: &[&str] = &["IdentityProvider.ReadWrite.All"];
+/// emailauthenticationmethodconfiguration-get / -update (v1.0).
+const EMAIL_METHOD_READ: &[&str] = &["Policy.Read.All", "Policy.ReadWrite.AuthenticationMethod"];
+const EMAIL_METHOD_WRITE: &[&str] = &["Policy.ReadWrite.AuthenticationMethod"];
+/// samlorwsfedexternaldomainfederation-delete (v1.0) names Domain.ReadWrite.All as least privileged.
+const FEDERATION_DELETE: &[&str] = &["Domain.ReadWrite.All", "IdentityProvider.ReadWrite.All"];
 const FLOW_READ: &[&str] = &["IdentityUserFlow.Read.All", "IdentityUserFlow.ReadWrite.All"];
 const FLOW_WRITE: &[&str] = &["IdentityUserFlow.ReadWrite.All"];
 const CONNECTORS_READ: &[&str] = &["APIConnectors.Read.All", "APIConnectors.ReadWrite.All"];
@@ -136,6 +143,11 @@ pub fn required(route: &Route, method: &Method) -> &'static [&'static str] {
         Route::Mto | Route::MtoTenants | Route::MtoTenant(_) | Route::MtoJoinRequest => MTO_WRITE,
         Route::IdentityProviders | Route::IdentityProvider(_) if read => IDP_READ,
         Route::IdentityProviders | Route::IdentityProvider(_) => IDP_WRITE,
+        Route::EmailMethod if read => EMAIL_METHOD_READ,
+        Route::EmailMethod => EMAIL_METHOD_WRITE,
+        Route::FederationConfiguration(_) => FEDERATION_DELETE,
+        Route::Federations | Route::Federation(_) | Route::FederationDomains(_) if read => IDP_READ,
+        Route::Federations | Route::Federation(_) | Route::FederationDomains(_) => IDP_WRITE,
         Route::UserFlows | Route::UserFlow(_) if read => FLOW_READ,
         Route::UserFlows | Route::UserFlow(_) => FLOW_WRITE,
         Route::UserFlowProviders(_)

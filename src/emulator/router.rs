@@ -147,6 +147,18 @@ pub enum Route {
     /// `/identity/identityProviders` (R17).
     IdentityProviders,
     IdentityProvider(String),
+    /// `/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/email`: email one-time
+    /// passcode for external users (R17, contract extension).
+    EmailMethod,
+    /// `/directory/federationConfigurations/{graph.|microsoft.graph.}samlOrWsFedExternalDomainFederation`
+    /// (R17, contract extension): list and create.
+    Federations,
+    /// `…/graph.samlOrWsFedExternalDomainFederation/{id}`: update.
+    Federation(String),
+    /// `/directory/federationConfigurations/{id}`: delete.
+    FederationConfiguration(String),
+    /// A federation's `domains`, with the id before or after the cast: list and add.
+    FederationDomains(String),
     /// `/identity/b2xUserFlows` (R17).
     UserFlows,
     UserFlow(String),
@@ -232,6 +244,19 @@ impl Route {
             (ApiVersion::V1, ["tenantRelationships", "multiTenantOrganization", "joinRequest"]) => Route::MtoJoinRequest,
             (ApiVersion::V1, ["identity", "identityProviders"]) => Route::IdentityProviders,
             (ApiVersion::V1, ["identity", "identityProviders", id]) => Route::IdentityProvider(id.to_string()),
+            (ApiVersion::V1, ["policies", "authenticationMethodsPolicy", "authenticationMethodConfigurations", "email"]) => {
+                Route::EmailMethod
+            }
+            (ApiVersion::V1, ["directory", "federationConfigurations", rest @ ..]) => {
+                let cast = super::identity::is_federation_cast;
+                match rest {
+                    [c] if cast(c) => Route::Federations,
+                    [id] => Route::FederationConfiguration(id.to_string()),
+                    [c, id] if cast(c) => Route::Federation(id.to_string()),
+                    [c, id, "domains"] | [id, c, "domains"] if cast(c) => Route::FederationDomains(id.to_string()),
+                    _ => return Err(GraphError::not_found(&segments.join("/"))),
+                }
+            }
             (ApiVersion::V1, ["identity", "b2xUserFlows"]) => Route::UserFlows,
             (ApiVersion::V1, ["identity", "b2xUserFlows", id]) => Route::UserFlow(id.to_string()),
             (ApiVersion::V1, ["identity", "b2xUserFlows", id, "userFlowIdentityProviders"]) => {
@@ -320,6 +345,10 @@ impl Route {
             Route::MtoJoinRequest => GET_PATCH,
             Route::IdentityProviders | Route::UserFlows => GET_POST,
             Route::IdentityProvider(_) => GET_PATCH_DELETE,
+            Route::EmailMethod => GET_PATCH,
+            Route::Federations | Route::FederationDomains(_) => GET_POST,
+            Route::Federation(_) => &[Method::PATCH],
+            Route::FederationConfiguration(_) => DELETE,
             Route::UserFlow(_) => &[Method::GET, Method::DELETE],
             Route::UserFlowProviders(_) | Route::UserFlowAttributes | Route::UserFlowStep(..) => GET,
             Route::UserFlowProvidersRef(_) => POST,
@@ -394,6 +423,15 @@ impl Route {
             Route::MtoJoinRequest => "/tenantRelationships/multiTenantOrganization/joinRequest",
             Route::IdentityProviders => "/identity/identityProviders",
             Route::IdentityProvider(_) => "/identity/identityProviders/{identityProviderBase-id}",
+            Route::EmailMethod => "/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/email",
+            Route::Federations => "/directory/federationConfigurations/graph.samlOrWsFedExternalDomainFederation",
+            Route::Federation(_) => {
+                "/directory/federationConfigurations/graph.samlOrWsFedExternalDomainFederation/{samlOrWsFedExternalDomainFederation-id}"
+            }
+            Route::FederationConfiguration(_) => "/directory/federationConfigurations/{identityProviderBase-id}",
+            Route::FederationDomains(_) => {
+                "/directory/federationConfigurations/microsoft.graph.samlOrWsFedExternalDomainFederation/{samlOrWsFedExternalDomainFederation-id}/domains"
+            }
             Route::UserFlows => "/identity/b2xUserFlows",
             Route::UserFlow(_) => "/identity/b2xUserFlows/{b2xIdentityUserFlow-id}",
             Route::UserFlowProviders(_) => "/identity/b2xUserFlows/{b2xIdentityUserFlow-id}/userFlowIdentityProviders",

@@ -54,6 +54,7 @@ pub const APPLY_PERMISSIONS: &[&str] = &[
     "EntitlementManagement.ReadWrite.All",
     "Application.Read.All",
     "IdentityProvider.ReadWrite.All",
+    "Policy.ReadWrite.AuthenticationMethod",
     "IdentityUserFlow.ReadWrite.All",
     "APIConnectors.ReadWrite.All",
     "Policy.ReadWrite.ConditionalAccess",
