@@ -306,6 +306,20 @@ async fn graph_unknown_approver_or_application_fails_naming_it() {
     let state = h.world.entitlement(CONTOSO).unwrap();
     assert!(state.access_packages.iter().all(|p| p.value.display_name != "Vendor access"), "{state:#?}");
 
+    // An approver named by userPrincipalName while their mail differs would read back as the mail and
+    // drift forever: the change fails and says which address to use.
+    let id = h.world.add_member(CONTOSO, "chief@contoso.onmicrosoft.com", Some("Chief")).unwrap();
+    let patch = entente::core::operation::GuestPatch { mail: Some("chief@contoso.com".into()), ..Default::default() };
+    h.world.apply(CONTOSO, &[entente::core::operation::Operation::UpdateGuest { user_id: id, patch }]).await.unwrap();
+    let desired = load(&[
+        tenants("", true),
+        organization("configured"),
+        packages_for(true, &h.app).replace("boss@contoso.com", "chief@contoso.onmicrosoft.com"),
+    ]);
+    let plan = engine::plan_against(&desired, &h.routes, PlanOptions::default()).await;
+    let failed = failures(&engine::apply(&plan, &h.routes).await);
+    assert!(failed.contains("approver chief@contoso.onmicrosoft.com of access package \\\"Vendor access\\\", policy \\\"Anyone external\\\": that user's mail is chief@contoso.com"), "{failed}");
+
     let unknown = "11111111-2222-4333-8444-555555555555";
     let desired = load(&[tenants("", true), organization("configured"), packages_for(true, unknown)]);
     let plan = engine::plan_against(&desired, &h.routes, PlanOptions::default()).await;
@@ -359,14 +373,20 @@ async fn emulator_rejects_malformed_resource_and_approver_bodies() {
         "accessPackage": { "id": pkg },
     });
     assert_eq!(post("/assignmentPolicies".into(), policy).await, 400);
+    // As Graph: a package is created in a catalog, which the body must name (well-formed, so no violation).
+    assert_eq!(post("/accessPackages".into(), serde_json::json!({ "displayName": "No catalog" })).await, 400);
+    // catalog.id is a string.
+    assert_eq!(post("/accessPackages".into(), serde_json::json!({ "displayName": "Bad", "catalog": { "id": 7 } })).await, 400);
 
     let report = emu.contract_report();
     let findings: Vec<String> =
         report.violations.iter().filter(|v| v.direction == "request").flat_map(|v| v.findings.clone()).collect();
-    for pointer in ["/role/originId", "/requestType", "/requestApprovalSettings/stages/0/primaryApprovers/0/userId"] {
+    for pointer in
+        ["/role/originId", "/requestType", "/requestApprovalSettings/stages/0/primaryApprovers/0/userId", "/catalog/id"]
+    {
         assert!(findings.iter().any(|f| f.starts_with(&format!("{pointer}:"))), "{pointer} in {findings:#?}");
     }
-    assert_eq!(report.violations.len(), 3, "{:#?}", report.violations);
+    assert_eq!(report.violations.len(), 4, "{:#?}", report.violations);
     assert_eq!(h.world.entitlement(CONTOSO).unwrap(), before, "nothing changed");
 }
 

@@ -23,7 +23,8 @@
 //! access package resources). `contract/*.yaml` are entente's own OpenAPI fragments for them, transcribed
 //! from the public Graph v1.0 reference (each names its pages). Every loaded contract is the reference
 //! plus these fragments, so the emulator checks those operations as strictly as the rest; a fragment
-//! may only add paths and schemas, never redefine one of the reference's.
+//! may only add paths, schemas and (under `x-entente-properties`) properties of the reference's
+//! schemas, never redefine one of the reference's.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -181,6 +182,33 @@ impl Contract {
                 return Err(EmulatorError::Config(format!("contract extension {name} redefines the schema {schema}")));
             }
             schemas.insert(schema, body);
+        }
+        // `x-entente-properties`: properties the reference's own schemas lack (e.g. `accessPackage.catalog`,
+        // which creating a package requires). Added beside the schema's own, never replacing one.
+        let additions = fragment.get("x-entente-properties").and_then(Value::as_object).cloned().unwrap_or_default();
+        for (schema, props) in additions {
+            let props = props.as_object().cloned().unwrap_or_default();
+            let target = schemas.get_mut(&schema).ok_or_else(|| {
+                EmulatorError::Config(format!("contract extension {name} adds properties to {schema}, which does not exist"))
+            })?;
+            // An `allOf` schema's own properties are in its last member (the first is the base type).
+            let own = match target.get_mut("allOf").and_then(Value::as_array_mut) {
+                Some(all) => all.last_mut().ok_or_else(|| EmulatorError::Config(format!("{schema} has an empty allOf")))?,
+                None => target,
+            };
+            let existing = own
+                .as_object_mut()
+                .map(|o| o.entry("properties").or_insert_with(|| Value::Object(Map::new())))
+                .and_then(Value::as_object_mut)
+                .ok_or_else(|| EmulatorError::Config(format!("{schema} is not an object schema")))?;
+            for (prop, body) in props {
+                if existing.contains_key(&prop) {
+                    return Err(EmulatorError::Config(format!(
+                        "contract extension {name} redefines the property {prop} of {schema}"
+                    )));
+                }
+                existing.insert(prop, body);
+            }
         }
         for (template, item) in new_paths {
             if self.paths.iter().any(|p| p.template == template) {
@@ -582,6 +610,15 @@ mod tests {
         let shadow = "paths:\n  /invitations:\n    post:\n      operationId: mine\n";
         let err = c.extend(shadow, "shadow.yaml").unwrap_err().to_string();
         assert!(err.contains("shadow.yaml redefines the path /invitations"), "{err}");
+        let added = "x-entente-properties:\n  microsoft.graph.invitation:\n    mine:\n      type: string\n";
+        c.extend(added, "added.yaml").unwrap();
+        let invitation = json!({ "invitedUserEmailAddress": "a@b.c", "inviteRedirectUrl": "https://x", "mine": 1 });
+        let findings = c.validate_component("microsoft.graph.invitation", &invitation, STRICT).unwrap();
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(findings[0].pointer == "/mine" && findings[0].message.contains("string"), "{findings:?}");
+        let again = "x-entente-properties:\n  microsoft.graph.invitation:\n    invitedUserEmailAddress:\n      type: string\n";
+        let err = c.extend(again, "again.yaml").unwrap_err().to_string();
+        assert!(err.contains("redefines the property invitedUserEmailAddress"), "{err}");
         let schema = "components:\n  schemas:\n    microsoft.graph.invitation:\n      type: object\n";
         let err = c.extend(schema, "schema.yaml").unwrap_err().to_string();
         assert!(err.contains("redefines the schema microsoft.graph.invitation"), "{err}");

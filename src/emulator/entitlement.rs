@@ -189,7 +189,7 @@ fn package_json(id: &str, p: &AccessPackage) -> Map<String, Value> {
 }
 
 const PACKAGE_ELSEWHERE: &[&str] =
-    &["catalog", "resourceRoleScopes", "accessPackagesIncompatibleWith", "incompatibleAccessPackages", "incompatibleGroups"];
+    &["resourceRoleScopes", "accessPackagesIncompatibleWith", "incompatibleAccessPackages", "incompatibleGroups"];
 
 pub(crate) async fn list_packages(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse, GraphError> {
     let s = state(ctx).await?;
@@ -208,7 +208,11 @@ pub(crate) async fn get_package(ctx: &Ctx, req: &GraphRequest, id: &str) -> Resu
 }
 
 fn package_fields(body: &Map<String, Value>) -> Result<(Option<String>, Option<Option<String>>), GraphError> {
-    check_keys(body, &["displayName", "description", "isHidden", "createdDateTime", "modifiedDateTime"], PACKAGE_ELSEWHERE)?;
+    check_keys(
+        body,
+        &["displayName", "description", "isHidden", "createdDateTime", "modifiedDateTime", "catalog"],
+        PACKAGE_ELSEWHERE,
+    )?;
     if body.get("isHidden").and_then(Value::as_bool) == Some(true) {
         return Err(not_implemented("hidden access packages (isHidden: true)"));
     }
@@ -217,8 +221,13 @@ fn package_fields(body: &Map<String, Value>) -> Result<(Option<String>, Option<O
 }
 
 pub(crate) async fn create_package(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse, GraphError> {
-    let (name, description) = package_fields(req.object_body()?)?;
+    let body = req.object_body()?;
+    let (name, description) = package_fields(body)?;
     let name = name.ok_or_else(|| GraphError::bad_request("displayName is required."))?;
+    // As Graph: a package is created in an existing catalog, named by id (required).
+    let catalog = body.get("catalog").and_then(|c| c.get("id")).and_then(Value::as_str);
+    let catalog = catalog.ok_or_else(|| GraphError::bad_request("catalog is required: the catalog's id."))?;
+    check_catalog(ctx.tenant(), catalog)?;
     let description = description.flatten();
     let tenant = ctx.tenant().to_string();
     let (n, d) = (name.clone(), description.clone());
@@ -236,7 +245,11 @@ pub(crate) async fn create_package(ctx: &Ctx, req: &GraphRequest) -> Result<Grap
 }
 
 pub(crate) async fn update_package(ctx: &Ctx, req: &GraphRequest, id: &str) -> Result<GraphResponse, GraphError> {
-    let (name, description) = package_fields(req.object_body()?)?;
+    let body = req.object_body()?;
+    if body.contains_key("catalog") {
+        return Err(GraphError::bad_request("An access package cannot be moved to another catalog."));
+    }
+    let (name, description) = package_fields(body)?;
     let s = state(ctx).await?;
     let current = s.access_packages.iter().find(|p| p.id == id).ok_or_else(|| GraphError::not_found(id))?;
     let name = name.unwrap_or_else(|| current.value.display_name.clone());

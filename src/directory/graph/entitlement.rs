@@ -423,6 +423,8 @@ impl GraphDirectory {
                     id
                 }
                 None => {
+                    let mut body = body;
+                    body["catalog"] = json!({ "id": self.built_in_catalog().await? });
                     let created = self.send(Method::POST, ACCESS_PACKAGES, Some(body)).await?;
                     created.as_ref().and_then(|c| c.get("id")).and_then(Value::as_str).map(str::to_string).ok_or_else(|| {
                         DirectoryError::Invalid("Graph created an access package without returning its id".into())
@@ -548,6 +550,25 @@ impl GraphDirectory {
         resp.ok()
     }
 
+    /// The tenant's built-in catalog ("General", `catalogType: serviceDefault`), where entente creates packages:
+    /// Graph requires a catalog to create one in.
+    async fn built_in_catalog(&self) -> Result<String, DirectoryError> {
+        let catalogs: Vec<Value> = self.list(CATALOGS, &[]).await?;
+        let kind = |c: &Value, k: &str, v: &str| c.get(k).and_then(Value::as_str).is_some_and(|x| x.eq_ignore_ascii_case(v));
+        catalogs
+            .iter()
+            .find(|c| kind(c, "catalogType", "serviceDefault"))
+            .or_else(|| catalogs.iter().find(|c| kind(c, "displayName", "General")))
+            .and_then(|c| c.get("id").and_then(Value::as_str))
+            .map(str::to_string)
+            .ok_or_else(|| {
+                DirectoryError::NotFound(format!(
+                    "tenant {} has no built-in access package catalog (catalogType serviceDefault, \"General\")",
+                    self.tenant_id
+                ))
+            })
+    }
+
     /// User id → address (mail, else userPrincipalName; lowercase), for approvers read back.
     async fn addresses(&self, ids: &[String]) -> Result<BTreeMap<String, String>, DirectoryError> {
         if ids.is_empty() {
@@ -574,18 +595,24 @@ impl GraphDirectory {
             .await?;
         let matches =
             |k: &str, u: &Value| u.get(k).and_then(Value::as_str).is_some_and(|v| v.eq_ignore_ascii_case(address.trim()));
-        users
-            .iter()
-            .find(|u| matches("mail", u) || matches("userPrincipalName", u))
-            .and_then(|u| u.get("id").and_then(Value::as_str))
-            .map(str::to_string)
-            .ok_or_else(|| {
-                DirectoryError::NotFound(format!(
-                    "approver {address} of access package {package:?}, policy {policy:?}: no user with that mail or \
+        let user = users.iter().find(|u| matches("mail", u) || matches("userPrincipalName", u));
+        // Approvers read back as their mail: naming one by another address would show as drift on every plan.
+        if let Some(u) = user
+            && let Some(mail) = u.get("mail").and_then(Value::as_str).filter(|m| !m.is_empty())
+            && !mail.eq_ignore_ascii_case(address.trim())
+        {
+            return Err(DirectoryError::Invalid(format!(
+                "approver {address} of access package {package:?}, policy {policy:?}: that user's mail is {mail}; name \
+                 approvers by their mail (the address Graph reports them by)"
+            )));
+        }
+        user.and_then(|u| u.get("id").and_then(Value::as_str)).map(str::to_string).ok_or_else(|| {
+            DirectoryError::NotFound(format!(
+                "approver {address} of access package {package:?}, policy {policy:?}: no user with that mail or \
                      userPrincipalName in tenant {}",
-                    self.tenant_id
-                ))
-            })
+                self.tenant_id
+            ))
+        })
     }
 
     /// The package's groups (ids) and applications (service principal ids), resolved from their names.
