@@ -147,6 +147,21 @@ fn a_secret_in_the_manifest_is_an_error_naming_the_ref_to_use() {
 }
 
 #[test]
+fn api_connectors_are_kept_in_the_order_their_steps_run() {
+    // Directories read a flow's connectors back step by step; the manifest's order must not show as a change.
+    let second = connector("postFederationSignup", "https://approvals.contoso.com/approve");
+    let reversed = format!(
+        "{}{}",
+        connector("postAttributeCollection", "https://approvals.contoso.com/validate"),
+        second.trim_start_matches("  apiConnectors:\n")
+    );
+    let d = load(&[TENANT_YAML, GOOGLE, &flow(&["google"], &reversed)]).unwrap();
+    let flow = d.tenants.iter().flat_map(|t| &t.sign_up_flows).next().expect("the flow");
+    let steps: Vec<&str> = flow.api_connectors.iter().map(|c| c.step.as_str()).collect();
+    assert_eq!(steps, ["postFederationSignup", "postAttributeCollection"]);
+}
+
+#[test]
 fn manifest_errors_name_file_line_object_and_field() {
     let bad_domain = SAML.replace("[fabrikam.com]", "[fabrikam]");
     let e = load(&[TENANT_YAML, &bad_domain]).unwrap_err();

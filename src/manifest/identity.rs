@@ -323,6 +323,8 @@ pub(super) fn sign_up_flow(
     if !errors.is_empty() {
         return Err(errors);
     }
+    // In the order the steps run, as directories read them back: the manifest's order is not meaningful.
+    connectors.sort_by_key(|c: &DesiredApiConnector| c.step);
     Ok(DesiredSignUpFlow {
         object,
         id: flow_id(&name),
