@@ -908,3 +908,25 @@ async fn the_emulator_rejects_malformed_email_otp_and_federation_bodies_per_the_
     assert_eq!(g.emulator.contract_report().violations.len(), bad.len());
     assert_eq!(g.world.identity_state(TENANT).unwrap().providers.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_offers_a_federation_read_back_by_its_domain_through_graph() {
+    let g = graph().await;
+    let d = load(&[TENANT_YAML, SAML, &flow(&["fabrikam-saml"], "")]).unwrap();
+    let p = plan(&g.routes, &d, Prune::Off).await;
+    assert_eq!(idp_writes(&p), [("fabrikam-saml".to_string(), Action::Create), ("partners".to_string(), Action::Create)]);
+    let report = engine::apply(&p, &g.routes).await;
+    assert!(failures(&report).is_empty(), "{:?}", failures(&report));
+    g.world.can_sign_up(TENANT, "B2X_1_partners", "SamlWsFed:fabrikam.com").unwrap();
+    // The flow's provider is read back under the federation's domain key: nothing to do.
+    let again = plan(&g.routes, &d, Prune::Off).await;
+    assert!(!again.has_writes(), "{:#?}", actions(&again));
+    // R17 through Graph: the federation cannot be deleted while the flow offers it.
+    let id = idp_provider(&g.world, "SamlWsFed:fabrikam.com").unwrap().id;
+    let del = [Operation::DeleteIdentityProvider { key: "SamlWsFed:fabrikam.com".into(), id }];
+    match g.routes[TENANT].as_ref().unwrap().apply(TENANT, &del).await {
+        Err(DirectoryError::Refused(r)) => assert_eq!(r.reason, RefusalReason::SignUpProviderUnavailable),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    idp_assert_contract_kept(&g);
+}
