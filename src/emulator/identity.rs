@@ -5,7 +5,7 @@
 //!
 //! Served as the contract has them: providers are polymorphic (`socialIdentityProvider`,
 //! `builtInIdentityProvider` for email one-time passcode while it is enabled,
-//! `samlOrWsFedExternalDomainFederation`, without its `domains` there, as the reference schema has it).
+//! `samlOrWsFedExternalDomainFederation`, without its `domains` there: that list does not expand relationships).
 //!
 //! Beyond the reference (entente's `contract/identity.yaml`):
 //! - `/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/email`: GET and PATCH of
