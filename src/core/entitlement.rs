@@ -234,10 +234,6 @@ pub struct EntitlementState {
     /// Assignments, when the backend reads them (the local directory).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub assignments: Vec<Assignment>,
-    /// When the backend cannot read or write a package's resources (groups, applications): why. The
-    /// planner says so for every package that declares resources.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources_unsupported: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------

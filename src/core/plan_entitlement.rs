@@ -187,28 +187,10 @@ pub(super) fn changes(ctx: &TenantContext<'_>, desired: &DesiredState, errors: &
             }
             Some(existing) => {
                 let dp = record.map(|r| r.deletion_policy).or(record.is_none().then_some(p.deletion_policy));
-                let mut observed = existing.value.clone();
-                if state.resources_unsupported.is_some() {
-                    // Not readable on this backend: compare without them (the write still refuses them).
-                    observed.groups = p.package.groups.clone();
-                    observed.applications = p.package.applications.clone();
-                }
-                let observed_view = package_view(&observed, dp);
+                let observed_view = package_view(&existing.value, dp);
                 ctx.compare(&p.object, record, &desired_view, &observed_view, put, record_op)
             }
         };
-        if let Some(why) = &state.resources_unsupported
-            && p.package.has_resources()
-        {
-            let note = format!(
-                "resources (groups {:?}, applications {:?}) cannot be written by this backend and the apply will fail: {why}",
-                p.package.groups, p.package.applications
-            );
-            c.note = Some(match c.note.take() {
-                Some(n) => format!("{n}; {note}"),
-                None => note,
-            });
-        }
         let holders = state.assignments.iter().filter(|a| a.package.eq_ignore_ascii_case(&p.package.display_name));
         let (active, pending) = holders.fold((0, 0), |(a, q), x| match x.state.as_str() {
             "delivered" => (a + 1, q),

@@ -314,7 +314,6 @@ impl GraphDirectory {
             connected_organizations,
             access_packages,
             assignments: vec![],
-            resources_unsupported: None,
         }))
     }
 

@@ -176,7 +176,6 @@ pub(super) fn state(c: &Connection, tenant_id: &str) -> Result<EntitlementState>
         connected_organizations: organizations(c, tenant_id)?,
         access_packages: packages(c, tenant_id)?,
         assignments: assignments(c, tenant_id)?,
-        resources_unsupported: None,
     })
 }
 
