@@ -135,6 +135,9 @@ async fn plan_or_apply(args: RunArgs, apply: bool, out: &mut dyn Write, err: &mu
     };
     // Identity provider and API connector secrets (R17) come from the environment, never the manifests.
     manifest::identity::resolve_secrets_from_env(&mut manifests.desired);
+    // Branding images are compared and uploaded by content: files relative to each Tenant's manifest, https URLs fetched.
+    let files = manifest::images::tenant_files(&args.paths);
+    manifest::images::resolve_images(&mut manifests.desired, manifest::images::FileBase::ManifestFiles(&files)).await;
     let backends = backends(&args.directory, args.inventory.as_deref(), args.state.as_deref());
     let routes = routes_from(&manifests, &backends);
     let options = PlanOptions { prune: if args.prune { Prune::All } else { Prune::Off } };

@@ -1,11 +1,15 @@
 //! Planning of the tenant profile (`crate::core::tenant_profile`): tenant type, Microsoft cloud settings
 //! (R14), branding and self-service of external tenants. Part of the Tenant's compared view.
+//!
+//! Branding images compare by content: a directory showing `sha256:d` holds the image a manifest's
+//! `logo.png (sha256:d)` resolved to, so the observed value is taken as the desired one and no change
+//! shows; a different digest shows as `branding.bannerLogo: sha256:ab… → logo.png (sha256:cd…)`.
 
 use serde_json::{Value, json};
 
 use super::super::model::{DesiredTenant, TenantSnapshot};
 use super::super::operation::Operation;
-use super::super::tenant_profile::{TenantProfile, TenantType, cloud_keyword};
+use super::super::tenant_profile::{TenantProfile, TenantType, cloud_keyword, same_image};
 
 /// Adds the profile to a Tenant view. Only what differs from a workforce tenant with no cloud settings
 /// is written, so the views (and the ownership records) of tenants that use none of it do not change.
@@ -32,7 +36,28 @@ pub(super) fn observed(tenant: &DesiredTenant, snapshot: &TenantSnapshot) -> Ten
     if snapshot.unsupported.contains_key("tenantType") {
         p.tenant_type = tenant.profile.tenant_type;
     }
+    if let (Some(held), Some(wanted)) = (p.branding.as_mut(), tenant.profile.branding.as_ref()) {
+        let wanted = wanted.canonical();
+        for (slot, want) in [
+            (&mut held.banner_logo, &wanted.banner_logo),
+            (&mut held.square_logo, &wanted.square_logo),
+            (&mut held.background_image, &wanted.background_image),
+        ] {
+            if slot.is_some() && same_image(slot.as_deref(), want.as_deref()) {
+                slot.clone_from(want);
+            }
+        }
+    }
     p
+}
+
+/// The branding images whose references could not be resolved to an image, as one plan error: the
+/// tenant's change is not planned, so nothing of its profile is written with a wrong or missing image.
+fn image_errors(tenant: &DesiredTenant) -> Option<String> {
+    let b = tenant.profile.branding.as_ref()?;
+    let errors = b.image_errors();
+    (!errors.is_empty())
+        .then(|| errors.iter().map(|(field, why)| format!("spec.branding.{field}: {why}")).collect::<Vec<_>>().join("; "))
 }
 
 /// The writes that bring `observed` to `desired`.
@@ -66,8 +91,12 @@ fn experience(p: &TenantProfile) -> Operation {
     }
 }
 
-/// `tenantType` is immutable: an existing tenant of the other type cannot be planned.
+/// `tenantType` is immutable: an existing tenant of the other type cannot be planned; nor can a tenant
+/// whose branding names an image that could not be read (`image_errors`).
 pub(super) fn type_mismatch(tenant: &DesiredTenant, snapshot: &TenantSnapshot) -> Option<String> {
+    if let Some(e) = image_errors(tenant) {
+        return Some(e);
+    }
     let observed = observed(tenant, snapshot).tenant_type;
     (observed != tenant.profile.tenant_type).then(|| {
         format!(

@@ -4,8 +4,18 @@
 //!
 //! The spec types double as canonical forms: `TenantProfile` holds every value present, clouds as a
 //! set and colours uppercase, so two profiles compare equal exactly when they mean the same thing.
+//!
+//! **Branding images** are references in manifests (an https URL or a file path). Before planning, the CLI
+//! and the controller resolve each to its bytes (`CompanyBranding::attach`): the field then reads
+//! `logo.png (sha256:0123456789abcdef)`, and the bytes ride along, outside every view, plan and record
+//! (`ResolvedImages`). Directories that hold the bytes (Graph) show an image as `sha256:…` of what they
+//! hold, so images compare by content (`same_image`); the local directory keeps the resolved value as it
+//! was written. A reference that could not be resolved is kept with why, and the planner refuses the
+//! tenant's change naming the field (`image_errors`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -73,6 +83,10 @@ pub struct CompanyBranding {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
     pub background_image: Option<String>,
+    /// The images' bytes, once resolved (never in manifests, views, plans or records).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub resolved: ResolvedImages,
 }
 
 impl CompanyBranding {
@@ -86,7 +100,38 @@ impl CompanyBranding {
             banner_logo: keep(&self.banner_logo),
             square_logo: keep(&self.square_logo),
             background_image: keep(&self.background_image),
+            resolved: self.resolved.clone(),
         }
+    }
+
+    fn image_mut(&mut self, field: &str) -> Option<&mut Option<String>> {
+        match field {
+            "bannerLogo" => Some(&mut self.banner_logo),
+            "squareLogo" => Some(&mut self.square_logo),
+            "backgroundImage" => Some(&mut self.background_image),
+            _ => None,
+        }
+    }
+
+    /// Records what the reference of image `field` resolved to: its bytes (the field then reads
+    /// `reference (sha256:…)`) or why it could not be read (the planner refuses the tenant's change).
+    pub fn attach(&mut self, field: &str, outcome: Result<ImageContent, String>) {
+        let Some(slot) = self.image_mut(field) else { return };
+        let Some(reference) = slot.as_deref().map(|v| image_reference(v).to_string()) else { return };
+        if let Ok(image) = &outcome {
+            *slot = Some(format!("{reference} (sha256:{})", image.digest));
+        }
+        self.resolved.0.insert(field.to_string(), outcome.map(Arc::new));
+    }
+
+    /// The bytes image `field` resolved to, when it was resolved.
+    pub fn content(&self, field: &str) -> Option<&ImageContent> {
+        self.resolved.0.get(field).and_then(|r| r.as_ref().ok()).map(Arc::as_ref)
+    }
+
+    /// Why the references that could not be resolved were not, by field.
+    pub fn image_errors(&self) -> Vec<(&str, &str)> {
+        self.resolved.0.iter().filter_map(|(f, r)| r.as_ref().err().map(|e| (f.as_str(), e.as_str()))).collect()
     }
 
     /// The image references, by field name.
@@ -96,6 +141,111 @@ impl CompanyBranding {
             ("squareLogo", self.square_logo.as_deref()),
             ("backgroundImage", self.background_image.as_deref()),
         ]
+    }
+}
+
+/// Largest image entente uploads (Graph's own limits are smaller: a banner logo is at most 36 × 245
+/// pixels, a square logo 10 KB); larger references are refused before planning.
+pub const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
+
+/// A branding image's content: PNG or JPEG bytes, their media type and digest.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ImageContent {
+    pub bytes: Arc<[u8]>,
+    /// `image/png` or `image/jpeg`, from the bytes themselves.
+    pub content_type: &'static str,
+    /// The first 16 hex digits of the bytes' SHA-256.
+    pub digest: String,
+}
+
+impl fmt::Debug for ImageContent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} bytes sha256:{}", self.content_type, self.bytes.len(), self.digest)
+    }
+}
+
+impl ImageContent {
+    /// Checks `bytes` are a PNG or JPEG image (by their signature; a declared media type, e.g. an HTTP
+    /// `Content-Type`, must agree) of at most `MAX_IMAGE_BYTES`.
+    pub fn from_bytes(bytes: Vec<u8>, declared: Option<&str>) -> Result<Self, String> {
+        if bytes.len() > MAX_IMAGE_BYTES {
+            return Err(format!("{} bytes is more than the {} MiB an image may have", bytes.len(), MAX_IMAGE_BYTES >> 20));
+        }
+        let content_type = image_type(&bytes).ok_or("not a PNG or JPEG image (its first bytes are neither signature)")?;
+        if let Some(declared) = declared.map(|d| d.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+            && !declared.is_empty()
+            && declared != "application/octet-stream"
+            && declared != content_type
+            && !(content_type == "image/jpeg" && declared == "image/jpg")
+        {
+            return Err(format!("served as {declared}, but the bytes are {content_type}"));
+        }
+        Ok(Self { digest: image_digest(&bytes), bytes: bytes.into(), content_type })
+    }
+}
+
+/// `image/png` or `image/jpeg` from the bytes' signature.
+pub fn image_type(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else {
+        None
+    }
+}
+
+/// The first 16 hex digits of the SHA-256 of `bytes`: how images are compared.
+pub fn image_digest(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The resolved images of a branding, by field. Compared as always equal: the fields themselves carry
+/// each image's digest (`reference (sha256:…)`), so the content is compared through them.
+#[derive(Clone, Default)]
+pub struct ResolvedImages(pub BTreeMap<String, Result<Arc<ImageContent>, String>>);
+
+impl PartialEq for ResolvedImages {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for ResolvedImages {}
+
+impl fmt::Debug for ResolvedImages {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.0.iter()).finish()
+    }
+}
+
+/// The reference part of an image value (`logo.png (sha256:…)` → `logo.png`).
+pub fn image_reference(value: &str) -> &str {
+    match value.rsplit_once(" (sha256:") {
+        Some((reference, rest)) if rest.ends_with(')') => reference,
+        _ => value,
+    }
+}
+
+/// The digest an image value names: `reference (sha256:d)` (resolved) or `sha256:d` (what a directory
+/// holding the bytes shows); `None` for a bare reference.
+pub fn image_value_digest(value: &str) -> Option<&str> {
+    let d = match value.rsplit_once(" (sha256:") {
+        Some((_, rest)) => rest.strip_suffix(')')?,
+        None => value.strip_prefix("sha256:")?,
+    };
+    (!d.is_empty() && d.chars().all(|c| c.is_ascii_hexdigit())).then_some(d)
+}
+
+/// Whether two image values show the same image: the same digest, or (unresolved) the same text.
+pub fn same_image(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => match (image_value_digest(a), image_value_digest(b)) {
+            (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
+            _ => a == b,
+        },
+        (a, b) => a == b,
     }
 }
 
@@ -202,9 +352,50 @@ pub fn validate_image_ref(value: &str) -> Result<(), String> {
     }
 }
 
+/// An image value a directory stores: a reference (`validate_image_ref`), a resolved reference
+/// `reference (sha256:…)`, or the digest alone `sha256:…` (an image whose reference is unknown).
+pub fn validate_image_value(value: &str) -> Result<(), String> {
+    match image_value_digest(value) {
+        Some(_) if value.starts_with("sha256:") => Ok(()),
+        Some(_) => validate_image_ref(image_reference(value)),
+        None => validate_image_ref(value),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+
+    #[test]
+    fn images_are_checked_resolved_and_compared_by_content() {
+        let png = ImageContent::from_bytes(PNG.to_vec(), Some("image/png")).unwrap();
+        assert_eq!(png.content_type, "image/png");
+        assert_eq!(png.digest.len(), 16);
+        assert!(ImageContent::from_bytes(b"GIF89a".to_vec(), None).unwrap_err().contains("not a PNG or JPEG"));
+        assert!(ImageContent::from_bytes(PNG.to_vec(), Some("image/jpeg")).unwrap_err().contains("served as image/jpeg"));
+        assert!(ImageContent::from_bytes(vec![0xFF; MAX_IMAGE_BYTES + 1], None).unwrap_err().contains("5 MiB"));
+        assert!(ImageContent::from_bytes(vec![0xFF, 0xD8, 0xFF, 0xE0], Some("image/jpg")).is_ok());
+
+        let mut b =
+            CompanyBranding { banner_logo: Some("logo.png".into()), square_logo: Some("sq.png".into()), ..Default::default() };
+        b.attach("bannerLogo", Ok(png.clone()));
+        b.attach("squareLogo", Err("cannot read sq.png: gone".into()));
+        let banner = b.banner_logo.clone().unwrap();
+        assert_eq!(banner, format!("logo.png (sha256:{})", png.digest));
+        assert_eq!(b.square_logo.as_deref(), Some("sq.png"));
+        assert_eq!(b.content("bannerLogo").unwrap().digest, png.digest);
+        assert_eq!(b.image_errors(), [("squareLogo", "cannot read sq.png: gone")]);
+        assert_eq!(image_reference(&banner), "logo.png");
+        assert!(same_image(Some(&banner), Some(&format!("sha256:{}", png.digest))));
+        assert!(!same_image(Some(&banner), Some("sha256:0000000000000000")));
+        assert!(!same_image(Some(&banner), None));
+        assert!(same_image(Some("a.png"), Some("a.png")));
+        assert!(validate_image_value(&banner).is_ok());
+        assert!(validate_image_value("sha256:0123abcd").is_ok());
+        assert!(validate_image_value("sha256:xyz").is_err());
+    }
 
     #[test]
     fn endpoints_map_both_ways() {

@@ -6,6 +6,7 @@ mod convert;
 mod documents;
 mod error;
 pub mod identity;
+pub mod images;
 mod mto;
 
 use std::path::PathBuf;

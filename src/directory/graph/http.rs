@@ -83,6 +83,8 @@ pub struct Call {
     pub method: Method,
     pub url: Url,
     pub body: Option<serde_json::Value>,
+    /// A body of raw bytes and its media type (e.g. an image stream), instead of JSON.
+    pub raw: Option<(Arc<[u8]>, &'static str)>,
     pub headers: Vec<(&'static str, String)>,
     pub cost: Cost,
     /// Whether sending it twice is harmless (GET, PUT, PATCH, DELETE, and POSTs that are).
@@ -92,10 +94,15 @@ pub struct Call {
 impl Call {
     pub fn new(method: Method, url: Url, cost: Cost) -> Self {
         let idempotent = method != Method::POST;
-        Self { method, url, body: None, headers: vec![], cost, idempotent }
+        Self { method, url, body: None, raw: None, headers: vec![], cost, idempotent }
     }
     pub fn json(mut self, body: serde_json::Value) -> Self {
         self.body = Some(body);
+        self
+    }
+    /// Sends `bytes` as the body, with `content_type` (e.g. `image/png`).
+    pub fn bytes(mut self, bytes: Arc<[u8]>, content_type: &'static str) -> Self {
+        self.raw = Some((bytes, content_type));
         self
     }
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -231,6 +238,9 @@ impl Http {
             }
             if let Some(body) = &call.body {
                 req = req.json(body);
+            }
+            if let Some((bytes, content_type)) = &call.raw {
+                req = req.header(reqwest::header::CONTENT_TYPE, *content_type).body(bytes.to_vec());
             }
             let outcome = match req.send().await {
                 Ok(resp) => {

@@ -153,12 +153,6 @@ pub fn unsupported_profile(type_error: Option<&str>) -> Unsupported {
     out
 }
 
-/// Image streams of the branding: Graph v1.0 has them (`PUT /organization/{id}/branding/localizations/0/
-/// bannerLogo|squareLogo|backgroundImage`, an `image/*` body), entente's Graph backend does not upload them yet.
-pub const BRANDING_IMAGES_NOT_IMPLEMENTED: &str = "company branding images (bannerLogo, squareLogo, backgroundImage) \
-    are image streams (PUT /organization/{id}/branding/localizations/0/{image}, an image/* body) that entente's \
-    Graph backend does not upload yet; the texts and background colour are applied";
-
 /// Self-service account settings of external tenants: Graph v1.0 has no resource for them. Profile edit and
 /// account deletion have no API at all (external tenants' user flows, `authenticationEventsFlow`, cover sign-up
 /// and sign-in only); password reset is not a setting but the consequence of the email one-time passcode
@@ -184,8 +178,8 @@ pub fn tenant_type(graph: &str) -> Result<TenantType, String> {
 
 /// An `organizationalBranding` as the core's canonical branding: texts and colour as Graph holds them (an
 /// empty string is unset). Graph does not keep the reference an image was uploaded from, only a relative
-/// CDN URL that changes with every upload, so an image Graph holds reads as `graph:{relativeUrl}`: it never
-/// equals a manifest's reference, and an image the manifest does not want shows as a difference.
+/// CDN URL that changes with every upload, so an image Graph holds reads as `graph:{relativeUrl}` here;
+/// `profile.rs` then reads its stream and shows it as `sha256:…` of its bytes, compared by content.
 pub fn branding(b: &serde_json::Value) -> CompanyBranding {
     let text = |name: &str| b.get(name).and_then(serde_json::Value::as_str).map(str::to_string);
     let image = |name: &str| text(&format!("{name}RelativeUrl")).filter(|u| !u.trim().is_empty()).map(|u| format!("graph:{u}"));
@@ -196,6 +190,7 @@ pub fn branding(b: &serde_json::Value) -> CompanyBranding {
         banner_logo: image("bannerLogo"),
         square_logo: image("squareLogo"),
         background_image: image("backgroundImage"),
+        ..Default::default()
     }
     .canonical()
 }

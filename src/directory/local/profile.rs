@@ -1,6 +1,8 @@
 //! The tenant profile (`crate::core::tenant_profile`): tenant type, Microsoft cloud settings (R14), and
 //! an external tenant's branding and self-service account settings. One row per tenant; a tenant
-//! without one is a workforce tenant with no cloud settings.
+//! without one is a workforce tenant with no cloud settings. A branding image is kept as the value
+//! written: a reference, a resolved reference with its digest (`logo.png (sha256:…)`), or a digest alone
+//! (`sha256:…`, what the emulator writes for an uploaded image); the bytes are not the directory's.
 
 use std::collections::BTreeSet;
 
@@ -9,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{Ctx, feed};
 use crate::core::model::Cloud;
 use crate::core::tenant_profile::{
-    CompanyBranding, SelfServiceAccount, TenantProfile, TenantType, validate_color, validate_image_ref,
+    CompanyBranding, SelfServiceAccount, TenantProfile, TenantType, validate_color, validate_image_value,
 };
 use crate::directory::DirectoryError;
 
@@ -105,7 +107,7 @@ pub(super) fn configure_experience(
             problems.extend(validate_color(color).err().map(|e| format!("backgroundColor: {e}")));
         }
         for (field, value) in b.images() {
-            problems.extend(value.and_then(|v| validate_image_ref(v).err()).map(|e| format!("{field}: {e}")));
+            problems.extend(value.and_then(|v| validate_image_value(v).err()).map(|e| format!("{field}: {e}")));
         }
         if !problems.is_empty() {
             return Err(DirectoryError::Invalid(format!("branding of tenant {id}: {}", problems.join("; "))));
