@@ -174,6 +174,12 @@ pub(crate) async fn handle(ctx: &Ctx, req: &GraphRequest) -> Result<GraphRespons
             ResponseBody::Text(t) => {
                 out.insert("body".into(), json!(t));
             }
+            // JSON batching carries other media types base64-encoded, with their Content-Type.
+            ResponseBody::Binary { content_type, bytes } => {
+                use base64::Engine as _;
+                headers_of(&mut out).insert("Content-Type".into(), json!(content_type));
+                out.insert("body".into(), json!(base64::engine::general_purpose::STANDARD.encode(&bytes)));
+            }
             ResponseBody::Empty => {}
         }
         responses.push(Value::Object(out));
@@ -182,6 +188,10 @@ pub(crate) async fn handle(ctx: &Ctx, req: &GraphRequest) -> Result<GraphRespons
     let n = responses.len() as u64;
     responses.shuffle(&mut StdRng::seed_from_u64(seed ^ n));
     Ok(GraphResponse::ok(json!({ "responses": responses })))
+}
+
+fn headers_of(out: &mut Map<String, Value>) -> &mut Map<String, Value> {
+    out.entry("headers").or_insert_with(|| Value::Object(Map::new())).as_object_mut().expect("headers is an object")
 }
 
 async fn run_item(ctx: &Ctx, version: ApiVersion, item: &Item) -> GraphResponse {
@@ -204,6 +214,7 @@ async fn run_item(ctx: &Ctx, version: ApiVersion, item: &Item) -> GraphResponse 
         query,
         headers: item.headers.clone(),
         body: item.body.clone(),
+        raw: None,
         in_batch: true,
     };
     execute(ctx, sub).await

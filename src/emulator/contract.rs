@@ -94,6 +94,16 @@ pub enum ResponseSpec<'a> {
     Body { media_type: &'a str, schema: &'a Value },
 }
 
+/// Whether a media type matches a documented one (`image/*` matches `image/png`; parameters ignored).
+pub fn media_type_matches(documented: &str, actual: &str) -> bool {
+    let bare = |m: &str| m.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let (documented, actual) = (bare(documented), bare(actual));
+    match documented.strip_suffix("/*") {
+        Some(kind) => actual.split('/').next() == Some(kind),
+        None => documented == actual,
+    }
+}
+
 fn path_entry(template: &str, item: Value) -> PathEntry {
     PathEntry {
         template: template.to_string(),
@@ -249,6 +259,23 @@ impl Contract {
         let body = self.deref(op.op.get("requestBody")?);
         let content = body.get("content")?.as_object()?;
         content.iter().find_map(|(media, c)| c.get("schema").map(|s| (media.as_str(), s)))
+    }
+
+    /// Every media type the operation's request body documents (e.g. `image/png` for an image stream).
+    pub fn request_media_types<'a>(&'a self, op: &Operation<'a>) -> Vec<&'a str> {
+        let Some(body) = op.op.get("requestBody").map(|b| self.deref(b)) else { return vec![] };
+        body.get("content").and_then(Value::as_object).map(|c| c.keys().map(String::as_str).collect()).unwrap_or_default()
+    }
+
+    /// Every media type the operation documents for `status` (resolved as `response_spec` does).
+    pub fn response_media_types<'a>(&'a self, op: &Operation<'a>, status: u16) -> Vec<&'a str> {
+        let Some(responses) = op.op.get("responses").and_then(Value::as_object) else { return vec![] };
+        let (exact, range) = (status.to_string(), format!("{}XX", status / 100));
+        let Some(response) = [exact.as_str(), range.as_str(), "default"].iter().find_map(|k| responses.get(*k)) else {
+            return vec![];
+        };
+        let content = self.deref(response).get("content").and_then(Value::as_object);
+        content.map(|c| c.keys().map(String::as_str).collect()).unwrap_or_default()
     }
 
     /// What the operation documents for `status`: an exact code, else `4XX`/`5XX`, else `default`.

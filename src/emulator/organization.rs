@@ -3,16 +3,26 @@
 //! branding of an external tenant, `GET`/`PATCH`/`DELETE /organization/{id}/branding` (contract extension
 //! `contract/organization.yaml`). Branding writes go through the directory's `ConfigureTenantExperience`, so
 //! its rules hold: a workforce tenant has no branding, colours are `#RRGGBB`, the type never changes.
+//!
+//! The branding's image streams, `GET`/`PUT`/`DELETE /organization/{id}/branding/localizations/0/{bannerLogo|
+//! squareLogo|backgroundImage}` (the default localization only): a `PUT` body must be PNG or JPEG bytes
+//! (checked by their signature, `Content-Type` agreeing); the bytes are the emulator's own (extras, base64),
+//! and the directory's branding holds the image as `sha256:…` of them (through `ConfigureTenantExperience`,
+//! in the same transaction), so every backend reading the directory sees the same image. `GET` answers the
+//! bytes with their media type, or `{}` when the image is not set (as Graph does).
 
+use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use super::errors::GraphError;
 use super::odata;
+use super::router::ResponseBody;
 use super::router::{GraphRequest, GraphResponse};
 use super::server::Ctx;
+use super::store;
 use crate::core::model::TenantIdentity;
 use crate::core::operation::Operation;
-use crate::core::tenant_profile::{CompanyBranding, TenantProfile, TenantType};
+use crate::core::tenant_profile::{CompanyBranding, ImageContent, TenantProfile, TenantType, image_digest, image_value_digest};
 
 const PROPERTIES: &[&str] = &["id", "displayName", "verifiedDomains", "tenantType", "countryLetterCode", "createdDateTime"];
 
@@ -120,8 +130,10 @@ fn branding_json(tenant_id: &str, b: &CompanyBranding) -> Value {
         "cdnList": [],
     });
     for (name, value) in b.images() {
-        out[format!("{name}RelativeUrl")] =
-            value.map_or(Value::Null, |v| json!(format!("{tenant_id}/logintenantbranding/0/{v}")));
+        let ts = |v: &str| image_value_digest(v).map_or_else(|| image_digest(v.as_bytes()), str::to_string);
+        out[format!("{name}RelativeUrl")] = value.map_or(Value::Null, |v| {
+            json!(format!("{tenant_id}/logintenantbranding/0/{}?ts={}", name.to_ascii_lowercase(), ts(v)))
+        });
     }
     out
 }
@@ -209,4 +221,117 @@ async fn configure(ctx: &Ctx, tenant: &str, p: TenantProfile, branding: Option<C
     let _guard = ctx.state.settings_lock.lock().await;
     let tenant = tenant.to_string();
     ctx.db(move |dir| dir.apply_then(&tenant, &[op], |_, _| Ok(()))).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Branding image streams (the default localization)
+
+/// Kind of the emulator's extras holding an image's bytes (key: the image's Graph name).
+const IMAGE_EXTRAS: &str = "brandingImage";
+
+/// The Graph name of an image stream segment (`bannerLogo`, `squareLogo`, `backgroundImage`), any case.
+pub(crate) fn branding_image(segment: &str) -> Option<&'static str> {
+    IMAGES.into_iter().find(|i| i.eq_ignore_ascii_case(segment))
+}
+
+/// Only the default localization's streams are served (`0` or `default`).
+fn check_default_localization(locale: &str) -> Result<(), GraphError> {
+    match locale.trim() {
+        "0" | "default" => Ok(()),
+        other => Err(GraphError::not_found(&format!("organizationalBrandingLocalization '{other}'"))),
+    }
+}
+
+fn image_slot<'a>(b: &'a mut CompanyBranding, image: &str) -> &'a mut Option<String> {
+    match image {
+        "bannerLogo" => &mut b.banner_logo,
+        "squareLogo" => &mut b.square_logo,
+        _ => &mut b.background_image,
+    }
+}
+
+/// `GET`: the image bytes when the directory's branding holds the image they are (`sha256:…`), else `{}`.
+pub(crate) async fn get_image(ctx: &Ctx, id: &str, locale: &str, image: &'static str) -> Result<GraphResponse, GraphError> {
+    check_default_localization(locale)?;
+    let (t, mut p) = mine_by_id(ctx, id).await?;
+    let Some(b) = p.branding.as_mut() else {
+        return Err(GraphError::not_found(&format!("organizationalBranding of organization '{id}'")));
+    };
+    let Some(digest) = image_slot(b, image).as_deref().and_then(image_value_digest).map(str::to_string) else {
+        return Ok(GraphResponse::ok(json!({})));
+    };
+    let tenant = t.tenant_id.clone();
+    let stored = ctx.db(move |dir| dir.emulator_read(|c| store::extras(c, &tenant, IMAGE_EXTRAS, image))).await?;
+    let bytes = stored
+        .get("data")
+        .and_then(Value::as_str)
+        .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
+        .filter(|bytes| image_digest(bytes).eq_ignore_ascii_case(&digest));
+    let content_type = stored.get("contentType").and_then(Value::as_str).unwrap_or("image/png").to_string();
+    Ok(match bytes {
+        Some(bytes) => GraphResponse {
+            status: http::StatusCode::OK,
+            headers: Vec::new(),
+            body: ResponseBody::Binary { content_type, bytes: bytes.into() },
+        },
+        None => GraphResponse::ok(json!({})),
+    })
+}
+
+/// `PUT`: PNG or JPEG bytes become the image (the branding is created if there is none); 204.
+pub(crate) async fn put_image(
+    ctx: &Ctx,
+    req: &GraphRequest,
+    id: &str,
+    locale: &str,
+    image: &'static str,
+) -> Result<GraphResponse, GraphError> {
+    check_default_localization(locale)?;
+    let Some(raw) = req.raw.as_ref().filter(|b| !b.is_empty()) else {
+        return Err(GraphError::bad_request(format!(
+            "{image} is a stream: send the image bytes with Content-Type image/png or image/jpeg."
+        )));
+    };
+    let content = ImageContent::from_bytes(raw.to_vec(), req.header("Content-Type"))
+        .map_err(|e| GraphError::bad_request(format!("{image}: {e}. The allowed types are PNG or JPEG.")))?;
+    let (t, p) = mine_by_id(ctx, id).await?;
+    let mut b = p.branding.clone().unwrap_or_default();
+    *image_slot(&mut b, image) = Some(format!("sha256:{}", content.digest));
+    let mut stored = Map::new();
+    stored.insert("contentType".into(), json!(content.content_type));
+    stored.insert("digest".into(), json!(content.digest));
+    stored.insert("data".into(), json!(base64::engine::general_purpose::STANDARD.encode(&content.bytes)));
+    write_images(ctx, &t.tenant_id, p, Some(b), move |c, tenant| store::put_extras(c, tenant, IMAGE_EXTRAS, image, &stored))
+        .await?;
+    Ok(GraphResponse::no_content())
+}
+
+/// `DELETE`: the image is removed (404 when it is not set); 204.
+pub(crate) async fn delete_image(ctx: &Ctx, id: &str, locale: &str, image: &'static str) -> Result<GraphResponse, GraphError> {
+    check_default_localization(locale)?;
+    let (t, p) = mine_by_id(ctx, id).await?;
+    let mut b = p.branding.clone().unwrap_or_default();
+    if image_slot(&mut b, image).take().is_none() {
+        return Err(GraphError::not_found(&format!("{image} of the branding of organization '{id}'")));
+    }
+    write_images(ctx, &t.tenant_id, p, Some(b), move |c, tenant| store::delete_extras(c, tenant, IMAGE_EXTRAS, image)).await?;
+    Ok(GraphResponse::no_content())
+}
+
+/// `ConfigureTenantExperience` with the branding, and the image's extras, in one transaction.
+async fn write_images(
+    ctx: &Ctx,
+    tenant: &str,
+    p: TenantProfile,
+    branding: Option<CompanyBranding>,
+    then: impl FnOnce(&rusqlite::Connection, &str) -> Result<(), crate::directory::DirectoryError> + Send + 'static,
+) -> Result<(), GraphError> {
+    let op = Operation::ConfigureTenantExperience {
+        tenant_type: p.tenant_type,
+        branding: branding.filter(|b| *b != CompanyBranding::default()),
+        self_service_account: p.self_service_account,
+    };
+    let _guard = ctx.state.settings_lock.lock().await;
+    let tenant = tenant.to_string();
+    ctx.db(move |dir| dir.apply_then(&tenant, &[op], |c, _| then(c, &tenant))).await
 }

@@ -123,6 +123,8 @@ pub fn required(route: &Route, method: &Method) -> &'static [&'static str] {
         Route::Organization | Route::OrganizationById(_) => ORG_READ,
         Route::OrganizationBranding(_) if read => BRANDING_READ,
         Route::OrganizationBranding(_) => BRANDING_WRITE,
+        Route::OrganizationBrandingImage(..) if read => BRANDING_READ,
+        Route::OrganizationBrandingImage(..) => BRANDING_WRITE,
         Route::CrossTenantAccessPolicy
         | Route::XtapDefault
         | Route::XtapDefaultReset

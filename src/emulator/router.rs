@@ -42,6 +42,8 @@ pub struct GraphRequest {
     pub headers: HeaderMap,
     /// The body, when there is one (JSON).
     pub body: Option<Value>,
+    /// A body of another media type (e.g. an image stream), as sent, when it was not JSON.
+    pub raw: Option<bytes::Bytes>,
     /// Set for a request inside `$batch`.
     pub in_batch: bool,
 }
@@ -90,6 +92,11 @@ pub enum ResponseBody {
     Empty,
     Json(Value),
     Text(String),
+    /// Raw bytes of a media type (an image stream).
+    Binary {
+        content_type: String,
+        bytes: bytes::Bytes,
+    },
 }
 
 impl GraphResponse {
@@ -128,6 +135,9 @@ pub enum Route {
     OrganizationById(String),
     /// `/organization/{id}/branding`: the default company branding (contract extension).
     OrganizationBranding(String),
+    /// `/organization/{id}/branding/localizations/{locale}/{bannerLogo|squareLogo|backgroundImage}`: an
+    /// image stream of a branding localization (contract extension).
+    OrganizationBrandingImage(String, String, &'static str),
     CrossTenantAccessPolicy,
     XtapDefault,
     XtapDefaultReset,
@@ -223,6 +233,12 @@ impl Route {
             (_, ["organization"]) => Route::Organization,
             (_, ["organization", id]) => Route::OrganizationById(id.to_string()),
             (ApiVersion::V1, ["organization", id, "branding"]) => Route::OrganizationBranding(id.to_string()),
+            (ApiVersion::V1, ["organization", id, "branding", "localizations", locale, image])
+                if super::organization::branding_image(image).is_some() =>
+            {
+                let image = super::organization::branding_image(image).expect("checked");
+                Route::OrganizationBrandingImage(id.to_string(), locale.to_string(), image)
+            }
             (ApiVersion::V1, ["policies", "crossTenantAccessPolicy"]) => Route::CrossTenantAccessPolicy,
             (ApiVersion::V1, ["policies", "crossTenantAccessPolicy", "default"]) => Route::XtapDefault,
             (ApiVersion::V1, ["policies", "crossTenantAccessPolicy", "default", "resetToSystemDefault"]) => {
@@ -369,6 +385,7 @@ impl Route {
             Route::ResourceRoleScope(..) => DELETE,
             Route::ServicePrincipals | Route::ServicePrincipal(_) => GET,
             Route::OrganizationBranding(_) => GET_PATCH_DELETE,
+            Route::OrganizationBrandingImage(..) => &[Method::GET, Method::PUT, Method::DELETE],
         }
     }
 
@@ -404,6 +421,15 @@ impl Route {
             Route::Organization => "/organization",
             Route::OrganizationById(_) => "/organization/{organization-id}",
             Route::OrganizationBranding(_) => "/organization/{organization-id}/branding",
+            Route::OrganizationBrandingImage(_, _, "bannerLogo") => {
+                "/organization/{organization-id}/branding/localizations/{organizationalBrandingLocalization-id}/bannerLogo"
+            }
+            Route::OrganizationBrandingImage(_, _, "squareLogo") => {
+                "/organization/{organization-id}/branding/localizations/{organizationalBrandingLocalization-id}/squareLogo"
+            }
+            Route::OrganizationBrandingImage(..) => {
+                "/organization/{organization-id}/branding/localizations/{organizationalBrandingLocalization-id}/backgroundImage"
+            }
             Route::CrossTenantAccessPolicy => "/policies/crossTenantAccessPolicy",
             Route::XtapDefault => "/policies/crossTenantAccessPolicy/default",
             Route::XtapDefaultReset => "/policies/crossTenantAccessPolicy/default/resetToSystemDefault",

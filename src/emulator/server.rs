@@ -28,7 +28,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use super::config::EmulatorConfig;
-use super::contract::{Contract, Options, ResponseSpec};
+use super::contract::{Contract, Options, ResponseSpec, media_type_matches};
 use super::errors::{GraphError, graph_date};
 use super::faults::{Ambiguous, Faults, format_seconds, injected};
 use super::jwt::SigningKey;
@@ -385,6 +385,14 @@ fn to_http(r: GraphResponse, request_id: &str, client_request_id: Option<&str>) 
         ResponseBody::Empty => (None, Bytes::new()),
         ResponseBody::Json(v) => (Some(JSON_CONTENT_TYPE), Bytes::from(serde_json::to_vec(&v).unwrap_or_default())),
         ResponseBody::Text(t) => (Some("text/plain"), Bytes::from(t)),
+        ResponseBody::Binary { content_type, bytes } => {
+            let mut resp = Response::new(Full::new(bytes));
+            *resp.status_mut() = r.status;
+            if let Ok(v) = HeaderValue::try_from(content_type.as_str()) {
+                resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
+            }
+            return finish_http(resp, r.headers, request_id, client_request_id);
+        }
     };
     let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = r.status;
@@ -392,6 +400,16 @@ fn to_http(r: GraphResponse, request_id: &str, client_request_id: Option<&str>) 
     if let Some(ct) = content_type {
         h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
     }
+    finish_http(resp, r.headers, request_id, client_request_id)
+}
+
+fn finish_http(
+    mut resp: Response<Full<Bytes>>,
+    headers: Vec<(String, String)>,
+    request_id: &str,
+    client_request_id: Option<&str>,
+) -> Response<Full<Bytes>> {
+    let h = resp.headers_mut();
     let mut put = |name: &str, value: &str| {
         if let (Ok(n), Ok(v)) = (http::HeaderName::try_from(name), HeaderValue::try_from(value)) {
             h.insert(n, v);
@@ -399,7 +417,7 @@ fn to_http(r: GraphResponse, request_id: &str, client_request_id: Option<&str>) 
     };
     put("request-id", request_id);
     put("client-request-id", client_request_id.unwrap_or(request_id));
-    for (k, v) in &r.headers {
+    for (k, v) in &headers {
         put(k, v);
     }
     resp
@@ -530,9 +548,15 @@ async fn graph(
         query: parse_query(query),
         headers: headers.clone(),
         body: None,
+        raw: None,
         in_batch: false,
     };
-    if !bytes.iter().all(u8::is_ascii_whitespace) {
+    // A stream (an image) is kept as sent; everything else is JSON.
+    let media =
+        headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().trim().to_ascii_lowercase();
+    if media.starts_with("image/") || media.starts_with("application/octet-stream") {
+        req.raw = Some(bytes.clone());
+    } else if !bytes.iter().all(u8::is_ascii_whitespace) {
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(v) => req.body = Some(v),
             Err(e) => {
@@ -645,6 +669,13 @@ async fn dispatch(ctx: &Ctx, route: Route, req: &GraphRequest) -> Result<GraphRe
         Route::OrganizationBranding(id) if m == Method::GET => organization::get_branding(ctx, req, &id).await,
         Route::OrganizationBranding(id) if m == Method::PATCH => organization::update_branding(ctx, req, &id).await,
         Route::OrganizationBranding(id) => organization::delete_branding(ctx, &id).await,
+        Route::OrganizationBrandingImage(id, locale, image) if m == Method::GET => {
+            organization::get_image(ctx, &id, &locale, image).await
+        }
+        Route::OrganizationBrandingImage(id, locale, image) if m == Method::PUT => {
+            organization::put_image(ctx, req, &id, &locale, image).await
+        }
+        Route::OrganizationBrandingImage(id, locale, image) => organization::delete_image(ctx, &id, &locale, image).await,
         Route::CrossTenantAccessPolicy if m == Method::GET => xtap::get_policy(ctx, req).await,
         Route::CrossTenantAccessPolicy => xtap::update_policy(ctx, req).await,
         Route::XtapDefault if m == Method::GET => xtap::get_default(ctx, req).await,
@@ -756,7 +787,8 @@ fn check_graph_contract(state: &State, req: &GraphRequest, resp: &GraphResponse,
     };
     let lookup = (req.version == ApiVersion::V1).then_some(path.as_str());
     let display = format!("/{}{path}", req.version.as_str());
-    check_contract(state, &req.method, lookup, &display, req.body.as_ref(), resp, request_id, template);
+    let raw = req.raw.as_ref().map(|b| (req.header("Content-Type").unwrap_or_default(), b.as_ref()));
+    check_contract_with(state, &req.method, lookup, &display, req.body.as_ref(), raw, resp, request_id, template);
 }
 
 /// Validates a request body and its response against the operation `lookup` names (`None`: outside
@@ -768,6 +800,23 @@ pub(crate) fn check_contract(
     lookup: Option<&str>,
     display_path: &str,
     body: Option<&Value>,
+    resp: &GraphResponse,
+    request_id: &str,
+    template: impl FnOnce() -> String,
+) {
+    check_contract_with(state, method, lookup, display_path, body, None, resp, request_id, template)
+}
+
+/// `check_contract`, for a request whose body may be of another media type than JSON (`raw`: its
+/// `Content-Type` and bytes, e.g. an image stream): it must be one the operation documents.
+#[allow(clippy::too_many_arguments)]
+fn check_contract_with(
+    state: &State,
+    method: &Method,
+    lookup: Option<&str>,
+    display_path: &str,
+    body: Option<&Value>,
+    raw: Option<(&str, &[u8])>,
     resp: &GraphResponse,
     request_id: &str,
     template: impl FnOnce() -> String,
@@ -795,9 +844,19 @@ pub(crate) fn check_contract(
         findings,
     };
     if let Some((_, schema)) = contract.request_schema(&op) {
-        let findings: Vec<String> = match body {
-            Some(b) => contract.validate(schema, b, options).iter().map(ToString::to_string).collect(),
-            None => vec!["the operation requires a request body".to_string()],
+        let findings: Vec<String> = match (body, raw) {
+            (_, Some((media, bytes))) => {
+                let documented = contract.request_media_types(&op);
+                if !documented.iter().any(|d| media_type_matches(d, media)) {
+                    vec![format!("a {media:?} body was sent; the operation takes {}", documented.join(", "))]
+                } else if bytes.is_empty() {
+                    vec!["the operation requires a request body".to_string()]
+                } else {
+                    vec![]
+                }
+            }
+            (Some(b), None) => contract.validate(schema, b, options).iter().map(ToString::to_string).collect(),
+            (None, None) => vec!["the operation requires a request body".to_string()],
         };
         if !findings.is_empty() {
             violations.push(violation("request", None, findings));
@@ -816,6 +875,14 @@ pub(crate) fn check_contract(
                 Ok(v) => contract.validate(schema, &v, options).iter().map(ToString::to_string).collect(),
                 Err(_) => vec![format!("a {media_type} body was expected, found text {t:?}")],
             },
+            ResponseBody::Binary { content_type, .. } => {
+                let documented = contract.response_media_types(&op, status);
+                if documented.iter().any(|d| media_type_matches(d, content_type)) {
+                    vec![]
+                } else {
+                    vec![format!("a {content_type} body was sent; status {status} documents {}", documented.join(", "))]
+                }
+            }
             ResponseBody::Empty => vec![format!("status {status} is documented with a {media_type} body, but none was sent")],
         },
     };
