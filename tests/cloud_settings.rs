@@ -5,8 +5,9 @@
 //! (`allowedCloudEndpoints` on `/policies/crossTenantAccessPolicy`, strict contract checking). External
 //! tenants' branding and self-service settings are stored locally. Over Graph, the tenant type is read from
 //! `organization.tenantType` (a wrong type is a plan error) and the branding's texts and colour are applied,
-//! read back and corrected through `/organization/{id}/branding`; images and self-service settings fail as
-//! not implemented, saying what is missing.
+//! read back and corrected through `/organization/{id}/branding`; branding images are resolved from files
+//! before planning, compared by content and uploaded as streams (`.../branding/localizations/0/{image}`);
+//! self-service settings fail as not implemented, saying what is missing.
 
 mod emulator_support;
 
@@ -463,10 +464,10 @@ async fn over_graph_a_wrong_tenant_type_is_a_plan_error_both_ways() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn over_graph_images_and_self_service_are_not_implemented_and_say_why() {
+async fn over_graph_self_service_is_not_implemented_and_says_why() {
     let h = shop_over_graph().await;
-    // EXTERNAL asks for images and self-service: the plan says self-service has no Graph API.
-    let plan = engine::plan_against(&shop(EXTERNAL), &h.routes, PlanOptions::default()).await;
+    let desired = shop("  tenantType: external\n  selfServiceAccount:\n    profileEdit: true\n    passwordReset: true\n");
+    let plan = engine::plan_against(&desired, &h.routes, PlanOptions::default()).await;
     let c = change(&plan, Kind::Tenant, SHOP);
     let note = c.note.clone().unwrap_or_default();
     assert!(note.contains("spec.selfServiceAccount") && note.contains("no Microsoft Graph v1.0 API"), "{c:#?}");
@@ -474,24 +475,206 @@ async fn over_graph_images_and_self_service_are_not_implemented_and_say_why() {
     let report = engine::apply(&plan, &h.routes).await;
     let failed = format!("{:?}", report.results);
     assert_eq!(report.failed(), 1, "{failed}");
-    assert!(failed.contains("bannerLogo, squareLogo, backgroundImage") && failed.contains("does not upload yet"), "{failed}");
-    // The texts and colour were written before the images failed.
-    assert_eq!(branding_of(&h).sign_in_page_text.as_deref(), Some("Welcome to Shop"));
-    assert_eq!(branding_of(&h).banner_logo, None);
-
-    // Without images, only self-service fails, naming what Graph lacks.
-    let plan = engine::plan_against(
-        &shop("  tenantType: external\n  selfServiceAccount: {passwordReset: true}\n"),
-        &h.routes,
-        PlanOptions::default(),
-    )
-    .await;
-    let report = engine::apply(&plan, &h.routes).await;
-    let failed = format!("{:?}", report.results);
-    assert_eq!(report.failed(), 1, "{failed}");
     assert!(failed.contains("self-service account settings for external tenants have no Microsoft Graph v1.0 API"), "{failed}");
     assert!(failed.contains("password reset follows from the email one-time passcode"), "{failed}");
     h.check_contract();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Branding images over Graph: resolved from files before planning, compared by content (sha256), uploaded
+// as streams (PUT .../branding/localizations/0/{image}), removed with DELETE
+
+/// A tiny PNG: the signature, then `tag` so that two images differ.
+fn png(tag: &[u8]) -> Vec<u8> {
+    let mut b = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    b.extend_from_slice(tag);
+    b
+}
+
+/// `shop.yaml` written in `dir` with `branding` (YAML lines under `branding:`), loaded as the CLI loads it:
+/// images resolved relative to the manifest.
+async fn shop_from_file(dir: &std::path::Path, branding: &str) -> DesiredState {
+    let file = dir.join("shop.yaml");
+    std::fs::write(&file, shop_yaml(&format!("  tenantType: external\n  branding:\n    signInPageText: Welcome\n{branding}")))
+        .unwrap();
+    let mut m = entente::manifest::load(std::slice::from_ref(&file)).unwrap_or_else(|e| panic!("{e:?}"));
+    let files = entente::manifest::images::tenant_files(&[dir.to_path_buf()]);
+    entente::manifest::images::resolve_images(&mut m.desired, entente::manifest::images::FileBase::ManifestFiles(&files)).await;
+    m.desired
+}
+
+fn digest(bytes: &[u8]) -> String {
+    entente::core::tenant_profile::image_digest(bytes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_graph_a_banner_logo_is_uploaded_read_back_replaced_and_removed() {
+    let h = shop_over_graph().await;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("img")).unwrap();
+    let logo = tmp.path().join("img/logo.png");
+    std::fs::write(&logo, png(b"one")).unwrap();
+    let with_logo = "    bannerLogo: img/logo.png\n";
+
+    // Uploaded: the plan names the file and the digest, the directory the emulator serves holds the image.
+    let desired = shop_from_file(tmp.path(), with_logo).await;
+    let plan = plan_and_apply(&desired, &h.routes).await;
+    let c = change(&plan, Kind::Tenant, SHOP);
+    let d = c.diff.iter().find(|d| d.path == "branding.bannerLogo").unwrap_or_else(|| panic!("{c:#?}"));
+    let first = digest(&png(b"one"));
+    assert_eq!(d.to, Some(serde_json::json!(format!("img/logo.png (sha256:{first})"))), "{d:?}");
+    assert_eq!(branding_of(&h).banner_logo, Some(format!("sha256:{first}")));
+
+    // Read back through Graph (the stream's bytes): nothing to write.
+    let again = engine::plan_against(&shop_from_file(tmp.path(), with_logo).await, &h.routes, PlanOptions::default()).await;
+    assert!(again.errors.is_empty(), "{:?}", again.errors);
+    assert!(!again.has_writes(), "{:#?}", again.changes);
+
+    // New bytes in the same file: an update of exactly branding.bannerLogo, from the digest Graph holds.
+    std::fs::write(&logo, png(b"two")).unwrap();
+    let second = digest(&png(b"two"));
+    let plan = plan_and_apply(&shop_from_file(tmp.path(), with_logo).await, &h.routes).await;
+    let c = change(&plan, Kind::Tenant, SHOP);
+    assert_eq!(c.action, Action::Update, "{c:#?}");
+    assert_eq!(diff_paths(c), ["branding.bannerLogo"]);
+    assert_eq!(c.diff[0].from, Some(serde_json::json!(format!("sha256:{first}"))));
+    assert_eq!(c.diff[0].to, Some(serde_json::json!(format!("img/logo.png (sha256:{second})"))));
+    assert_eq!(branding_of(&h).banner_logo, Some(format!("sha256:{second}")));
+    let again = engine::plan_against(&shop_from_file(tmp.path(), with_logo).await, &h.routes, PlanOptions::default()).await;
+    assert!(!again.has_writes(), "{:#?}", again.changes);
+
+    // Replaced outside entente (another upload): drift on that field, corrected.
+    let mut outside = branding_of(&h);
+    outside.banner_logo = Some("sha256:0123456789abcdef".into());
+    let op = Operation::ConfigureTenantExperience {
+        tenant_type: TenantType::External,
+        branding: Some(outside),
+        self_service_account: None,
+    };
+    h.world.apply(SHOP, &[op]).await.unwrap();
+    let plan = plan_and_apply(&shop_from_file(tmp.path(), with_logo).await, &h.routes).await;
+    let c = change(&plan, Kind::Tenant, SHOP);
+    assert!(c.action == Action::Update && c.drift, "{c:#?}");
+    assert_eq!(diff_paths(c), ["branding.bannerLogo"]);
+    assert_eq!(branding_of(&h).banner_logo, Some(format!("sha256:{second}")));
+
+    // Dropped from the manifest: the stream is deleted, the texts stay.
+    let plan = plan_and_apply(&shop_from_file(tmp.path(), "").await, &h.routes).await;
+    assert_eq!(diff_paths(change(&plan, Kind::Tenant, SHOP)), ["branding.bannerLogo"]);
+    assert_eq!(branding_of(&h).banner_logo, None);
+    assert_eq!(branding_of(&h).sign_in_page_text.as_deref(), Some("Welcome"));
+    let again = engine::plan_against(&shop_from_file(tmp.path(), "").await, &h.routes, PlanOptions::default()).await;
+    assert!(!again.has_writes(), "{:#?}", again.changes);
+
+    // A branding with images dropped altogether: the images go first (Graph refuses otherwise), then the branding.
+    std::fs::write(tmp.path().join("img/square.jpg"), [0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3]).unwrap();
+    plan_and_apply(
+        &shop_from_file(tmp.path(), "    bannerLogo: img/logo.png\n    squareLogo: img/square.jpg\n").await,
+        &h.routes,
+    )
+    .await;
+    assert!(branding_of(&h).square_logo.is_some_and(|v| v.starts_with("sha256:")));
+    plan_and_apply(&shop("  tenantType: external\n"), &h.routes).await;
+    assert_eq!(h.world.tenant_profile(SHOP).unwrap().branding, None);
+    h.check_contract();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_graph_an_unreadable_oversized_or_non_image_reference_is_a_plan_error_naming_the_field() {
+    let h = shop_over_graph().await;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("anim.png"), b"GIF89a...").unwrap();
+    let mut big = png(b"");
+    big.resize(5 * 1024 * 1024 + 1, 0);
+    std::fs::write(tmp.path().join("big.png"), big).unwrap();
+    for (reference, why) in
+        [("missing.png", "cannot read"), ("anim.png", "not a PNG or JPEG image"), ("big.png", "more than the 5 MiB")]
+    {
+        let desired = shop_from_file(tmp.path(), &format!("    bannerLogo: {reference}\n")).await;
+        let plan = engine::plan_against(&desired, &h.routes, PlanOptions::default()).await;
+        let e = plan.errors.iter().map(|e| format!("{}: {}", e.object, e.message)).collect::<Vec<_>>().join("\n");
+        assert!(e.contains("spec.branding.bannerLogo") && e.contains(reference) && e.contains(why), "{reference}: {e}");
+        assert!(e.contains("Tenant") && e.contains("shop") && e.contains("shop.yaml"), "{e}");
+        assert!(
+            plan.changes.iter().all(|c| c.object.kind != Kind::Tenant),
+            "nothing planned for the tenant: {:#?}",
+            plan.changes
+        );
+        let report = engine::apply(&plan, &h.routes).await;
+        assert_eq!(report.writes, 0);
+        assert_eq!(h.world.tenant_profile(SHOP).unwrap().branding, None, "nothing applied");
+    }
+    // An image reference that was never resolved (a library caller skipping resolution) fails before any write.
+    let plan =
+        engine::plan_against(&shop(&format!("{BRANDING}    bannerLogo: img/logo.png\n")), &h.routes, PlanOptions::default())
+            .await;
+    let report = engine::apply(&plan, &h.routes).await;
+    let failed = format!("{:?}", report.results);
+    assert_eq!(report.failed(), 1, "{failed}");
+    assert!(failed.contains("branding.bannerLogo") && failed.contains("was not resolved to an image"), "{failed}");
+    assert_eq!(h.world.tenant_profile(SHOP).unwrap().branding, None, "nothing applied");
+    h.check_contract();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_serves_branding_images_and_rejects_a_malformed_stream_per_the_contract() {
+    let env = emulator_support::env().await;
+    let shop = identity(SHOP, "shop", Cloud::Global);
+    let external =
+        Operation::ConfigureTenantExperience { tenant_type: TenantType::External, branding: None, self_service_account: None };
+    env.dir.apply(SHOP, &[Operation::CreateTenant { identity: shop }, external]).await.unwrap();
+    let app =
+        entente::emulator::apps::create_app(&env.dir, SHOP, "brander", &["OrganizationalBranding.ReadWrite.All".to_string()])
+            .unwrap();
+    let token = env.token(&app).await;
+    let path = format!("/v1.0/organization/{SHOP}/branding/localizations/0/bannerLogo");
+    let put = |body: Vec<u8>, content_type: &'static str| {
+        let req = env.http.put(env.url(&path)).bearer_auth(&token).header("Content-Type", content_type).body(body);
+        async move { emulator_support::read(req.send().await.unwrap()).await }
+    };
+    // A PNG: stored, served back with its media type, and the branding's relative URL set.
+    let r = put(png(b"emu"), "image/png").await;
+    assert_eq!(r.status, reqwest::StatusCode::NO_CONTENT, "{}", r.text);
+    let got = env.http.get(env.url(&path)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(got.headers()["content-type"], "image/png");
+    assert_eq!(got.bytes().await.unwrap().as_ref(), png(b"emu").as_slice());
+    let b = env
+        .call_with(
+            reqwest::Method::GET,
+            Some(&token),
+            &format!("/v1.0/organization/{SHOP}/branding"),
+            None,
+            &[("Accept-Language", "0")],
+        )
+        .await;
+    assert!(
+        b.body["bannerLogoRelativeUrl"].as_str().is_some_and(|u| u.contains("/logintenantbranding/0/bannerlogo?ts=")),
+        "{:?}",
+        b.body
+    );
+    assert_eq!(b.body["squareLogoRelativeUrl"], serde_json::Value::Null);
+    // Not set: 200 with {}, as Graph answers.
+    let r = env.get(&token, &path.replace("bannerLogo", "squareLogo")).await;
+    assert_eq!((r.status, r.body.clone()), (reqwest::StatusCode::OK, serde_json::json!({})));
+    // The branding cannot be deleted while a stream is set; the stream can.
+    let r = env.delete(&token, &format!("/v1.0/organization/{SHOP}/branding")).await;
+    assert_eq!(r.status, reqwest::StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(env.delete(&token, &path).await.status, reqwest::StatusCode::NO_CONTENT);
+    assert_eq!(env.delete(&token, &path).await.status, reqwest::StatusCode::NOT_FOUND);
+    env.assert_contract_clean();
+
+    // A GIF: 400, and the contract report names the media type the operation does not take.
+    let r = put(b"GIF89a....".to_vec(), "image/gif").await;
+    assert_eq!(r.status, reqwest::StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.text.contains("PNG or JPEG"), "{}", r.text);
+    let report = env.emu.contract_report();
+    let v = report.violations.iter().find(|v| v.direction == "request").unwrap_or_else(|| panic!("{:#?}", report.violations));
+    assert_eq!(v.path, path);
+    assert!(v.findings.iter().any(|f| f.contains("image/gif") && f.contains("image/png")), "{:?}", v.findings);
+    // JSON where the stream's bytes belong: 400 too.
+    let r = env.put(&token, &path, serde_json::json!({"bannerLogo": "logo.png"})).await;
+    assert_eq!(r.status, reqwest::StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(env.emu.contract_report().violations.iter().filter(|v| v.direction == "request").count(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
