@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::GraphDirectory;
+use super::batch::{self, SubRequest};
 use super::http::Call;
 use super::limiter::Cost;
 use super::reads::odata_string;
@@ -103,6 +104,9 @@ struct Origin {
     #[serde(default)]
     is_root_scope: Option<bool>,
 }
+
+/// A package's groups (display names) and applications (application ids).
+type PackageResources = (BTreeSet<String>, BTreeSet<String>);
 
 #[derive(Debug, Default, Deserialize)]
 struct RoleScope {
@@ -282,11 +286,12 @@ impl GraphDirectory {
                 expiration_seconds,
             });
         }
+        let mut resources = self.read_resources(&packages.iter().map(|p| p.id.clone()).collect::<Vec<_>>()).await?;
         let mut access_packages = Vec::new();
         for p in packages {
             let mut policies = by_package.remove(&p.id).unwrap_or_default();
             policies.sort_by(|a, b| a.display_name.cmp(&b.display_name));
-            let (groups, applications) = self.read_resources(&p.id).await?;
+            let (groups, applications) = resources.remove(&p.id).unwrap_or_default();
             access_packages.push(Identified {
                 id: p.id,
                 value: AccessPackage {
@@ -648,21 +653,73 @@ impl GraphDirectory {
         self.list(&format!("{ACCESS_PACKAGES}/{package_id}/resourceRoleScopes"), &[("$expand", "role,scope")]).await
     }
 
-    /// A package's groups (display names) and applications (application ids, lowercase).
-    async fn read_resources(&self, package_id: &str) -> Result<(BTreeSet<String>, BTreeSet<String>), DirectoryError> {
-        let (mut groups, mut apps) = (BTreeSet::new(), BTreeSet::new());
-        for w in self.role_scopes(package_id).await?.iter().filter_map(RoleScope::resource) {
-            if w.system == AAD_GROUP {
-                let g: Option<Named> =
-                    self.get_optional(&format!("/groups/{}", w.origin_id), &[("$select", "id,displayName")]).await?;
-                groups.extend(g.and_then(|g| g.display_name));
-            } else {
-                let sp: Option<Named> =
-                    self.get_optional(&format!("/servicePrincipals/{}", w.origin_id), &[("$select", "id,appId")]).await?;
-                apps.extend(sp.and_then(|s| s.app_id).map(|a| a.to_ascii_lowercase()));
+    /// Each package's groups (display names) and applications (application ids, lowercase), by package id.
+    /// Read in `$batch`: the packages' role scopes, then each group and service principal they name once,
+    /// so a tenant with many packages costs a few requests rather than one per package and resource.
+    async fn read_resources(&self, package_ids: &[String]) -> Result<BTreeMap<String, PackageResources>, DirectoryError> {
+        let reqs: Vec<SubRequest> = package_ids
+            .iter()
+            .map(|id| SubRequest::new(Method::GET, format!("{ACCESS_PACKAGES}/{id}/resourceRoleScopes?$expand=role,scope")))
+            .collect();
+        let answers = batch::run(&self.http, &self.v1, &reqs).await?;
+        let mut scopes: BTreeMap<String, Vec<Wanted>> = BTreeMap::new();
+        for ((id, req), answer) in package_ids.iter().zip(&reqs).zip(answers) {
+            let page: Page<RoleScope> = match answer.status {
+                200 => serde_json::from_value(answer.body.clone().unwrap_or_default())
+                    .map_err(|e| DirectoryError::Invalid(format!("role scopes of access package {id}: {e}")))?,
+                404 => continue,
+                _ => return Err(DirectoryError::Graph(Box::new(answer.failure(req)))),
+            };
+            // A package with more role scopes than a page holds is read on its own, following the pages.
+            let all = match page.next {
+                Some(_) => self.role_scopes(id).await?,
+                None => page.value,
+            };
+            scopes.insert(id.clone(), all.iter().filter_map(RoleScope::resource).collect());
+        }
+        let wanted: BTreeSet<&Wanted> = scopes.values().flatten().collect();
+        let lookups: Vec<(&Wanted, SubRequest)> = wanted
+            .iter()
+            .map(|w| {
+                let url = if w.system == AAD_GROUP {
+                    format!("/groups/{}?$select=id,displayName", w.origin_id)
+                } else {
+                    format!("/servicePrincipals/{}?$select=id,appId", w.origin_id)
+                };
+                (*w, SubRequest::new(Method::GET, url))
+            })
+            .collect();
+        let reqs: Vec<SubRequest> = lookups.iter().map(|(_, r)| r.clone()).collect();
+        let answers = batch::run(&self.http, &self.v1, &reqs).await?;
+        let mut names: BTreeMap<&Wanted, String> = BTreeMap::new();
+        for ((w, req), answer) in lookups.iter().zip(answers) {
+            match answer.status {
+                200 => {
+                    let named: Named = serde_json::from_value(answer.body.clone().unwrap_or_default()).unwrap_or_default();
+                    let name =
+                        if w.system == AAD_GROUP { named.display_name } else { named.app_id.map(|a| a.to_ascii_lowercase()) };
+                    names.extend(name.map(|n| (*w, n)));
+                }
+                // Deleted since it was given: the package no longer gives it.
+                404 => {}
+                _ => return Err(DirectoryError::Graph(Box::new(answer.failure(req)))),
             }
         }
-        Ok((groups, apps))
+        Ok(scopes
+            .iter()
+            .map(|(id, ws)| {
+                let mut r = PackageResources::default();
+                for w in ws {
+                    let Some(name) = names.get(w) else { continue };
+                    if w.system == AAD_GROUP {
+                        r.0.insert(name.clone())
+                    } else {
+                        r.1.insert(name.clone())
+                    };
+                }
+                (id.clone(), r)
+            })
+            .collect())
     }
 
     /// Makes the package's group and application role scopes exactly `wanted`: missing resources are added
