@@ -5,6 +5,7 @@
 //! applications) and approvers included; the emulator's refusals of malformed bodies; and `explain`'s
 //! access-package path.
 
+mod common;
 mod emulator_support;
 
 use std::sync::Arc;
@@ -496,4 +497,58 @@ async fn explain_evaluates_the_access_package_path_from_the_manifests() {
     assert!(!p.allowed, "{}", render(&e));
     let block = p.steps.iter().find(|s| s.verdict == Verdict::Blocks).unwrap();
     assert!(block.rule == "R16" && block.detail.contains("no assignment policy admits mallory@gmail.com"), "{block:?}");
+}
+
+/// The same outside world from the command line: `entente directory request-access | approve | assignments | expire`.
+#[test]
+fn requests_approvals_and_expiry_from_the_command_line() {
+    let ws = common::Workspace::new();
+    ws.write("m/ent.yaml", &[tenants(LIFECYCLE, true), organization("configured"), packages(true)].join("---\n"));
+    let (code, out, err) = ws.run(&["apply", "-f", "m"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(ws.run(&["directory", "add-member", "contoso", "boss@contoso.com"]).0, 0);
+    let run = |args: &[&str]| ws.run(&[&["directory"], args].concat());
+
+    let (code, out, err) = run(&["request-access", "contoso", "Partner portal", "alice@fabrikam.com"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("delivered: alice@fabrikam.com has \"Partner portal\" of contoso.onmicrosoft.com through policy \"Fabrikam users\" (until "), "{out}");
+
+    let (code, out, err) = run(&["request-access", "contoso", "Partner portal", "mallory@gmail.com"]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("denied: mallory@gmail.com cannot have \"Partner portal\" of contoso.onmicrosoft.com")
+            && err.contains("R16"),
+        "{err}"
+    );
+
+    let (code, out, _) = run(&["request-access", "contoso", "Vendor access", "bob@fabrikam.com"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.trim(),
+        "pending approval: policy \"Anyone external\" of \"Vendor access\" requires approval by boss@contoso.com"
+    );
+    let (code, _, err) = run(&["approve", "contoso", "Vendor access", "bob@fabrikam.com", "--approver", "intern@contoso.com"]);
+    assert!(code != 0 && err.contains("only the approvers"), "{err}");
+    let (code, out, err) = run(&["approve", "contoso", "Vendor access", "bob@fabrikam.com", "--approver", "boss@contoso.com"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("delivered: bob@fabrikam.com"), "{out}");
+
+    let (_, out, _) = run(&["assignments", "contoso", "-o", "json"]);
+    let assignments: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let states: Vec<(&str, &str)> =
+        assignments.as_array().unwrap().iter().map(|a| (a["userMail"].as_str().unwrap(), a["state"].as_str().unwrap())).collect();
+    assert_eq!(states.len(), 2, "{out}");
+    assert!(
+        states.contains(&("alice@fabrikam.com", "delivered")) && states.contains(&("bob@fabrikam.com", "delivered")),
+        "{out}"
+    );
+
+    // A month on: alice's 30-day assignment ends and, as it was her last, the lifecycle blocks her sign-in.
+    let later = (Utc::now() + Duration::days(31)).to_rfc3339();
+    let (code, out, err) = run(&["expire", "--at", &later]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("expired: alice@fabrikam.com's assignment to \"Partner portal\" of contoso.onmicrosoft.com"), "{out}");
+    assert!(out.contains("blocked sign-in: user ") && !out.contains("bob"), "{out}");
+    let (code, _, err) = run(&["expire", "--at", "tomorrow"]);
+    assert!(code != 0 && err.contains("is not an RFC 3339 time"), "{err}");
 }

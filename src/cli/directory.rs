@@ -137,6 +137,8 @@ pub enum DirectoryCommand {
         #[command(subcommand)]
         command: AppCommand,
     },
+    #[command(flatten)]
+    Access(super::access_requests::AccessCommand),
 }
 
 #[derive(Args, Debug)]
@@ -425,6 +427,7 @@ pub fn run(dir: &LocalDirectory, cmd: DirectoryCommand, out: &mut dyn Write) -> 
         }
         DirectoryCommand::Serve(args) => serve(dir, &args, out),
         DirectoryCommand::App { command } => app(dir, command, out),
+        DirectoryCommand::Access(command) => super::access_requests::run(dir, command, out),
         DirectoryCommand::DeleteGuest { tenant, email } => {
             let t = resolve_tenant(dir, &tenant)?;
             let user = resolve_user(dir, &t, &email)?;
@@ -674,7 +677,7 @@ fn is_guest(u: &GuestUser) -> bool {
     u.creation_type.as_deref() == Some("Invitation") || u.user_type == UserType::Guest
 }
 
-fn resolve_tenant(dir: &LocalDirectory, query: &str) -> anyhow::Result<TenantIdentity> {
+pub(super) fn resolve_tenant(dir: &LocalDirectory, query: &str) -> anyhow::Result<TenantIdentity> {
     if let Some(t) = dir.find_tenant(query)? {
         return Ok(t);
     }
@@ -696,13 +699,13 @@ fn resolve_user(dir: &LocalDirectory, t: &TenantIdentity, email: &str) -> anyhow
     }
 }
 
-fn write_json<T: Serialize + ?Sized>(out: &mut dyn Write, value: &T) -> anyhow::Result<()> {
+pub(super) fn write_json<T: Serialize + ?Sized>(out: &mut dyn Write, value: &T) -> anyhow::Result<()> {
     writeln!(out, "{}", serde_json::to_string_pretty(value)?)?;
     Ok(())
 }
 
 /// Columns padded to their widest cell; the last column is not padded.
-fn write_table(out: &mut dyn Write, headers: &[&str], rows: Vec<Vec<String>>) -> io::Result<()> {
+pub(super) fn write_table(out: &mut dyn Write, headers: &[&str], rows: Vec<Vec<String>>) -> io::Result<()> {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {

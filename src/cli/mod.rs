@@ -1,5 +1,6 @@
 //! The `entente` command line: argument definitions and the commands' wiring.
 
+mod access_requests;
 pub mod directory;
 mod explain;
 mod render;
