@@ -930,3 +930,188 @@ async fn a_flow_offers_a_federation_read_back_by_its_domain_through_graph() {
     }
     idp_assert_contract_kept(&g);
 }
+
+// ------------------------------------------------------------------------------------------------
+// A federation is the same federation when its first domain changes; email one-time passcode's name
+
+/// A federation of `SAML` with these domains instead of fabrikam.com alone.
+fn saml_with(domains: &str) -> String {
+    SAML.replace("[fabrikam.com]", domains)
+}
+
+/// The keys of the tenant's identity provider records.
+async fn idp_record_keys(dir: &dyn Directory) -> Vec<String> {
+    let s = dir.snapshot(TENANT).await.unwrap().unwrap();
+    s.managed.iter().filter(|r| r.kind == entente::core::model::Kind::IdentityProvider).map(|r| r.key.clone()).collect()
+}
+
+fn federations(world: &LocalDirectory) -> Vec<entente::core::identity::ObservedIdentityProvider> {
+    let s = world.identity_state(TENANT).unwrap();
+    s.providers.into_iter().filter(|p| p.saml.is_some()).collect()
+}
+
+fn fabrikam_change(p: &Plan) -> &entente::core::plan::Change {
+    p.changes.iter().find(|c| c.object.name == "fabrikam-saml").expect("a change of fabrikam-saml")
+}
+
+#[tokio::test]
+async fn a_domain_added_before_the_first_updates_the_same_federation_on_the_local_directory() {
+    let dir = Arc::new(LocalDirectory::open_in_memory().unwrap());
+    let routes = local_routes(&dir);
+    let d1 = load(&[TENANT_YAML, SAML, &flow(&["fabrikam-saml"], "")]).unwrap();
+    assert!(failures(&engine::apply(&plan(&routes, &d1, Prune::All).await, &routes).await).is_empty());
+    let id = idp_provider(&dir, "SamlWsFed:fabrikam.com").unwrap().id;
+
+    // aaa-fabrikam.com sorts before fabrikam.com: the key changes, the federation does not. With --prune, still
+    // one update of the same federation: no second federation, no deletion of the live one.
+    let d2 = load(&[TENANT_YAML, &saml_with("[aaa-fabrikam.com, fabrikam.com]"), &flow(&["fabrikam-saml"], "")]).unwrap();
+    let p = plan(&routes, &d2, Prune::All).await;
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    assert_eq!(idp_writes(&p), [("fabrikam-saml".to_string(), Action::Update)], "{:#?}", p.changes);
+    let c = fabrikam_change(&p);
+    // The default display name is the first domain, so it follows.
+    assert_eq!(c.diff.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["displayName", "saml.domains"]);
+    assert_eq!(c.diff[1].to, Some(serde_json::json!(["aaa-fabrikam.com", "fabrikam.com"])));
+    let note = c.note.clone().unwrap_or_default();
+    assert!(note.contains("adds domain(s) aaa-fabrikam.com"), "{note}");
+    assert!(note.contains("from SamlWsFed:fabrikam.com to SamlWsFed:aaa-fabrikam.com"), "{note}");
+    assert!(c.ops.iter().any(|o| matches!(o, Operation::PutIdentityProvider { existing_id: Some(e), .. } if *e == id)));
+    assert!(c.ops.contains(&Operation::Forget {
+        kind: entente::core::model::Kind::IdentityProvider,
+        key: "SamlWsFed:fabrikam.com".into()
+    }));
+    let report = engine::apply(&p, &routes).await;
+    assert!(failures(&report).is_empty(), "{:?}", failures(&report));
+    let fs = federations(&dir);
+    assert_eq!(fs.len(), 1, "{fs:?}");
+    assert_eq!((fs[0].id.as_str(), fs[0].key.as_str()), (id.as_str(), "SamlWsFed:aaa-fabrikam.com"));
+    assert_eq!(idp_record_keys(dir.as_ref()).await, ["SamlWsFed:aaa-fabrikam.com"]);
+    dir.can_sign_up(TENANT, "B2X_1_partners", "SamlWsFed:aaa-fabrikam.com").unwrap();
+    let again = plan(&routes, &d2, Prune::All).await;
+    assert!(!again.has_writes(), "{:#?}", again.changes);
+
+    // Removing the first domain again: the local directory can, so it is the same update the other way.
+    let p = plan(&routes, &d1, Prune::All).await;
+    assert_eq!(idp_writes(&p), [("fabrikam-saml".to_string(), Action::Update)], "{:#?}", p.changes);
+    let note = fabrikam_change(&p).note.clone().unwrap_or_default();
+    assert!(note.contains("removes domain(s) aaa-fabrikam.com") && !note.contains("fails"), "{note}");
+    assert!(failures(&engine::apply(&p, &routes).await).is_empty());
+    let fs = federations(&dir);
+    assert_eq!((fs.len(), fs[0].id.as_str(), fs[0].key.as_str()), (1, id.as_str(), "SamlWsFed:fabrikam.com"));
+    assert_eq!(idp_record_keys(dir.as_ref()).await, ["SamlWsFed:fabrikam.com"]);
+    assert!(!plan(&routes, &d1, Prune::All).await.has_writes());
+
+    // The domain added outside entente first: the directory already matches, only the record moves.
+    let mut outside = idp_provider(&dir, "SamlWsFed:fabrikam.com").unwrap();
+    outside.saml.as_mut().unwrap().domains.insert("aaa-fabrikam.com".into());
+    let config = entente::core::identity::IdentityProviderConfig {
+        key: "SamlWsFed:aaa-fabrikam.com".into(),
+        provider_type: outside.provider_type,
+        display_name: "aaa-fabrikam.com".into(),
+        client_id: None,
+        client_secret: None,
+        client_secret_hash: None,
+        saml: outside.saml.clone(),
+        state: ProviderState::Enabled,
+    };
+    dir.apply(TENANT, &[Operation::PutIdentityProvider { provider: config, existing_id: Some(id.clone()) }]).await.unwrap();
+    let p = plan(&routes, &d2, Prune::All).await;
+    let c = fabrikam_change(&p);
+    assert_eq!((c.action, c.diff.len()), (Action::Update, 0), "{c:#?}");
+    assert!(c.ops.iter().all(|o| matches!(o, Operation::Forget { .. } | Operation::Record { .. })), "{:?}", c.ops);
+    assert!(!p.changes.iter().any(|c| c.action == Action::Delete));
+    assert!(failures(&engine::apply(&p, &routes).await).is_empty());
+    assert_eq!(idp_record_keys(dir.as_ref()).await, ["SamlWsFed:aaa-fabrikam.com"]);
+    assert!(!plan(&routes, &d2, Prune::All).await.has_writes());
+    assert_eq!(federations(&dir).len(), 1);
+
+    // Deleted when no longer wanted: the flow, then the federation under its current key.
+    let none = load(&[TENANT_YAML]).unwrap();
+    let p = plan(&routes, &none, Prune::All).await;
+    let deletes: Vec<String> = p.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.object.name.clone()).collect();
+    assert_eq!(deletes, ["partners", "fabrikam-saml"]);
+    assert!(failures(&engine::apply(&p, &routes).await).is_empty());
+    assert!(federations(&dir).is_empty());
+    assert!(idp_record_keys(dir.as_ref()).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_added_before_the_first_updates_the_same_federation_through_graph() {
+    let g = graph().await;
+    let graph_dir = g.routes[TENANT].as_ref().unwrap().clone();
+    // Named, so only the domains change.
+    let named = |domains: &str| format!("{}  displayName: Fabrikam\n", saml_with(domains));
+    let d1 = load(&[TENANT_YAML, &named("[fabrikam.com]"), &flow(&["fabrikam-saml"], "")]).unwrap();
+    assert!(failures(&engine::apply(&plan(&g.routes, &d1, Prune::All).await, &g.routes).await).is_empty());
+    let id = idp_provider(&g.world, "SamlWsFed:fabrikam.com").unwrap().id;
+
+    let d2 = load(&[TENANT_YAML, &named("[fabrikam.com, aaa-fabrikam.com]"), &flow(&["fabrikam-saml"], "")]).unwrap();
+    let p = plan(&g.routes, &d2, Prune::All).await;
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    assert_eq!(idp_writes(&p), [("fabrikam-saml".to_string(), Action::Update)], "{:#?}", p.changes);
+    let c = fabrikam_change(&p);
+    assert_eq!(c.diff.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["saml.domains"]);
+    assert!(c.note.as_deref().unwrap_or_default().contains("adds domain(s) aaa-fabrikam.com"), "{:?}", c.note);
+    let report = engine::apply(&p, &g.routes).await;
+    assert!(failures(&report).is_empty(), "{:?}", failures(&report));
+    // Exactly one federation, its id unchanged, under its new key; the flow still offers it; the record moved.
+    let fs = federations(&g.world);
+    assert_eq!(fs.len(), 1, "{fs:?}");
+    assert_eq!((fs[0].id.as_str(), fs[0].key.as_str()), (id.as_str(), "SamlWsFed:aaa-fabrikam.com"));
+    g.world.can_sign_up(TENANT, "B2X_1_partners", "SamlWsFed:aaa-fabrikam.com").unwrap();
+    assert_eq!(idp_record_keys(graph_dir.as_ref()).await, ["SamlWsFed:aaa-fabrikam.com"]);
+    let again = plan(&g.routes, &d2, Prune::All).await;
+    assert!(!again.has_writes(), "{:#?}", again.changes);
+
+    // Removing that domain again has no Graph v1.0 API: the plan says so, updates (never deletes or creates),
+    // and applying fails NotImplemented with nothing changed.
+    let p = plan(&g.routes, &d1, Prune::All).await;
+    assert_eq!(idp_writes(&p), [("fabrikam-saml".to_string(), Action::Update)], "{:#?}", p.changes);
+    let note = fabrikam_change(&p).note.clone().unwrap_or_default();
+    assert!(note.contains("removes domain(s) aaa-fabrikam.com: Graph v1.0 cannot remove a domain"), "{note}");
+    let f = failures(&engine::apply(&p, &g.routes).await);
+    assert!(f.iter().any(|m| m.starts_with("NotImplemented") && m.contains("cannot remove a domain")), "{f:?}");
+    let fs = federations(&g.world);
+    assert_eq!((fs.len(), fs[0].id.as_str(), fs[0].saml.as_ref().unwrap().domains.len()), (1, id.as_str(), 2));
+    assert_eq!(idp_record_keys(graph_dir.as_ref()).await, ["SamlWsFed:aaa-fabrikam.com"]);
+
+    // Deleted when no longer wanted, under its current key (the flow first, R17).
+    let none = load(&[TENANT_YAML]).unwrap();
+    let p = plan(&g.routes, &none, Prune::All).await;
+    let deletes: Vec<String> = p.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.object.name.clone()).collect();
+    assert_eq!(deletes, ["partners", "fabrikam-saml"]);
+    assert!(failures(&engine::apply(&p, &g.routes).await).is_empty());
+    assert!(federations(&g.world).is_empty());
+    assert!(!plan(&g.routes, &none, Prune::All).await.has_writes());
+    idp_assert_contract_kept(&g);
+}
+
+#[tokio::test]
+async fn two_federations_sharing_a_domain_are_an_error_naming_both_and_the_domain() {
+    // In the manifests.
+    let other =
+        SAML.replace("name: fabrikam-saml", "name: fabrikam-eu").replace("[fabrikam.com]", "[eu.fabrikam.com, fabrikam.com]");
+    let e = load(&[TENANT_YAML, SAML, &other]).unwrap_err();
+    assert!(
+        e.contains("IdentityProvider/default/fabrikam-eu: spec.domains: fabrikam.com is federated by both IdentityProvider/default/fabrikam-saml and IdentityProvider/default/fabrikam-eu"),
+        "{e}"
+    );
+
+    // In a desired state built otherwise (the controller, an API): a plan error, and neither is written twice.
+    let mut d = load(&[TENANT_YAML, SAML]).unwrap();
+    let mut second = d.tenants[0].identity_providers[0].clone();
+    second.object.name = "fabrikam-eu".into();
+    second.saml.as_mut().unwrap().domains.insert("eu.fabrikam.com".into());
+    d.tenants[0].identity_providers.push(second);
+    let dir = Arc::new(LocalDirectory::open_in_memory().unwrap());
+    let p = plan(&local_routes(&dir), &d, Prune::Off).await;
+    let errors: Vec<String> = p.errors.iter().map(|e| format!("{}: {}", e.object, e.message)).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains(
+            "fabrikam.com is federated by both IdentityProvider/default/fabrikam-saml and IdentityProvider/default/fabrikam-eu"
+        ),
+        "{errors:?}"
+    );
+    assert!(!p.changes.iter().any(|c| c.object.name == "fabrikam-eu"));
+}

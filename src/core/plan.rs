@@ -213,7 +213,7 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
     let orphans: Vec<(String, ManagedRecord, &TenantSnapshot)> = prunable
         .iter()
         .flat_map(|(tenant, snapshot)| {
-            let wanted = desired_keys(tenant, desired);
+            let wanted = desired_keys(tenant, desired, snapshot);
             snapshot
                 .managed
                 .iter()
@@ -265,14 +265,14 @@ fn tenant_unreadable(tenant: &DesiredTenant, why: &str, out: &mut Plan) {
     out.errors.extend(objects.map(|o| PlanError { object: o.clone(), message: message.clone() }));
 }
 
-fn desired_keys(tenant: &DesiredTenant, desired: &DesiredState) -> BTreeSet<(Kind, String)> {
+fn desired_keys(tenant: &DesiredTenant, desired: &DesiredState, snapshot: &TenantSnapshot) -> BTreeSet<(Kind, String)> {
     let partners = tenant.partners.iter().map(|p| (Kind::CrossTenantAccessPolicy, p.partner_tenant_id.clone()));
     let invitations = tenant.invitations.iter().map(|i| (Kind::GuestInvitation, i.key()));
     let organizations = mto::desired_keys(desired, &tenant.identity.tenant_id);
     partners
         .chain(invitations)
         .chain(organizations)
-        .chain(identity::desired_keys(tenant))
+        .chain(identity::desired_keys(tenant, snapshot))
         .chain(entitlement::desired_keys(desired, &tenant.identity.tenant_id))
         .chain(conditional_access::desired_keys(desired, &tenant.identity.tenant_id))
         .collect()

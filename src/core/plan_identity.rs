@@ -8,17 +8,97 @@
 //!
 //! Secrets never appear: views hold `secret_marker`s (where the secret comes from and a salted hash). A
 //! directory that cannot read secrets back (Graph) is compared with the marker last applied (the record).
+//!
+//! A provider is matched with its record and the directory's provider by its key (`provider_key`). A
+//! federation's key is its first domain, so adding a domain that sorts before it, or removing it, changes
+//! the key but not the federation: a desired federation also continues the directory's federation, and the
+//! record, that shares any domain with it (`continued`). That is an update of the same federation (its id
+//! kept), whose ownership record moves to the new key in the same change (`Forget` the old key, `Record` the
+//! new one), and the old key is not an orphan (`desired_keys`), so it is never deleted. Two desired
+//! federations sharing a domain are an error naming both and the domain.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
 use super::super::identity::*;
 use super::*;
 
-/// The natural keys a tenant's records may carry while the manifests want them.
-pub(super) fn desired_keys(tenant: &DesiredTenant) -> Vec<(Kind, String)> {
-    let providers = tenant.identity_providers.iter().map(|p| (Kind::IdentityProvider, p.key()));
+/// The natural keys a tenant's records may carry while the manifests want them: each provider's key, and the
+/// key of a record a desired federation continues under another key (it moves, it is not an orphan).
+pub(super) fn desired_keys(tenant: &DesiredTenant, snapshot: &TenantSnapshot) -> Vec<(Kind, String)> {
+    let providers = tenant.identity_providers.iter().flat_map(|p| {
+        let moved = continued(tenant, snapshot, p).record.map(|r| r.key.clone()).filter(|k| *k != p.key());
+        std::iter::once(p.key()).chain(moved).map(|k| (Kind::IdentityProvider, k))
+    });
     let flows = tenant.sign_up_flows.iter().map(|f| (Kind::SignUpFlow, f.id.clone()));
     providers.chain(flows).collect()
+}
+
+/// What a desired provider continues in the directory: its ownership record and the provider it manages.
+struct Continued<'a> {
+    record: Option<&'a ManagedRecord>,
+    existing: Option<&'a ObservedIdentityProvider>,
+}
+
+/// The domains a federation's record was last applied with.
+fn recorded_domains(r: &ManagedRecord) -> BTreeSet<String> {
+    let applied: Value = serde_json::from_str(&r.applied).unwrap_or_default();
+    let domains = applied.pointer("/saml/domains").and_then(Value::as_array).cloned().unwrap_or_default();
+    domains.iter().filter_map(Value::as_str).map(str::to_string).collect()
+}
+
+/// The record and directory provider of `p`: by its key (the record's directory id first); for a federation
+/// not found so, the directory's federation and the record that share a domain with it (the first found, in
+/// key order), unless another desired provider has their key.
+fn continued<'a>(tenant: &DesiredTenant, snapshot: &'a TenantSnapshot, p: &DesiredIdentityProvider) -> Continued<'a> {
+    let key = p.key();
+    let observed = &snapshot.identity_config.providers;
+    let records = || snapshot.managed.iter().filter(|r| r.kind == Kind::IdentityProvider);
+    let mut record = records().find(|r| r.key == key);
+    let mut existing = record
+        .and_then(|r| r.external_id.as_deref())
+        .and_then(|id| observed.iter().find(|o| o.id == id))
+        .or_else(|| observed.iter().find(|o| o.key == key));
+    let Some(domains) = p.saml.as_ref().map(|s| &s.domains) else { return Continued { record, existing } };
+    let others: BTreeSet<String> =
+        tenant.identity_providers.iter().map(DesiredIdentityProvider::key).filter(|k| *k != key).collect();
+    if existing.is_none() {
+        let mut federations: Vec<&ObservedIdentityProvider> = observed
+            .iter()
+            .filter(|o| !others.contains(&o.key) && o.saml.as_ref().is_some_and(|s| !s.domains.is_disjoint(domains)))
+            .collect();
+        federations.sort_by(|a, b| a.key.cmp(&b.key));
+        existing = federations.first().copied();
+    }
+    if record.is_none() {
+        record = records().filter(|r| r.key.starts_with("SamlWsFed:") && !others.contains(&r.key)).find(|r| {
+            existing.is_some_and(|o| r.external_id.as_deref() == Some(o.id.as_str()) || r.key == o.key)
+                || !recorded_domains(r).is_disjoint(domains)
+        });
+    }
+    Continued { record, existing }
+}
+
+/// Two desired federations of a tenant sharing a domain: the later one, naming the earlier and the domain.
+fn shared_domains(tenant: &DesiredTenant) -> Vec<PlanError> {
+    let federations: Vec<(&DesiredIdentityProvider, &SamlSettings)> =
+        tenant.identity_providers.iter().filter_map(|p| p.saml.as_ref().map(|s| (p, s))).collect();
+    let mut errors = Vec::new();
+    for (i, (p, s)) in federations.iter().enumerate() {
+        if let Some((o, d)) =
+            federations[..i].iter().find_map(|(o, os)| os.domains.intersection(&s.domains).next().map(|d| (o, d)))
+        {
+            errors.push(PlanError {
+                object: p.object.clone(),
+                message: format!(
+                    "spec.domains: {d} is federated by both {} and {}: a domain belongs to one SAML/WS-Fed federation",
+                    o.object, p.object
+                ),
+            });
+        }
+    }
+    errors
 }
 
 /// The identity objects of a tenant, for errors about the whole tenant.
@@ -36,7 +116,11 @@ pub(super) fn order_orphans<T>(orphans: &mut [(String, ManagedRecord, T)]) {
 pub(super) fn changes(ctx: &TenantContext<'_>, errors: &mut Vec<PlanError>) -> Vec<Change> {
     let mut before = Vec::new();
     let mut after = Vec::new();
+    let clashes = shared_domains(ctx.tenant);
     for p in &ctx.tenant.identity_providers {
+        if clashes.iter().any(|e| e.object == p.object) {
+            continue;
+        }
         match provider_change(ctx, p) {
             Ok(c) => {
                 let disables = p.state == ProviderState::Disabled && c.action.writes();
@@ -51,6 +135,7 @@ pub(super) fn changes(ctx: &TenantContext<'_>, errors: &mut Vec<PlanError>) -> V
             Err(message) => errors.push(PlanError { object: f.object.clone(), message }),
         }
     }
+    errors.extend(clashes);
     before.extend(after);
     before
 }
@@ -127,12 +212,7 @@ fn provider_change(ctx: &TenantContext<'_>, p: &DesiredIdentityProvider) -> Resu
         p.state,
         Some(p.deletion_policy),
     );
-    let record = ctx.records.get(&(Kind::IdentityProvider, key.as_str())).copied();
-    let observed = &ctx.snapshot.identity_config.providers;
-    let existing = record
-        .and_then(|r| r.external_id.as_deref())
-        .and_then(|id| observed.iter().find(|o| o.id == id))
-        .or_else(|| observed.iter().find(|o| o.key == key));
+    let Continued { record, existing } = continued(ctx.tenant, ctx.snapshot, p);
     let config = |existing_id: Option<String>| Operation::PutIdentityProvider {
         provider: IdentityProviderConfig {
             key: key.clone(),
@@ -178,6 +258,51 @@ fn provider_change(ctx: &TenantContext<'_>, p: &DesiredIdentityProvider) -> Resu
             ctx.compare(&p.object, record, &desired, &observed_view, || vec![config(Some(id))], record_op)
         }
     };
+    if let Some(r) = record.filter(|r| r.key != key) {
+        // The same federation under a new first domain: the record moves with it, in this change.
+        let id = existing.map(|o| o.id.clone());
+        let forget = Operation::Forget { kind: Kind::IdentityProvider, key: r.key.clone() };
+        match change.ops.iter().position(|o| matches!(o, Operation::Record { .. })) {
+            Some(i) => change.ops.insert(i, forget),
+            None if change.action == Action::Unchanged => {
+                change.action = Action::Update;
+                let view = desired.clone();
+                change.ops =
+                    vec![forget, record_op(Kind::IdentityProvider, &key, &p.object, id.clone(), p.deletion_policy, &view)];
+            }
+            // Drift reported, not corrected: the record stays where it is until it is.
+            None => {}
+        }
+        add_note(
+            &mut change,
+            match id {
+                Some(id) => {
+                    format!("the same federation ({id}, its id kept): its key moves from {} to {key} (its first domain)", r.key)
+                }
+                None => format!("its ownership record moves from {} to {key} (its first domain)", r.key),
+            },
+        );
+    }
+    if let (Some(want), Some(have)) = (&p.saml, existing.and_then(|o| o.saml.as_ref())) {
+        let list = |ds: Vec<&String>| ds.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(", ");
+        let added: Vec<&String> = want.domains.difference(&have.domains).collect();
+        let removed: Vec<&String> = have.domains.difference(&want.domains).collect();
+        if !added.is_empty() {
+            add_note(&mut change, format!("adds domain(s) {}", list(added)));
+        }
+        if !removed.is_empty() {
+            let why = ctx.snapshot.unsupported.get("identityProvider.saml.domains.remove");
+            add_note(
+                &mut change,
+                match why {
+                    Some(why) => {
+                        format!("removes domain(s) {}: {why}; applying this change fails until it is", list(removed))
+                    }
+                    None => format!("removes domain(s) {}", list(removed)),
+                },
+            );
+        }
+    }
     let unsupported = &ctx.snapshot.unsupported;
     if p.state == ProviderState::Disabled
         && let Some(why) = unsupported
@@ -274,7 +399,12 @@ fn flow_change(ctx: &TenantContext<'_>, f: &DesiredSignUpFlow) -> Result<Change,
                 })
                 .collect();
             let dp = record.map(|r| r.deletion_policy).or(record.is_none().then_some(f.deletion_policy));
-            let observed = flow_view(o, views, dp);
+            // A federation whose key moves (a domain added before its first) is offered under its new key once
+            // its own change is applied (same federation): not a change of the flow.
+            let renamed = renamed_providers(ctx);
+            let mut o = o.clone();
+            o.identity_providers = o.identity_providers.iter().map(|k| renamed.get(k).unwrap_or(k).clone()).collect();
+            let observed = flow_view(&o, views, dp);
             let record_op = record_op(Kind::SignUpFlow, &f.id, &f.object, Some(o.id.clone()), f.deletion_policy, &desired);
             ctx.compare(&f.object, record, &desired, &observed, || vec![put(true)], record_op)
         }
@@ -294,6 +424,16 @@ fn flow_change(ctx: &TenantContext<'_>, f: &DesiredSignUpFlow) -> Result<Change,
         }
     }
     Ok(change)
+}
+
+/// The directory's key → the desired key, for the federations that continue under another key.
+fn renamed_providers(ctx: &TenantContext<'_>) -> BTreeMap<String, String> {
+    ctx.tenant
+        .identity_providers
+        .iter()
+        .filter_map(|p| continued(ctx.tenant, ctx.snapshot, p).existing.map(|o| (o.key.clone(), p.key())))
+        .filter(|(from, to)| from != to)
+        .collect()
 }
 
 fn add_note(change: &mut Change, note: String) {

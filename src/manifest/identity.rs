@@ -3,6 +3,8 @@
 //! read from a manifest: a `clientSecret` (or `password`, `certificate`) field is an error naming the
 //! `…SecretRef` to use; the values are resolved later (`resolve_secrets_from_env` for the CLI, the
 //! controller from Secrets).
+//!
+//! Two SAML/WS-Fed federations of a tenant sharing a domain are an error naming both and the domain.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -399,13 +401,19 @@ pub(super) fn build(
             Err(es) => report(doc, &object, es),
             Ok(d) => {
                 let existing = by_name.entry(ti).or_default();
-                let clash = existing.values().find(|o| {
-                    o.key() == d.key() || matches!((&o.saml, &d.saml), (Some(a), Some(b)) if !a.domains.is_disjoint(&b.domains))
-                });
+                let shared = |o: &DesiredIdentityProvider| match (&o.saml, &d.saml) {
+                    (Some(a), Some(b)) => a.domains.intersection(&b.domains).next().cloned(),
+                    _ => None,
+                };
+                let clash = existing.values().find(|o| o.key() == d.key() || shared(o).is_some());
                 if let Some(o) = clash {
                     let field = if d.saml.is_some() { "spec.domains" } else { "spec.type" };
-                    let msg = match &d.saml {
-                        Some(_) => format!("{} already federates one of these domains in this tenant", o.object),
+                    let msg = match shared(o) {
+                        Some(domain) => format!(
+                            "{domain} is federated by both {} and {object}: a domain belongs to one SAML/WS-Fed \
+                             federation of the tenant",
+                            o.object
+                        ),
                         None => format!("{} is already the {} provider of this tenant", o.object, d.provider_type.as_str()),
                     };
                     report(doc, &object, vec![(field.into(), msg)]);

@@ -9,7 +9,9 @@
 //! - SAML/WS-Fed federations with their domains: `/directory/federationConfigurations/…
 //!   samlOrWsFedExternalDomainFederation` (listed, each federation's `domains` read, created with its
 //!   domains inline, updated, domains added, deleted). A federation is keyed by its first domain, as the
-//!   planner keys desired ones (`provider_key`), so adoption and drift detection work.
+//!   planner keys desired ones (`provider_key`), so adoption and drift detection work; the planner also
+//!   matches a federation by any domain it shares with a desired one, so a domain added before the first
+//!   updates it in place (`existing_id`, its id kept) instead of creating a second one.
 //!
 //! User flows are `user_flows.rs`; this file reads both into one `IdentityState`.
 //!
@@ -54,7 +56,8 @@ pub(crate) const DOMAIN_REMOVAL_NOT_IMPLEMENTED: &str = "Graph v1.0 cannot remov
      delete): delete the federation and create it again with the domains wanted";
 
 /// What this backend cannot write, for the plan's notes: a disabled state for the provider types Graph
-/// has none for (`identityProvider.state.<type>`).
+/// has none for (`identityProvider.state.<type>`), and removing a federation's domain
+/// (`identityProvider.saml.domains.remove`).
 pub(super) fn unsupported() -> Unsupported {
     [
         IdentityProviderType::Google,
@@ -64,6 +67,7 @@ pub(super) fn unsupported() -> Unsupported {
     ]
     .into_iter()
     .map(|t| (format!("identityProvider.state.{}", t.as_str()), STATE_NOT_IMPLEMENTED.to_string()))
+    .chain([("identityProvider.saml.domains.remove".to_string(), DOMAIN_REMOVAL_NOT_IMPLEMENTED.to_string())])
     .chain(super::user_flows::unsupported())
     .collect()
 }
