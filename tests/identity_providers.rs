@@ -1115,3 +1115,39 @@ async fn two_federations_sharing_a_domain_are_an_error_naming_both_and_the_domai
     );
     assert!(!p.changes.iter().any(|c| c.object.name == "fabrikam-eu"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_otp_takes_no_display_name_and_graphs_fixed_name_is_no_change() {
+    // A name in the manifest is an error naming the field: Graph cannot rename the built-in provider.
+    let named = OTP.replace("  type: EmailOneTimePasscode\n", "  type: EmailOneTimePasscode\n  displayName: Email code\n");
+    let e = load(&[TENANT_YAML, &named]).unwrap_err();
+    assert!(e.contains("IdentityProvider/default/email-otp: spec.displayName: the built-in email one-time passcode provider cannot be renamed"), "{e}");
+
+    // Graph reads it back under its own fixed name: that is not a change, on any plan.
+    let g = graph().await;
+    let d = load(&[TENANT_YAML, OTP]).unwrap();
+    assert!(failures(&engine::apply(&plan(&g.routes, &d, Prune::Off).await, &g.routes).await).is_empty());
+    let mut p = idp_provider(&g.world, "EmailOneTimePasscode").unwrap();
+    p.display_name = "Email One Time Passcode".into();
+    let config = entente::core::identity::IdentityProviderConfig {
+        key: p.key.clone(),
+        provider_type: p.provider_type,
+        display_name: p.display_name.clone(),
+        client_id: None,
+        client_secret: None,
+        client_secret_hash: None,
+        saml: None,
+        state: ProviderState::Enabled,
+    };
+    g.world.apply(TENANT, &[Operation::PutIdentityProvider { provider: config, existing_id: Some(p.id.clone()) }]).await.unwrap();
+    for _ in 0..2 {
+        let again = plan(&g.routes, &d, Prune::Off).await;
+        assert!(!again.has_writes(), "{:#?}", again.changes);
+    }
+    // Its state still is compared.
+    g.world.set_identity_provider_state(TENANT, "EmailOneTimePasscode", ProviderState::Disabled).unwrap();
+    let c = plan(&g.routes, &d, Prune::Off).await;
+    let c = c.changes.iter().find(|c| c.object.name == "email-otp").unwrap();
+    assert_eq!((c.action, c.diff.iter().map(|f| f.path.as_str()).collect::<Vec<_>>()), (Action::Update, vec!["state"]));
+    idp_assert_contract_kept(&g);
+}

@@ -16,6 +16,9 @@
 //! kept), whose ownership record moves to the new key in the same change (`Forget` the old key, `Record` the
 //! new one), and the old key is not an orphan (`desired_keys`), so it is never deleted. Two desired
 //! federations sharing a domain are an error naming both and the domain.
+//!
+//! The built-in email one-time passcode provider has a name Graph fixes ("Email One Time Passcode") and
+//! cannot change: its view has no `displayName`, and the manifests refuse one (`manifest::identity`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -177,7 +180,11 @@ fn provider_view(
     state: ProviderState,
     dp: Option<DeletionPolicy>,
 ) -> Value {
-    let mut v = json!({ "type": t.as_str(), "displayName": display_name, "state": state.as_str() });
+    let mut v = json!({ "type": t.as_str(), "state": state.as_str() });
+    // Graph names the built-in email one-time passcode provider itself and cannot rename it.
+    if t != IdentityProviderType::EmailOneTimePasscode {
+        v["displayName"] = json!(display_name);
+    }
     if let Some(c) = client_id {
         v["clientId"] = json!(c);
     }

@@ -4,7 +4,9 @@
 //! `…SecretRef` to use; the values are resolved later (`resolve_secrets_from_env` for the CLI, the
 //! controller from Secrets).
 //!
-//! Two SAML/WS-Fed federations of a tenant sharing a domain are an error naming both and the domain.
+//! Two SAML/WS-Fed federations of a tenant sharing a domain are an error naming both and the domain. The
+//! built-in email one-time passcode provider takes no `displayName`: Graph names it itself and cannot
+//! rename it, so a name would show as a change on every plan and never be what users see.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -176,6 +178,16 @@ pub(super) fn identity_provider(
         });
     } else if saml_fields {
         errors.push(("spec".into(), format!("domains, issuerUri, passiveSignInUri, metadataExchangeUri, preferredAuthenticationProtocol and signingCertificate are for SamlWsFed providers, not {}", t.as_str())));
+    }
+    if t == IdentityProviderType::EmailOneTimePasscode && spec.display_name.is_some() {
+        // Refused rather than ignored: Graph shows its own fixed name ("Email One Time Passcode") and has no
+        // way to change it, so a name here would never be what users see.
+        errors.push((
+            "spec.displayName".into(),
+            "the built-in email one-time passcode provider cannot be renamed: Microsoft Graph names it itself \
+             (\"Email One Time Passcode\"); remove displayName"
+                .into(),
+        ));
     }
     if !errors.is_empty() {
         return Err(errors);
