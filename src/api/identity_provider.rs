@@ -37,6 +37,7 @@ pub struct IdentityProviderSpec {
     #[x_kube(validation = Rule::new("self == oldSelf").message("is immutable: delete the object and create another"))]
     pub provider_type: IdentityProviderType,
     /// The name users see on the sign-in button. Default: the type (the first domain for a federation).
+    /// Not for `EmailOneTimePasscode`: the built-in provider's name is fixed (Graph always reports its own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256))]
     pub display_name: Option<String>,
