@@ -619,25 +619,8 @@ async fn the_emulator_refuses_malformed_flow_bodies_per_the_contract() {
     assert!(failures(&engine::apply(&plan(&g.routes, &d, Prune::Off).await, &g.routes).await).is_empty());
     let before = flow_in(&g.world);
 
-    let perms: Vec<String> =
-        ["IdentityUserFlow.ReadWrite.All", "APIConnectors.ReadWrite.All"].iter().map(|s| s.to_string()).collect();
-    let app = emulator::apps::create_app(&g.world, TENANT, "raw", &perms).unwrap();
+    let token = idp_token(&g, &["IdentityUserFlow.ReadWrite.All", "APIConnectors.ReadWrite.All"]).await;
     let http = reqwest::Client::new();
-    let token: serde_json::Value = http
-        .post(format!("{}/{TENANT}/oauth2/v2.0/token", g.emulator.url()))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("scope", "https://graph.microsoft.com/.default"),
-            ("client_id", &app.client_id),
-            ("client_secret", &app.client_secret),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_string();
     let post = |path: &str, body: serde_json::Value| {
         let req = http.post(format!("{}/v1.0{path}", g.emulator.url())).bearer_auth(&token).json(&body);
         async move {
