@@ -1134,3 +1134,47 @@ async fn email_otp_takes_no_display_name_and_graphs_fixed_name_is_no_change() {
     assert_eq!((c.action, c.diff.iter().map(|f| f.path.as_str()).collect::<Vec<_>>()), (Action::Update, vec!["state"]));
     idp_assert_contract_kept(&g);
 }
+
+/// One federation split in two (`[fabrikam.com, zz.fabrikam.com]` becoming `[fabrikam.com]` and
+/// `[zz.fabrikam.com]`): the local directory can remove a domain, so the update runs before the creation that
+/// takes it; Graph v1.0 cannot, so the plan refuses the new federation up front, naming the domain, the
+/// federation holding it and the object that keeps it (its create would conflict on the domain).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_federation_split_in_two_is_ordered_locally_and_refused_up_front_on_graph() {
+    let zz = SAML.replace("name: fabrikam-saml", "name: eu-federation").replace("[fabrikam.com]", "[zz.fabrikam.com]");
+    let whole = load(&[TENANT_YAML, &saml_with("[fabrikam.com, zz.fabrikam.com]")]).unwrap();
+    // The new federation sorts first (by name): the order of the plan must not depend on it.
+    let split = load(&[TENANT_YAML, &zz, SAML]).unwrap();
+
+    let dir = Arc::new(LocalDirectory::open_in_memory().unwrap());
+    let routes = local_routes(&dir);
+    assert!(failures(&engine::apply(&plan(&routes, &whole, Prune::All).await, &routes).await).is_empty());
+    let p = plan(&routes, &split, Prune::All).await;
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    assert_eq!(
+        idp_writes(&p),
+        [("fabrikam-saml".to_string(), Action::Update), ("eu-federation".to_string(), Action::Create)],
+        "{:#?}",
+        p.changes
+    );
+    let report = engine::apply(&p, &routes).await;
+    assert!(failures(&report).is_empty(), "{:?}", failures(&report));
+    assert_eq!(federations(&dir).len(), 2);
+    assert!(!plan(&routes, &split, Prune::All).await.has_writes());
+
+    let g = graph().await;
+    assert!(failures(&engine::apply(&plan(&g.routes, &whole, Prune::All).await, &g.routes).await).is_empty());
+    let id = idp_provider(&g.world, "SamlWsFed:fabrikam.com").unwrap().id;
+    let p = plan(&g.routes, &split, Prune::All).await;
+    let errors: Vec<String> = p.errors.iter().map(|e| format!("{}: {}", e.object, e.message)).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with(&format!(
+            "IdentityProvider/default/eu-federation: spec.domains: zz.fabrikam.com is in the directory's federation {id} \
+             (continued by IdentityProvider/default/fabrikam-saml)"
+        )),
+        "{errors:?}"
+    );
+    assert!(!p.changes.iter().any(|c| c.object.name == "eu-federation"), "{:#?}", p.changes);
+    idp_assert_contract_kept(&g);
+}

@@ -15,7 +15,9 @@
 //! record, that shares any domain with it (`continued`). That is an update of the same federation (its id
 //! kept), whose ownership record moves to the new key in the same change (`Forget` the old key, `Record` the
 //! new one), and the old key is not an orphan (`desired_keys`), so it is never deleted. Two desired
-//! federations sharing a domain are an error naming both and the domain.
+//! federations sharing a domain are an error naming both and the domain. A federation split in two moves a
+//! domain: updates run before creations, and a directory that cannot remove a domain (Graph) gets a plan
+//! error on the new federation instead of a create that would conflict (`domain_moves`).
 //!
 //! The built-in email one-time passcode provider has a name Graph fixes ("Email One Time Passcode") and
 //! cannot change: its view has no `displayName`, and the manifests refuse one (`manifest::identity`).
@@ -104,6 +106,36 @@ fn shared_domains(tenant: &DesiredTenant) -> Vec<PlanError> {
     errors
 }
 
+/// A new federation taking a domain from one the directory holds for another desired provider (a split:
+/// `[a, b]` becoming `[a]` and `[b]`). The domain can only move if the directory can remove it from its
+/// federation first; a directory that cannot (Graph v1.0) would refuse the new federation's domain, so the
+/// plan says so now, naming the domain, the federation holding it and the object that keeps it.
+fn domain_moves(ctx: &TenantContext<'_>, p: &DesiredIdentityProvider) -> Option<String> {
+    let domains = &p.saml.as_ref()?.domains;
+    if continued(ctx.tenant, ctx.snapshot, p).existing.is_some() {
+        return None;
+    }
+    let why = ctx.snapshot.unsupported.get("identityProvider.saml.domains.remove")?;
+    let (holder, domain) = ctx
+        .snapshot
+        .identity_config
+        .providers
+        .iter()
+        .find_map(|o| o.saml.as_ref().and_then(|s| s.domains.intersection(domains).next()).map(|d| (o, d)))?;
+    let keeper = ctx
+        .tenant
+        .identity_providers
+        .iter()
+        .find(|q| continued(ctx.tenant, ctx.snapshot, q).existing.is_some_and(|e| e.id == holder.id))
+        .map_or_else(|| "no object".to_string(), |q| q.object.to_string());
+    Some(format!(
+        "spec.domains: {domain} is in the directory's federation {} (continued by {keeper}); moving it to a new \
+         federation needs removing it there first, which this directory cannot do ({why}): delete that federation \
+         first, or keep {domain} in it",
+        holder.id
+    ))
+}
+
 /// The identity objects of a tenant, for errors about the whole tenant.
 pub(super) fn objects(tenant: &DesiredTenant) -> impl Iterator<Item = &ObjectRef> {
     tenant.identity_providers.iter().map(|p| &p.object).chain(tenant.sign_up_flows.iter().map(|f| &f.object))
@@ -124,6 +156,10 @@ pub(super) fn changes(ctx: &TenantContext<'_>, errors: &mut Vec<PlanError>) -> V
         if clashes.iter().any(|e| e.object == p.object) {
             continue;
         }
+        if let Some(message) = domain_moves(ctx, p) {
+            errors.push(PlanError { object: p.object.clone(), message });
+            continue;
+        }
         match provider_change(ctx, p) {
             Ok(c) => {
                 let disables = p.state == ProviderState::Disabled && c.action.writes();
@@ -132,6 +168,9 @@ pub(super) fn changes(ctx: &TenantContext<'_>, errors: &mut Vec<PlanError>) -> V
             Err(message) => errors.push(PlanError { object: p.object.clone(), message }),
         }
     }
+    // Updates before creations: a domain leaving one federation (on a directory that can remove it) must be
+    // gone before the new federation that takes it is created.
+    before.sort_by_key(|c| c.action == Action::Create);
     for f in &ctx.tenant.sign_up_flows {
         match flow_change(ctx, f) {
             Ok(c) => before.push(c),
