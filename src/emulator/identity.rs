@@ -12,8 +12,11 @@
 //!   `allowExternalIdToUseEmailOtp` over the email one-time passcode provider: no provider is `default`, an
 //!   enabled one `enabled`, a disabled one `disabled`. PATCH `enabled`/`disabled` writes the provider's state
 //!   (R17 holds: disabling one a flow offers is refused); `default` (Microsoft: enabled since October 2021)
-//!   enables a disabled provider and otherwise changes nothing. The method for the tenant's own users
-//!   (`state`, targets) is not modelled (`enabled`, no targets; anything else 501).
+//!   enables a disabled provider and otherwise changes nothing. The method for the tenant's own users,
+//!   `state` (`enabled` or `disabled`) and `includeTargets` (`user`/`group` targets, `all_users` for every
+//!   user), is kept by `organization.rs`: with the branding's password reset links it is an external
+//!   tenant's self-service password reset (`enabled` with no targets until written; `excludeTargets` must
+//!   stay empty, anything else 501).
 //! - `/directory/federationConfigurations/…samlOrWsFedExternalDomainFederation`: list (with `domains`, and
 //!   `$filter=domains/any(x: x/id eq '…')`), create (domains inline, at least one; a domain another
 //!   federation has is 409), update (200 with the federation), delete (by id under
@@ -207,21 +210,49 @@ fn email_otp_state(s: &IdentityState) -> &'static str {
 
 pub(crate) async fn get_email_method(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse, GraphError> {
     let s = state(ctx).await?;
+    let method = super::organization::email_method_settings(ctx).await?;
     Ok(GraphResponse::ok(json!({
         "@odata.context": ctx.context(req.version, "authenticationMethodConfigurations/$entity"),
         "@odata.type": EMAIL_METHOD,
         "id": "Email",
-        "state": "enabled",
+        "state": method.state,
         "allowExternalIdToUseEmailOtp": email_otp_state(&s),
         "excludeTargets": [],
+        "includeTargets": method.include_targets,
     })))
+}
+
+/// `includeTargets`: `authenticationMethodTarget`s, each a `user` or `group` (`all_users`: every user) by
+/// `id`, with an optional `isRegistrationRequired`; kept as `{targetType, id, isRegistrationRequired}`.
+fn include_targets(value: &Value) -> Result<Vec<Value>, GraphError> {
+    let bad = |why: String| GraphError::bad_request(format!("includeTargets: {why}"));
+    let items = value.as_array().ok_or_else(|| bad("must be an array of authenticationMethodTarget.".into()))?;
+    items
+        .iter()
+        .map(|t| {
+            let t = t.as_object().ok_or_else(|| bad("each target must be an object.".into()))?;
+            let target_type = match t.get("targetType").and_then(Value::as_str) {
+                Some(k @ ("user" | "group")) => k,
+                other => return Err(bad(format!("targetType must be user or group, not {other:?}."))),
+            };
+            let id = string(t, "id")?.filter(|i| !i.is_empty()).ok_or_else(|| bad("each target needs an id.".into()))?;
+            let required = match t.get("isRegistrationRequired") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => return Err(bad("isRegistrationRequired must be a boolean.".into())),
+            };
+            Ok(json!({ "targetType": target_type, "id": id, "isRegistrationRequired": required }))
+        })
+        .collect()
 }
 
 fn email_not_modelled(what: &str) -> GraphError {
     GraphError::new(
         http::StatusCode::NOT_IMPLEMENTED,
         "notImplemented",
-        format!("The emulator does not model {what} of the email method (only allowExternalIdToUseEmailOtp)."),
+        format!(
+            "The emulator does not model {what} of the email method (only allowExternalIdToUseEmailOtp, state and includeTargets)."
+        ),
     )
 }
 
@@ -231,6 +262,7 @@ pub(crate) async fn update_email_method(ctx: &Ctx, req: &GraphRequest) -> Result
         return Err(GraphError::bad_request(format!("The request body must include \"@odata.type\": \"{EMAIL_METHOD}\".")));
     }
     let mut wanted = None;
+    let (mut method_state, mut targets) = (None, None);
     for (key, value) in body {
         match key.as_str() {
             "@odata.type" | "id" => {}
@@ -243,12 +275,12 @@ pub(crate) async fn update_email_method(ctx: &Ctx, req: &GraphRequest) -> Result
                 }
             },
             "state" => match value.as_str() {
-                Some("enabled") => {}
-                Some("disabled") => return Err(email_not_modelled("disabling the method for the tenant's own users")),
+                Some(v @ ("enabled" | "disabled")) => method_state = Some(v.to_string()),
                 _ => return Err(GraphError::bad_request(format!("state must be enabled or disabled, not {value}."))),
             },
+            "includeTargets" => targets = Some(include_targets(value)?),
             "excludeTargets" if value.as_array().is_some_and(Vec::is_empty) => {}
-            "excludeTargets" | "includeTargets" => return Err(email_not_modelled(key)),
+            "excludeTargets" => return Err(email_not_modelled(key)),
             other => return Err(GraphError::bad_request(format!("Property '{other}' does not exist on the email method."))),
         }
     }
@@ -276,6 +308,9 @@ pub(crate) async fn update_email_method(ctx: &Ctx, req: &GraphRequest) -> Result
             state: target,
         };
         apply(ctx, Operation::PutIdentityProvider { provider: config, existing_id: current.map(|p| p.id.clone()) }).await?;
+    }
+    if method_state.is_some() || targets.is_some() {
+        super::organization::update_email_method_settings(ctx, method_state, targets).await?;
     }
     Ok(GraphResponse::no_content())
 }

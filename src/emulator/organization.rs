@@ -10,6 +10,15 @@
 //! and the directory's branding holds the image as `sha256:…` of them (through `ConfigureTenantExperience`,
 //! in the same transaction), so every backend reading the directory sees the same image. `GET` answers the
 //! bytes with their media type, or `{}` when the image is not set (as Graph does).
+//!
+//! An external tenant's self-service password reset is two Graph settings: the email authentication method
+//! enabled for all users (`state`, `includeTargets`, served by `identity.rs` through
+//! `email_method_settings`/`update_email_method_settings`) and the branding's
+//! `loginPageTextVisibilitySettings` not hiding the password reset links (`hideAccountResetCredentials`).
+//! Both are the emulator's own (extras); the directory's `selfServiceAccount.passwordReset` is what they
+//! amount to, written through `ConfigureTenantExperience` in the same transaction as they are. The
+//! directory wins when another backend changed it: on, the method is served enabled for all users and the
+//! links shown; off, the links hidden (a branding then exists to hide them, as in Graph).
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
@@ -22,7 +31,9 @@ use super::server::Ctx;
 use super::store;
 use crate::core::model::TenantIdentity;
 use crate::core::operation::Operation;
-use crate::core::tenant_profile::{CompanyBranding, ImageContent, TenantProfile, TenantType, image_digest, image_value_digest};
+use crate::core::tenant_profile::{
+    CompanyBranding, ImageContent, SelfServiceAccount, TenantProfile, TenantType, image_digest, image_value_digest,
+};
 
 const PROPERTIES: &[&str] = &["id", "displayName", "verifiedDomains", "tenantType", "countryLetterCode", "createdDateTime"];
 
@@ -120,14 +131,19 @@ fn check_default_locale(req: &GraphRequest) -> Result<(), GraphError> {
     }
 }
 
-fn branding_json(tenant_id: &str, b: &CompanyBranding) -> Value {
+fn branding_json(tenant_id: &str, b: &CompanyBranding, reset: &PasswordResetSettings) -> Value {
     let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
+    let visibility: Map<String, Value> = VISIBILITY
+        .iter()
+        .map(|k| (k.to_string(), json!(reset.visibility.get(*k).and_then(Value::as_bool).unwrap_or(false))))
+        .collect();
     let mut out = json!({
         "id": "0",
         "backgroundColor": text(&b.background_color),
         "signInPageText": text(&b.sign_in_page_text),
         "usernameHintText": text(&b.username_hint_text),
         "cdnList": [],
+        "loginPageTextVisibilitySettings": visibility,
     });
     for (name, value) in b.images() {
         let ts = |v: &str| image_value_digest(v).map_or_else(|| image_digest(v.as_bytes()), str::to_string);
@@ -141,10 +157,11 @@ fn branding_json(tenant_id: &str, b: &CompanyBranding) -> Value {
 pub(crate) async fn get_branding(ctx: &Ctx, req: &GraphRequest, id: &str) -> Result<GraphResponse, GraphError> {
     check_default_locale(req)?;
     let (t, p) = mine_by_id(ctx, id).await?;
-    let Some(b) = p.branding else {
+    let reset = reset_settings(ctx, &t.tenant_id, &p).await?;
+    let Some(b) = p.branding.clone().or_else(|| reset.has_branding().then(CompanyBranding::default)) else {
         return Err(GraphError::not_found(&format!("organizationalBranding of organization '{id}'")));
     };
-    let mut body = branding_json(&t.tenant_id, &b);
+    let mut body = branding_json(&t.tenant_id, &b, &reset);
     body["@odata.context"] = json!(ctx.context(req.version, &format!("organization('{}')/branding/$entity", t.tenant_id)));
     Ok(GraphResponse::ok(body))
 }
@@ -158,8 +175,15 @@ pub(crate) async fn update_branding(ctx: &Ctx, req: &GraphRequest, id: &str) -> 
     let body = req.object_body()?;
     let (t, p) = mine_by_id(ctx, id).await?;
     let mut b = p.branding.clone().unwrap_or_default();
+    let mut reset = reset_settings(ctx, &t.tenant_id, &p).await?;
+    let mut visibility_given = false;
     for (key, v) in body {
         if key.contains('@') || key == "id" {
+            continue;
+        }
+        if key == "loginPageTextVisibilitySettings" {
+            reset.visibility = visibility_settings(v)?;
+            visibility_given = true;
             continue;
         }
         let value = match v {
@@ -192,14 +216,26 @@ pub(crate) async fn update_branding(ctx: &Ctx, req: &GraphRequest, id: &str) -> 
     {
         return Err(GraphError::bad_request("usernameHintText must not exceed 64 characters."));
     }
-    configure(ctx, &t.tenant_id, p, Some(b)).await?;
+    if p.tenant_type != TenantType::External && visibility_given {
+        return Err(GraphError::bad_request(format!(
+            "tenant {} is a workforce tenant: the emulator serves the branding of external tenants only",
+            t.tenant_id
+        )));
+    }
+    if p.tenant_type == TenantType::External && b == CompanyBranding::default() && !visibility_given {
+        // A branding holding nothing but the text visibility settings exists as long as they are set.
+        reset.visibility.entry("hideAccountResetCredentials").or_insert(json!(false));
+    }
+    configure(ctx, &t.tenant_id, p, Some(b), Some(reset)).await?;
     Ok(GraphResponse::no_content())
 }
 
-/// `DELETE`: 404 without a branding; refused while an image is set (Graph: remove the streams first).
+/// `DELETE`: 404 without a branding; refused while an image is set (Graph: remove the streams first). The
+/// text visibility settings go with it, so the password reset links show again.
 pub(crate) async fn delete_branding(ctx: &Ctx, id: &str) -> Result<GraphResponse, GraphError> {
     let (t, p) = mine_by_id(ctx, id).await?;
-    let Some(b) = &p.branding else {
+    let mut reset = reset_settings(ctx, &t.tenant_id, &p).await?;
+    let Some(b) = p.branding.clone().or_else(|| reset.has_branding().then(CompanyBranding::default)) else {
         return Err(GraphError::not_found(&format!("organizationalBranding of organization '{id}'")));
     };
     if let Some((name, _)) = b.images().into_iter().find(|(_, v)| v.is_some()) {
@@ -207,20 +243,207 @@ pub(crate) async fn delete_branding(ctx: &Ctx, id: &str) -> Result<GraphResponse
             "The branding still has a {name}: remove every image (stream) before deleting the branding."
         )));
     }
-    configure(ctx, &t.tenant_id, p, None).await?;
+    reset.visibility.clear();
+    configure(ctx, &t.tenant_id, p, None, Some(reset)).await?;
     Ok(GraphResponse::no_content())
 }
 
-/// Writes the branding through the directory (its rules: external tenants only, a valid colour).
-async fn configure(ctx: &Ctx, tenant: &str, p: TenantProfile, branding: Option<CompanyBranding>) -> Result<(), GraphError> {
-    let op = Operation::ConfigureTenantExperience {
-        tenant_type: p.tenant_type,
-        branding: branding.filter(|b| *b != CompanyBranding::default()),
-        self_service_account: p.self_service_account,
+/// Writes the branding through the directory (its rules: external tenants only, a valid colour), and
+/// with `reset` the password reset settings and the directory's `passwordReset` they amount to.
+async fn configure(
+    ctx: &Ctx,
+    tenant: &str,
+    p: TenantProfile,
+    branding: Option<CompanyBranding>,
+    reset: Option<PasswordResetSettings>,
+) -> Result<(), GraphError> {
+    let branding = branding.filter(|b| *b != CompanyBranding::default());
+    let self_service_account = match &reset {
+        Some(r) if p.tenant_type == TenantType::External => {
+            with_password_reset(p.self_service_account, r.password_reset(branding.is_some()))
+        }
+        _ => p.self_service_account,
     };
+    let op = Operation::ConfigureTenantExperience { tenant_type: p.tenant_type, branding, self_service_account };
     let _guard = ctx.state.settings_lock.lock().await;
     let tenant = tenant.to_string();
-    ctx.db(move |dir| dir.apply_then(&tenant, &[op], |_, _| Ok(()))).await
+    ctx.db(move |dir| {
+        dir.apply_then(&tenant, &[op], |c, _| match &reset {
+            Some(r) => r.store(c, &tenant),
+            None => Ok(()),
+        })
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Self-service password reset of an external tenant: the email method's `state` and `includeTargets`,
+// and the branding's `loginPageTextVisibilitySettings`
+
+/// Kind of the emulator's extras holding the branding's `loginPageTextVisibilitySettings` (key `0`).
+const VISIBILITY_EXTRAS: &str = "brandingTextVisibility";
+/// Kind of the emulator's extras holding the email method's `state` and `includeTargets` (key `email`).
+const EMAIL_METHOD_EXTRAS: &str = "authenticationMethodConfiguration";
+
+/// `loginPageTextVisibilitySettings`' properties (Graph v1.0).
+const VISIBILITY: [&str; 6] = [
+    "hideAccountResetCredentials",
+    "hideCannotAccessYourAccount",
+    "hideForgotMyPassword",
+    "hidePrivacyAndCookies",
+    "hideResetItNow",
+    "hideTermsOfUse",
+];
+
+/// The Graph settings an external tenant's password reset follows from, as the emulator serves them.
+#[derive(Clone, Debug)]
+pub(crate) struct PasswordResetSettings {
+    /// The email method's `state`: `enabled` or `disabled`.
+    pub(crate) state: String,
+    /// The email method's `includeTargets` (`authenticationMethodTarget`s).
+    pub(crate) include_targets: Vec<Value>,
+    /// The branding's `loginPageTextVisibilitySettings` as written (empty: never written, or deleted).
+    visibility: Map<String, Value>,
+}
+
+fn is_all_users(target: &Value) -> bool {
+    target.get("targetType").and_then(Value::as_str) == Some("group")
+        && target.get("id").and_then(Value::as_str) == Some("all_users")
+}
+
+impl PasswordResetSettings {
+    fn for_all_users(&self) -> bool {
+        self.state == "enabled" && self.include_targets.iter().any(is_all_users)
+    }
+
+    /// The links show: a branding exists (`branding`: the directory's, or one holding only these
+    /// settings) and does not hide them. Without a branding Graph's neutral default applies, which entente
+    /// does not take as showing them.
+    fn links_shown(&self, branding: bool) -> bool {
+        (branding || self.has_branding())
+            && !self.visibility.get("hideAccountResetCredentials").and_then(Value::as_bool).unwrap_or(false)
+    }
+
+    /// Customers may reset their password: the method is enabled for all users and the links show.
+    fn password_reset(&self, branding: bool) -> bool {
+        self.for_all_users() && self.links_shown(branding)
+    }
+
+    /// A branding exists to hold the text visibility settings.
+    fn has_branding(&self) -> bool {
+        !self.visibility.is_empty()
+    }
+
+    fn load(c: &rusqlite::Connection, tenant: &str) -> Result<Self, crate::directory::DirectoryError> {
+        let method = store::extras(c, tenant, EMAIL_METHOD_EXTRAS, "email")?;
+        Ok(Self {
+            state: method.get("state").and_then(Value::as_str).unwrap_or("enabled").to_string(),
+            include_targets: method.get("includeTargets").and_then(Value::as_array).cloned().unwrap_or_default(),
+            visibility: store::extras(c, tenant, VISIBILITY_EXTRAS, DEFAULT_LOCALIZATION)?,
+        })
+    }
+
+    fn store(&self, c: &rusqlite::Connection, tenant: &str) -> Result<(), crate::directory::DirectoryError> {
+        let mut method = Map::new();
+        method.insert("state".into(), json!(self.state));
+        method.insert("includeTargets".into(), json!(self.include_targets));
+        store::put_extras(c, tenant, EMAIL_METHOD_EXTRAS, "email", &method)?;
+        if self.visibility.is_empty() {
+            store::delete_extras(c, tenant, VISIBILITY_EXTRAS, DEFAULT_LOCALIZATION)
+        } else {
+            store::put_extras(c, tenant, VISIBILITY_EXTRAS, DEFAULT_LOCALIZATION, &self.visibility)
+        }
+    }
+
+    /// Brought in line with the directory's `passwordReset` (an external tenant's), which wins: another
+    /// backend may have written it. On: the method enabled for all users and the links shown; off: the
+    /// links hidden (the method is left as it is).
+    fn reconciled(mut self, p: &TenantProfile) -> Self {
+        if p.tenant_type != TenantType::External {
+            return self;
+        }
+        let wanted = p.self_service_account.as_ref().is_some_and(|s| s.password_reset);
+        let branding = p.branding.is_some();
+        if wanted && !self.password_reset(branding) {
+            self.state = "enabled".into();
+            if !self.include_targets.iter().any(is_all_users) {
+                self.include_targets.push(json!({"targetType": "group", "id": "all_users", "isRegistrationRequired": false}));
+            }
+            self.visibility.insert("hideAccountResetCredentials".into(), json!(false));
+        } else if !wanted && self.password_reset(branding) {
+            self.visibility.insert("hideAccountResetCredentials".into(), json!(true));
+        }
+        self
+    }
+}
+
+/// The key of the default localization's extras.
+const DEFAULT_LOCALIZATION: &str = "0";
+
+/// `current` with `passwordReset` set (settings that are all off stay none).
+fn with_password_reset(current: Option<SelfServiceAccount>, password_reset: bool) -> Option<SelfServiceAccount> {
+    if current.as_ref().is_some_and(|s| s.password_reset) == password_reset {
+        return current;
+    }
+    Some(SelfServiceAccount { password_reset, ..current.unwrap_or_default() })
+}
+
+async fn reset_settings(ctx: &Ctx, tenant: &str, p: &TenantProfile) -> Result<PasswordResetSettings, GraphError> {
+    let tenant = tenant.to_string();
+    let settings = ctx.db(move |dir| dir.emulator_read(|c| PasswordResetSettings::load(c, &tenant))).await?;
+    Ok(settings.reconciled(p))
+}
+
+/// A `loginPageTextVisibilitySettings` value: an object of the six documented booleans (`null`: unset).
+fn visibility_settings(v: &Value) -> Result<Map<String, Value>, GraphError> {
+    let Some(given) = v.as_object() else {
+        return match v {
+            Value::Null => Ok(Map::new()),
+            _ => Err(GraphError::bad_request("loginPageTextVisibilitySettings must be an object.")),
+        };
+    };
+    let mut out = Map::new();
+    for (key, value) in given {
+        if key.contains('@') {
+            continue;
+        }
+        if !VISIBILITY.contains(&key.as_str()) {
+            return Err(GraphError::bad_request(format!("Property '{key}' does not exist on loginPageTextVisibilitySettings.")));
+        }
+        match value {
+            Value::Bool(_) => {
+                out.insert(key.clone(), value.clone());
+            }
+            Value::Null => {}
+            _ => return Err(GraphError::bad_request(format!("loginPageTextVisibilitySettings.{key} must be a boolean."))),
+        }
+    }
+    Ok(out)
+}
+
+/// The caller's tenant's email method `state` and `includeTargets` (`identity.rs`'s `GET`).
+pub(crate) async fn email_method_settings(ctx: &Ctx) -> Result<PasswordResetSettings, GraphError> {
+    let (t, p) = mine(ctx).await?;
+    reset_settings(ctx, &t.tenant_id, &p).await
+}
+
+/// `PATCH` of the email method's `state` and/or `includeTargets` (`identity.rs` checks the body's shape):
+/// kept, and the directory's `passwordReset` of an external tenant follows.
+pub(crate) async fn update_email_method_settings(
+    ctx: &Ctx,
+    state: Option<String>,
+    include_targets: Option<Vec<Value>>,
+) -> Result<(), GraphError> {
+    let (t, p) = mine(ctx).await?;
+    let mut reset = reset_settings(ctx, &t.tenant_id, &p).await?;
+    if let Some(state) = state {
+        reset.state = state;
+    }
+    if let Some(targets) = include_targets {
+        reset.include_targets = targets;
+    }
+    let branding = p.branding.clone();
+    configure(ctx, &t.tenant_id, p, branding, Some(reset)).await
 }
 
 // ---------------------------------------------------------------------------------------------
