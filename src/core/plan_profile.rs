@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::super::model::{DesiredTenant, TenantSnapshot};
 use super::super::operation::Operation;
-use super::super::tenant_profile::{TenantProfile, TenantType, cloud_keyword, same_image};
+use super::super::tenant_profile::{SelfServiceAccount, TenantProfile, TenantType, cloud_keyword, same_image};
 
 /// Adds the profile to a Tenant view. Only what differs from a workforce tenant with no cloud settings
 /// is written, so the views (and the ownership records) of tenants that use none of it do not change.
@@ -30,11 +30,19 @@ pub(super) fn add_to_view(view: &mut Value, p: &TenantProfile) {
 }
 
 /// The profile the directory holds, where a setting the backend cannot read is taken as desired (it is
-/// never compared; `notes` says so).
+/// never compared; `notes` says so). Self-service settings that are all off mean the same as none (a
+/// backend that reads them from other settings, Graph, cannot tell the two apart), so a change shows only
+/// the options that differ.
 pub(super) fn observed(tenant: &DesiredTenant, snapshot: &TenantSnapshot) -> TenantProfile {
     let mut p = snapshot.profile.clone();
     if snapshot.unsupported.contains_key("tenantType") {
         p.tenant_type = tenant.profile.tenant_type;
+    }
+    let off = SelfServiceAccount::default();
+    match (&p.self_service_account, &tenant.profile.self_service_account) {
+        (None, Some(_)) => p.self_service_account = Some(off),
+        (Some(held), None) if *held == off => p.self_service_account = None,
+        _ => {}
     }
     if let (Some(held), Some(wanted)) = (p.branding.as_mut(), tenant.profile.branding.as_ref()) {
         let wanted = wanted.canonical();
@@ -109,11 +117,20 @@ pub(super) fn type_mismatch(tenant: &DesiredTenant, snapshot: &TenantSnapshot) -
 }
 
 /// What the plan should say about settings the backend cannot manage: those the manifest sets are
-/// written by no one, so applying fails (`NotImplemented`) rather than skipping them silently.
+/// written by no one, so applying fails (`NotImplemented`) rather than skipping them silently. A
+/// self-service option is keyed `selfServiceAccount.{option}` and counts as set when it is on, except
+/// `selfServiceAccount.passwordReset`, what turning password reset off does on this backend (Graph: the
+/// link is hidden, the email method stays), said when the plan turns it off.
 pub(super) fn notes(tenant: &DesiredTenant, snapshot: &TenantSnapshot) -> Vec<String> {
+    let wanted = tenant.profile.self_service_account.clone().unwrap_or_default();
+    let held = observed(tenant, snapshot).self_service_account.unwrap_or_default();
     let sets = |key: &str| match key {
         "branding" => tenant.profile.branding.is_some(),
         "selfServiceAccount" => tenant.profile.self_service_account.is_some(),
+        "selfServiceAccount.profileEdit" => wanted.profile_edit,
+        "selfServiceAccount.accountDeletion" => wanted.account_deletion,
+        "selfServiceAccount.mfaEnrollment" => wanted.mfa_enrollment,
+        "selfServiceAccount.passwordReset" => held.password_reset && !wanted.password_reset,
         "tenantType" => tenant.profile.tenant_type != TenantType::Workforce,
         _ => false,
     };
@@ -123,6 +140,7 @@ pub(super) fn notes(tenant: &DesiredTenant, snapshot: &TenantSnapshot) -> Vec<St
         .filter(|(key, _)| sets(key))
         .map(|(key, why)| match key.as_str() {
             "tenantType" => format!("spec.tenantType cannot be checked: {why}"),
+            "selfServiceAccount.passwordReset" => format!("spec.selfServiceAccount.passwordReset: {why}"),
             _ => format!("spec.{key}: {why}; applying this change fails until it is"),
         })
         .collect()

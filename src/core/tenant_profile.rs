@@ -282,7 +282,9 @@ pub struct TenantProfile {
 }
 
 /// Settings of the profile a backend cannot read or write, with why (e.g. not in its Graph contract).
-/// Keys: `tenantType`, `branding`, `selfServiceAccount`.
+/// Keys: `tenantType`, `branding`, `selfServiceAccount`, or one self-service option
+/// (`selfServiceAccount.profileEdit`, …). `selfServiceAccount.passwordReset` is read and written, and says
+/// what turning it off does on the backend (on Graph: only the sign-in page's link is hidden).
 pub type Unsupported = std::collections::BTreeMap<String, String>;
 
 /// Graph's spelling of a cloud in `crossTenantAccessPolicy.allowedCloudEndpoints`.

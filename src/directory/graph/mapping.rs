@@ -8,7 +8,9 @@ use crate::core::model::{Cloud, GuestUser, PartnerConfiguration, RedemptionState
 use crate::core::resolved::{ResolvedAccess, ResolvedCollaboration, resolve_domain_list};
 use crate::core::settings::{DomainList, GUEST_ROLE_LIMITED};
 use crate::core::sync::{DirectoryUser, SYNCABLE_ATTRIBUTES, is_profile_attribute};
-use crate::core::tenant_profile::{CompanyBranding, TenantProfile, TenantType, Unsupported, cloud_of_endpoint};
+use crate::core::tenant_profile::{
+    CompanyBranding, SelfServiceAccount, TenantProfile, TenantType, Unsupported, cloud_of_endpoint,
+};
 use crate::graph::wire::{
     AuthorizationPolicy, CrossTenantAccessPolicyConfigurationDefault, CrossTenantAccessPolicyConfigurationPartner,
     CrossTenantAccessPolicyRoot, CrossTenantIdentitySyncPolicyPartner, User,
@@ -140,29 +142,102 @@ pub fn directory_user(user: &serde_json::Value) -> Option<DirectoryUser> {
     })
 }
 
-/// What the Graph backend cannot read or write of the tenant profile, with why: self-service account
-/// settings always (see `SELF_SERVICE_NOT_IMPLEMENTED`), and the tenant type when `organization` could not
-/// be read (`type_error`). A manifest that sets what is listed is told that applying fails
-/// (`NotImplemented`) rather than having it skipped silently; an unreadable type is taken from the manifest.
-pub fn unsupported_profile(type_error: Option<&str>) -> Unsupported {
+/// What the Graph backend cannot read or write of the tenant profile, with why: the three self-service
+/// account options with no Graph v1.0 API (`SELF_SERVICE_NOT_IMPLEMENTED`, keyed
+/// `selfServiceAccount.{option}`), and the tenant type when `organization` could not be read
+/// (`type_error`). A manifest that turns an option on is told that applying fails (`NotImplemented`)
+/// rather than having it skipped silently; an unreadable type is taken from the manifest. For an external
+/// tenant, `selfServiceAccount.passwordReset` is read and written, and listed only to say what `false`
+/// does (`PASSWORD_RESET_FALSE`), not as refused.
+pub fn unsupported_profile(type_error: Option<&str>, external: bool) -> Unsupported {
     let mut out = Unsupported::new();
-    out.insert("selfServiceAccount".to_string(), SELF_SERVICE_NOT_IMPLEMENTED.to_string());
+    for (option, why) in SELF_SERVICE_NOT_IMPLEMENTED {
+        out.insert(format!("selfServiceAccount.{option}"), why.to_string());
+    }
+    if external {
+        out.insert("selfServiceAccount.passwordReset".to_string(), PASSWORD_RESET_FALSE.to_string());
+    }
     if let Some(why) = type_error {
         out.insert("tenantType".to_string(), why.to_string());
     }
     out
 }
 
-/// Self-service account settings of external tenants: Graph v1.0 has no resource for them. Profile edit and
-/// account deletion have no API at all (external tenants' user flows, `authenticationEventsFlow`, cover sign-up
-/// and sign-in only); password reset is not a setting but the consequence of the email one-time passcode
-/// method (`/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/email`) plus the
-/// "Forgot password?" link of the branding's sign-in form; MFA registration follows from conditional access
-/// and the authentication methods policy, with no switch of its own.
-pub const SELF_SERVICE_NOT_IMPLEMENTED: &str = "self-service account settings for external tenants have no Microsoft \
-    Graph v1.0 API: profile edit and account deletion have none at all (external tenants' user flows cover sign-up and \
-    sign-in only), password reset follows from the email one-time passcode authentication method and the sign-in \
-    page's password reset link, and MFA enrollment from conditional access and the authentication methods policy";
+/// The self-service account options of external tenants that Graph v1.0 has no API for, by manifest
+/// name. External tenants' user flows (`authenticationEventsFlow`, `externalUsersSelfServiceSignUpEventsFlow`)
+/// cover sign-up and sign-in only, with no profile-edit or account-deletion step; MFA registration has no
+/// switch of its own (it follows from conditional access and the authentication methods policy). Graph
+/// reads them as off, and turning one on fails with `NotImplemented`.
+pub const SELF_SERVICE_NOT_IMPLEMENTED: [(&str, &str); 3] = [
+    (
+        "profileEdit",
+        "profile edit of an external tenant's customers has no Microsoft Graph v1.0 API (external tenants' user \
+         flows, authenticationEventsFlow, cover sign-up and sign-in only)",
+    ),
+    (
+        "accountDeletion",
+        "self-service account deletion of an external tenant's customers has no Microsoft Graph v1.0 API \
+         (external tenants' user flows, authenticationEventsFlow, cover sign-up and sign-in only)",
+    ),
+    (
+        "mfaEnrollment",
+        "MFA enrollment of an external tenant's customers has no Microsoft Graph v1.0 switch: it follows from \
+         conditional access and the authentication methods policy",
+    ),
+];
+
+/// What `passwordReset: false` does over Graph (a plan note, not a refusal).
+pub const PASSWORD_RESET_FALSE: &str = "false only hides the sign-in page's password reset link (the \
+    branding's loginPageTextVisibilitySettings.hideAccountResetCredentials); the email one-time passcode \
+    authentication method stays enabled, because customers may sign in with email one-time passcodes and \
+    switching it off would lock them out";
+
+/// The `NotImplemented` message for the options of `s` that are on and have no Graph v1.0 API, if any.
+pub fn self_service_not_implemented(s: &SelfServiceAccount) -> Option<String> {
+    let on = [s.profile_edit, s.account_deletion, s.mfa_enrollment];
+    let whys: Vec<String> = SELF_SERVICE_NOT_IMPLEMENTED
+        .iter()
+        .zip(on)
+        .filter(|(_, on)| *on)
+        .map(|((option, why), _)| format!("selfServiceAccount.{option}: {why}"))
+        .collect();
+    (!whys.is_empty()).then(|| whys.join("; "))
+}
+
+/// An external tenant's self-service password reset as Graph holds it: the email authentication method
+/// (`emailAuthenticationMethodConfiguration`) `enabled` with the `all_users` group among its
+/// `includeTargets`, and a branding (`organizationalBranding`, `None`: the tenant has none) that does not
+/// hide the sign-in form's password reset links (`loginPageTextVisibilitySettings.hideAccountResetCredentials`
+/// unset or `false`). Without a branding the neutral default applies, which Microsoft's external tenant
+/// guide says may not show the link ("If the Forgot password? link doesn't appear…"): read as hidden, so
+/// entente states it in a branding.
+pub fn password_reset(email_method: &serde_json::Value, branding: Option<&serde_json::Value>) -> bool {
+    email_method_for_all_users(email_method) && !reset_link_hidden(branding)
+}
+
+/// Whether the email authentication method is enabled for all users.
+pub fn email_method_for_all_users(m: &serde_json::Value) -> bool {
+    let enabled = m.get("state").and_then(serde_json::Value::as_str) == Some("enabled");
+    enabled && m.get("includeTargets").and_then(serde_json::Value::as_array).is_some_and(|t| t.iter().any(is_all_users))
+}
+
+/// An `authenticationMethodTarget` naming every user: the `group` `all_users`.
+pub fn is_all_users(target: &serde_json::Value) -> bool {
+    target.get("targetType").and_then(serde_json::Value::as_str) == Some("group")
+        && target.get("id").and_then(serde_json::Value::as_str) == Some(ALL_USERS)
+}
+
+/// The `authenticationMethodTarget` id of every user.
+pub const ALL_USERS: &str = "all_users";
+
+/// Whether the self-service password reset links are hidden (or not known to show: no branding).
+pub fn reset_link_hidden(branding: Option<&serde_json::Value>) -> bool {
+    let Some(b) = branding else { return true };
+    b.get("loginPageTextVisibilitySettings")
+        .and_then(|v| v.get("hideAccountResetCredentials"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false)
+}
 
 /// Graph's `organization.tenantType` as the core's type: `AAD` workforce, `CIAM` external; anything else
 /// (`AAD B2C`) is neither, and says why.
@@ -210,14 +285,19 @@ pub fn allowed_clouds(policy: &CrossTenantAccessPolicyRoot) -> BTreeSet<Cloud> {
         .collect()
 }
 
-/// The profile a Graph tenant shows entente: its cloud settings (R14), its type and its branding.
+/// The profile a Graph tenant shows entente: its cloud settings (R14), its type, its branding and (an
+/// external tenant) whether customers may reset their password. The other self-service options have no
+/// Graph v1.0 API and read as off; settings that are all off read as none, as a manifest without them.
 pub fn profile(
     policy: &CrossTenantAccessPolicyRoot,
     tenant_type: TenantType,
     branding: Option<CompanyBranding>,
+    password_reset: bool,
 ) -> TenantProfile {
     let branding = branding.filter(|b| *b != CompanyBranding::default());
-    TenantProfile { allowed_clouds: allowed_clouds(policy), tenant_type, branding, ..Default::default() }
+    let self_service_account = (tenant_type == TenantType::External && password_reset)
+        .then(|| SelfServiceAccount { password_reset, ..Default::default() });
+    TenantProfile { allowed_clouds: allowed_clouds(policy), tenant_type, branding, self_service_account }
 }
 
 #[cfg(test)]
@@ -238,8 +318,33 @@ mod tests {
         assert_eq!(b.background_color.as_deref(), Some("#00FF00"));
         assert_eq!(b.banner_logo.as_deref(), Some("graph:t/logintenantbranding/0/bannerlogo?ts=1"));
         assert_eq!(b.square_logo, None);
-        assert!(unsupported_profile(None).contains_key("selfServiceAccount"));
-        assert!(!unsupported_profile(None).contains_key("branding"));
+        let u = unsupported_profile(None, true);
+        for option in ["profileEdit", "accountDeletion", "mfaEnrollment"] {
+            assert!(u[&format!("selfServiceAccount.{option}")].contains("v1.0"), "{option}");
+        }
+        assert!(u["selfServiceAccount.passwordReset"].contains("stays enabled"));
+        assert!(!u.contains_key("branding") && !u.contains_key("selfServiceAccount"));
+        assert!(!unsupported_profile(None, false).contains_key("selfServiceAccount.passwordReset"));
+    }
+
+    #[test]
+    fn password_reset_needs_the_email_method_for_all_users_and_a_shown_link() {
+        let all = serde_json::json!({"state": "enabled", "includeTargets": [{"targetType": "group", "id": "all_users"}]});
+        let shown = serde_json::json!({"id": "0", "loginPageTextVisibilitySettings": {"hideAccountResetCredentials": false}});
+        let hidden = serde_json::json!({"id": "0", "loginPageTextVisibilitySettings": {"hideAccountResetCredentials": true}});
+        assert!(password_reset(&all, Some(&shown)));
+        assert!(!password_reset(&all, None), "no branding: the links are not known to show");
+        assert!(password_reset(&all, Some(&serde_json::json!({"id": "0"}))));
+        assert!(!password_reset(&all, Some(&hidden)));
+        let disabled = serde_json::json!({"state": "disabled", "includeTargets": [{"targetType": "group", "id": "all_users"}]});
+        assert!(!password_reset(&disabled, Some(&shown)));
+        let some = serde_json::json!({"state": "enabled", "includeTargets": [{"targetType": "group", "id": "g1"}]});
+        assert!(!password_reset(&some, Some(&shown)));
+        let on = SelfServiceAccount { password_reset: true, profile_edit: true, mfa_enrollment: true, ..Default::default() };
+        let why = self_service_not_implemented(&on).unwrap();
+        assert!(why.contains("profileEdit") && why.contains("mfaEnrollment") && !why.contains("accountDeletion"), "{why}");
+        assert!(!why.contains("passwordReset"), "{why}");
+        assert_eq!(self_service_not_implemented(&SelfServiceAccount { password_reset: true, ..Default::default() }), None);
     }
 
     #[test]
