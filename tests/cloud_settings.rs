@@ -7,7 +7,9 @@
 //! `organization.tenantType` (a wrong type is a plan error) and the branding's texts and colour are applied,
 //! read back and corrected through `/organization/{id}/branding`; branding images are resolved from files
 //! before planning, compared by content and uploaded as streams (`.../branding/localizations/0/{image}`);
-//! self-service settings fail as not implemented, saying what is missing.
+//! self-service password reset is the email authentication method enabled for all users plus the branding's
+//! password reset link (on, off hiding the link only, drift in either detected), and the other self-service
+//! options fail as not implemented, naming only those.
 
 mod emulator_support;
 
@@ -464,19 +466,41 @@ async fn over_graph_a_wrong_tenant_type_is_a_plan_error_both_ways() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn over_graph_self_service_is_not_implemented_and_says_why() {
+async fn over_graph_profile_edit_account_deletion_and_mfa_enrollment_are_not_implemented_naming_only_those() {
     let h = shop_over_graph().await;
     let desired = shop("  tenantType: external\n  selfServiceAccount:\n    profileEdit: true\n    passwordReset: true\n");
     let plan = engine::plan_against(&desired, &h.routes, PlanOptions::default()).await;
     let c = change(&plan, Kind::Tenant, SHOP);
     let note = c.note.clone().unwrap_or_default();
-    assert!(note.contains("spec.selfServiceAccount") && note.contains("no Microsoft Graph v1.0 API"), "{c:#?}");
-    assert!(note.contains("profile edit and account deletion have none at all"), "{note}");
+    assert!(note.contains("spec.selfServiceAccount.profileEdit") && note.contains("no Microsoft Graph v1.0 API"), "{c:#?}");
+    assert!(note.contains("applying this change fails until it is"), "{note}");
+    for other in ["passwordReset", "accountDeletion", "mfaEnrollment"] {
+        assert!(!note.contains(other), "{other} is not refused: {note}");
+    }
     let report = engine::apply(&plan, &h.routes).await;
     let failed = format!("{:?}", report.results);
     assert_eq!(report.failed(), 1, "{failed}");
-    assert!(failed.contains("self-service account settings for external tenants have no Microsoft Graph v1.0 API"), "{failed}");
-    assert!(failed.contains("password reset follows from the email one-time passcode"), "{failed}");
+    assert!(failed.contains("selfServiceAccount.profileEdit") && failed.contains("no Microsoft Graph v1.0 API"), "{failed}");
+    assert!(!failed.contains("passwordReset") && !failed.contains("password reset"), "{failed}");
+    // What Graph has an API for was written before the refusal: password reset is on.
+    assert!(h.world.tenant_profile(SHOP).unwrap().self_service_account.is_some_and(|s| s.password_reset));
+
+    // All three: each is named, password reset still is not.
+    let all = shop(
+        "  tenantType: external\n  selfServiceAccount:\n    profileEdit: true\n    accountDeletion: true\n    mfaEnrollment: true\n    passwordReset: true\n",
+    );
+    let plan = engine::plan_against(&all, &h.routes, PlanOptions::default()).await;
+    let note = change(&plan, Kind::Tenant, SHOP).note.clone().unwrap_or_default();
+    for option in ["profileEdit", "accountDeletion", "mfaEnrollment"] {
+        assert!(note.contains(&format!("spec.selfServiceAccount.{option}")), "{option}: {note}");
+    }
+    assert!(!note.contains("passwordReset"), "{note}");
+    let report = engine::apply(&plan, &h.routes).await;
+    let failed = format!("{:?}", report.results);
+    assert!(
+        failed.contains("accountDeletion") && failed.contains("mfaEnrollment") && !failed.contains("passwordReset"),
+        "{failed}"
+    );
     h.check_contract();
 }
 
@@ -734,4 +758,245 @@ async fn the_emulator_serves_tenant_type_and_rejects_a_malformed_branding_per_th
     let v = report.violations.iter().find(|v| v.direction == "request").unwrap_or_else(|| panic!("{:#?}", report.violations));
     assert_eq!(v.path, path);
     assert!(v.findings.iter().any(|f| f.contains("/signInPageText")), "{:?}", v.findings);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Self-service password reset of an external tenant over Graph: the email authentication method enabled
+// for all users (/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/email) and the
+// branding's loginPageTextVisibilitySettings.hideAccountResetCredentials (emulator, strict contract)
+
+const EMAIL_METHOD: &str = "/v1.0/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/email";
+
+/// A token of an administrator's app in shop (not entente's), for what changes outside entente.
+fn admin_token(h: &Harness) -> String {
+    static TOKENS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+    let emu = h.emulator.as_ref().unwrap();
+    let mut tokens = TOKENS.lock().unwrap();
+    if let Some((_, t)) = tokens.iter().find(|(url, _)| *url == emu.url()) {
+        return t.clone();
+    }
+    let roles = ["Policy.Read.All", "Policy.ReadWrite.AuthenticationMethod", "OrganizationalBranding.ReadWrite.All"];
+    let app = entente::emulator::apps::create_app(&h.world, SHOP, "admin", &roles.map(String::from)).unwrap();
+    let token = emu.mint_token(SHOP, &app.client_id, &roles, 3600);
+    tokens.push((emu.url(), token.clone()));
+    token
+}
+
+/// A request to the emulator as shop's administrator.
+async fn as_admin(
+    h: &Harness,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let emu = h.emulator.as_ref().unwrap();
+    let token = admin_token(h);
+    let mut req = reqwest::Client::new().request(method, format!("{}{path}", emu.url())).bearer_auth(token);
+    req = req.header("Accept-Language", "0");
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = emulator_support::read(req.send().await.unwrap()).await;
+    (r.status, r.body)
+}
+
+async fn email_method(h: &Harness) -> serde_json::Value {
+    let (status, body) = as_admin(h, reqwest::Method::GET, EMAIL_METHOD, None).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    body
+}
+
+/// The branding's hideAccountResetCredentials, `None` without a branding.
+async fn links_hidden(h: &Harness) -> Option<bool> {
+    let (status, body) = as_admin(h, reqwest::Method::GET, &format!("/v1.0/organization/{SHOP}/branding"), None).await;
+    if status == reqwest::StatusCode::NOT_FOUND {
+        return None;
+    }
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    Some(body["loginPageTextVisibilitySettings"]["hideAccountResetCredentials"].as_bool().expect("a boolean"))
+}
+
+fn for_all_users(method: &serde_json::Value) -> bool {
+    method["state"] == "enabled"
+        && method["includeTargets"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["targetType"] == "group" && t["id"] == "all_users"))
+}
+
+fn password_reset_in(h: &Harness) -> bool {
+    h.world.tenant_profile(SHOP).unwrap().self_service_account.is_some_and(|s| s.password_reset)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_graph_password_reset_enables_the_method_shows_the_link_reads_back_drifts_and_off_hides_the_link_only() {
+    let h = shop_over_graph().await;
+    // Before: the method for no one in particular, no branding; password reset is off.
+    assert!(!for_all_users(&email_method(&h).await));
+    assert_eq!(links_hidden(&h).await, None);
+    let on = shop("  tenantType: external\n  selfServiceAccount:\n    passwordReset: true\n");
+
+    // On: both settings are written (the method for all users, the link shown in a branding).
+    let plan = plan_and_apply(&on, &h.routes).await;
+    let c = change(&plan, Kind::Tenant, SHOP);
+    assert!(c.action.writes(), "{c:#?}");
+    assert_eq!(diff_paths(c), ["selfServiceAccount.passwordReset"]);
+    let note = c.note.clone().unwrap_or_default();
+    assert!(!note.contains("selfServiceAccount") && !note.contains("fails"), "nothing refused or noted: {note}");
+    let method = email_method(&h).await;
+    assert!(for_all_users(&method), "{method}");
+    assert_eq!(method["allowExternalIdToUseEmailOtp"], "default", "the B2B provider's setting is untouched: {method}");
+    assert_eq!(links_hidden(&h).await, Some(false));
+    assert!(password_reset_in(&h));
+    // The manifest has no branding: the one holding the link has no texts and reads as none.
+    assert_eq!(h.world.tenant_profile(SHOP).unwrap().branding, None);
+
+    // Read back through Graph: no drift, nothing to write.
+    let again = engine::plan_against(&on, &h.routes, PlanOptions::default()).await;
+    assert!(again.errors.is_empty(), "{:?}", again.errors);
+    assert!(!again.has_writes(), "{:#?}", again.changes);
+    assert_eq!(change(&again, Kind::Tenant, SHOP).action, Action::Unchanged);
+
+    // Drift in the branding (the link hidden in Graph): detected and corrected.
+    let path = format!("/v1.0/organization/{SHOP}/branding");
+    let hide = serde_json::json!({"loginPageTextVisibilitySettings": {"hideAccountResetCredentials": true}});
+    assert_eq!(as_admin(&h, reqwest::Method::PATCH, &path, Some(hide)).await.0, reqwest::StatusCode::NO_CONTENT);
+    assert!(!password_reset_in(&h), "the directory follows Graph's settings");
+    let plan = plan_and_apply(&on, &h.routes).await;
+    let c = change(&plan, Kind::Tenant, SHOP);
+    assert!(c.action == Action::Update && c.drift, "{c:#?}");
+    assert_eq!(diff_paths(c), ["selfServiceAccount.passwordReset"]);
+    assert_eq!(links_hidden(&h).await, Some(false));
+
+    // Drift in the method (disabled in Graph): detected and corrected.
+    let off = serde_json::json!({"@odata.type": "#microsoft.graph.emailAuthenticationMethodConfiguration", "state": "disabled"});
+    assert_eq!(as_admin(&h, reqwest::Method::PATCH, EMAIL_METHOD, Some(off)).await.0, reqwest::StatusCode::NO_CONTENT);
+    let plan = plan_and_apply(&on, &h.routes).await;
+    let c = change(&plan, Kind::Tenant, SHOP);
+    assert!(c.action == Action::Update && c.drift, "{c:#?}");
+    assert_eq!(diff_paths(c), ["selfServiceAccount.passwordReset"]);
+    assert!(for_all_users(&email_method(&h).await));
+
+    // Drift in the directory the emulator serves (another backend turned it off): Graph shows it, corrected.
+    let op = Operation::ConfigureTenantExperience {
+        tenant_type: TenantType::External,
+        branding: None,
+        self_service_account: Some(entente::core::tenant_profile::SelfServiceAccount::default()),
+    };
+    h.world.apply(SHOP, &[op]).await.unwrap();
+    let plan = plan_and_apply(&on, &h.routes).await;
+    assert!(change(&plan, Kind::Tenant, SHOP).drift);
+    assert!(password_reset_in(&h));
+
+    // Off: the link is hidden, the method stays enabled for all users (customers may sign in with it), and
+    // the plan says so.
+    let off = shop("  tenantType: external\n  selfServiceAccount:\n    passwordReset: false\n");
+    let plan = plan_and_apply(&off, &h.routes).await;
+    let c = change(&plan, Kind::Tenant, SHOP);
+    assert_eq!(diff_paths(c), ["selfServiceAccount.passwordReset"]);
+    let note = c.note.clone().unwrap_or_default();
+    assert!(note.contains("spec.selfServiceAccount.passwordReset") && note.contains("only hides"), "{note}");
+    assert!(note.contains("stays enabled") && !note.contains("fails"), "{note}");
+    assert_eq!(links_hidden(&h).await, Some(true));
+    assert!(for_all_users(&email_method(&h).await), "the method is not disabled");
+    assert!(!password_reset_in(&h));
+    let again = engine::plan_against(&off, &h.routes, PlanOptions::default()).await;
+    assert!(!again.has_writes(), "{:#?}", again.changes);
+    let note = change(&again, Kind::Tenant, SHOP).note.clone().unwrap_or_default();
+    assert!(!note.contains("passwordReset"), "said only when the plan turns it off: {note}");
+    // A manifest without selfServiceAccount means the same (all off): nothing to write.
+    let none = engine::plan_against(&shop("  tenantType: external\n"), &h.routes, PlanOptions::default()).await;
+    assert!(!none.has_writes(), "{:#?}", none.changes);
+    h.check_contract();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_graph_password_reset_with_a_branding_is_one_branding_patch_and_survives_a_text_edit() {
+    let h = shop_over_graph().await;
+    let with = format!("{BRANDING}  selfServiceAccount:\n    passwordReset: true\n");
+    plan_and_apply(&shop(&with), &h.routes).await;
+    assert_eq!(links_hidden(&h).await, Some(false));
+    assert_eq!(branding_of(&h).sign_in_page_text.as_deref(), Some("Welcome to Shop"));
+    assert!(password_reset_in(&h));
+    let edited = with.replace("Welcome to Shop", "Hello");
+    let plan = plan_and_apply(&shop(&edited), &h.routes).await;
+    assert_eq!(diff_paths(change(&plan, Kind::Tenant, SHOP)), ["branding.signInPageText"]);
+    assert_eq!(links_hidden(&h).await, Some(false));
+    let again = engine::plan_against(&shop(&edited), &h.routes, PlanOptions::default()).await;
+    assert!(!again.has_writes(), "{:#?}", again.changes);
+    // The manifest drops the branding but keeps password reset: the texts go, the link stays shown.
+    let bare = shop("  tenantType: external\n  selfServiceAccount:\n    passwordReset: true\n");
+    let plan = plan_and_apply(&bare, &h.routes).await;
+    let paths = diff_paths(change(&plan, Kind::Tenant, SHOP));
+    assert!(!paths.is_empty() && paths.iter().all(|p| p.starts_with("branding.")), "{paths:?}");
+    assert_eq!(h.world.tenant_profile(SHOP).unwrap().branding, None);
+    assert_eq!(links_hidden(&h).await, Some(false));
+    assert!(password_reset_in(&h));
+    assert!(!engine::plan_against(&bare, &h.routes, PlanOptions::default()).await.has_writes());
+    h.check_contract();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_serves_password_reset_settings_and_rejects_malformed_ones_per_the_contract() {
+    let env = emulator_support::env().await;
+    let shop = identity(SHOP, "shop", Cloud::Global);
+    let external =
+        Operation::ConfigureTenantExperience { tenant_type: TenantType::External, branding: None, self_service_account: None };
+    env.dir.apply(SHOP, &[Operation::CreateTenant { identity: shop }, external]).await.unwrap();
+    let perms = ["Policy.ReadWrite.AuthenticationMethod", "OrganizationalBranding.ReadWrite.All"].map(String::from);
+    let app = entente::emulator::apps::create_app(&env.dir, SHOP, "admin", &perms).unwrap();
+    let token = env.token(&app).await;
+    let branding = format!("/v1.0/organization/{SHOP}/branding");
+    let patch_branding = |body: serde_json::Value| {
+        env.call_with(reqwest::Method::PATCH, Some(&token), &branding, Some(body), &[("Accept-Language", "0")])
+    };
+    let reset = || env.dir.tenant_profile(SHOP).unwrap().self_service_account.is_some_and(|s| s.password_reset);
+
+    // The method for all users, then the link shown: the directory's passwordReset follows.
+    let method = serde_json::json!({
+        "@odata.type": "#microsoft.graph.emailAuthenticationMethodConfiguration",
+        "state": "enabled",
+        "includeTargets": [{"targetType": "group", "id": "all_users", "isRegistrationRequired": false}],
+    });
+    assert_eq!(env.patch(&token, EMAIL_METHOD, method).await.status, reqwest::StatusCode::NO_CONTENT);
+    let got = env.get(&token, EMAIL_METHOD).await;
+    assert_eq!(got.body["includeTargets"][0]["id"], "all_users", "{:?}", got.body);
+    assert!(!reset(), "no branding shows the link yet");
+    let show =
+        serde_json::json!({"loginPageTextVisibilitySettings": {"hideAccountResetCredentials": false, "hideTermsOfUse": true}});
+    assert_eq!(patch_branding(show).await.status, reqwest::StatusCode::NO_CONTENT);
+    assert!(reset());
+    let got = env.call_with(reqwest::Method::GET, Some(&token), &branding, None, &[("Accept-Language", "0")]).await;
+    assert_eq!(got.body["loginPageTextVisibilitySettings"]["hideTermsOfUse"], true, "{:?}", got.body);
+    assert_eq!(got.body["loginPageTextVisibilitySettings"]["hideAccountResetCredentials"], false);
+    // The method disabled: off.
+    let disabled =
+        serde_json::json!({"@odata.type": "#microsoft.graph.emailAuthenticationMethodConfiguration", "state": "disabled"});
+    assert_eq!(env.patch(&token, EMAIL_METHOD, disabled).await.status, reqwest::StatusCode::NO_CONTENT);
+    assert!(!reset());
+    assert_eq!(env.get(&token, EMAIL_METHOD).await.body["state"], "disabled");
+    env.assert_contract_clean();
+
+    // A string where the contract says boolean: 400, and the report names the request's field.
+    let r = patch_branding(serde_json::json!({"loginPageTextVisibilitySettings": {"hideAccountResetCredentials": "no"}})).await;
+    assert_eq!(r.status, reqwest::StatusCode::BAD_REQUEST, "{}", r.text);
+    let report = env.emu.contract_report();
+    let v = report.violations.iter().find(|v| v.direction == "request").unwrap_or_else(|| panic!("{:#?}", report.violations));
+    assert_eq!(v.path, branding);
+    assert!(v.findings.iter().any(|f| f.contains("hideAccountResetCredentials")), "{:?}", v.findings);
+    // A target type outside the contract's enum: 400 too, naming includeTargets.
+    let bad = serde_json::json!({
+        "@odata.type": "#microsoft.graph.emailAuthenticationMethodConfiguration",
+        "includeTargets": [{"targetType": "everyone", "id": "all_users"}],
+    });
+    let r = env.patch(&token, EMAIL_METHOD, bad).await;
+    assert_eq!(r.status, reqwest::StatusCode::BAD_REQUEST, "{}", r.text);
+    let report = env.emu.contract_report();
+    let requests: Vec<_> = report.violations.iter().filter(|v| v.direction == "request").collect();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    assert!(
+        requests[1].findings.iter().any(|f| f.contains("includeTargets") && f.contains("targetType")),
+        "{:?}",
+        requests[1].findings
+    );
+    assert_eq!(env.get(&token, EMAIL_METHOD).await.body["includeTargets"][0]["targetType"], "group", "nothing written");
 }
