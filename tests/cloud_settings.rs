@@ -366,14 +366,18 @@ async fn an_external_tenant_is_created_with_its_branding_and_converges_locally()
 async fn shop_over_graph() -> Harness {
     let tmp = tempfile::tempdir().unwrap();
     let world = Arc::new(LocalDirectory::open(&tmp.path().join("directory.db")).unwrap());
-    let shop = identity(SHOP, "shop", Cloud::Global);
-    let external =
-        Operation::ConfigureTenantExperience { tenant_type: TenantType::External, branding: None, self_service_account: None };
-    world.apply(SHOP, &[Operation::CreateTenant { identity: shop }, external]).await.unwrap();
+    world.apply(SHOP, &external_shop()).await.unwrap();
     world.apply(CONTOSO, &[Operation::CreateTenant { identity: identity(CONTOSO, "contoso", Cloud::Global) }]).await.unwrap();
     let (handle, routes) =
         emulator_support::graph_over_emulator(&world, &[SHOP, CONTOSO], &tmp.path().join("inventory.db")).await;
     Harness { world, routes, emulator: Some(handle), _tmp: tmp }
+}
+
+/// Creates the shop tenant as an external (customer) tenant with no branding yet.
+fn external_shop() -> [Operation; 2] {
+    let external =
+        Operation::ConfigureTenantExperience { tenant_type: TenantType::External, branding: None, self_service_account: None };
+    [Operation::CreateTenant { identity: identity(SHOP, "shop", Cloud::Global) }, external]
 }
 
 const BRANDING: &str = "  tenantType: external\n  branding:\n    signInPageText: Welcome to Shop\n    usernameHintText: you@example.com\n    backgroundColor: '#0072c6'\n";
@@ -643,10 +647,7 @@ async fn over_graph_an_unreadable_oversized_or_non_image_reference_is_a_plan_err
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_emulator_serves_branding_images_and_rejects_a_malformed_stream_per_the_contract() {
     let env = emulator_support::env().await;
-    let shop = identity(SHOP, "shop", Cloud::Global);
-    let external =
-        Operation::ConfigureTenantExperience { tenant_type: TenantType::External, branding: None, self_service_account: None };
-    env.dir.apply(SHOP, &[Operation::CreateTenant { identity: shop }, external]).await.unwrap();
+    env.dir.apply(SHOP, &external_shop()).await.unwrap();
     let app =
         entente::emulator::apps::create_app(&env.dir, SHOP, "brander", &["OrganizationalBranding.ReadWrite.All".to_string()])
             .unwrap();
@@ -938,10 +939,7 @@ async fn over_graph_password_reset_with_a_branding_is_one_branding_patch_and_sur
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_emulator_serves_password_reset_settings_and_rejects_malformed_ones_per_the_contract() {
     let env = emulator_support::env().await;
-    let shop = identity(SHOP, "shop", Cloud::Global);
-    let external =
-        Operation::ConfigureTenantExperience { tenant_type: TenantType::External, branding: None, self_service_account: None };
-    env.dir.apply(SHOP, &[Operation::CreateTenant { identity: shop }, external]).await.unwrap();
+    env.dir.apply(SHOP, &external_shop()).await.unwrap();
     let perms = ["Policy.ReadWrite.AuthenticationMethod", "OrganizationalBranding.ReadWrite.All"].map(String::from);
     let app = entente::emulator::apps::create_app(&env.dir, SHOP, "admin", &perms).unwrap();
     let token = env.token(&app).await;
