@@ -121,10 +121,23 @@ pub enum DirectoryCommand {
         #[arg(long = "remove-from-group")]
         remove_from_groups: Vec<String>,
     },
-    /// Delete a guest outside entente.
+    /// Delete a guest outside entente (into the recycle bin: restorable for 30 days).
     DeleteGuest {
         /// Tenant id or domain.
         tenant: String,
+        email: String,
+    },
+    /// List the recycle bin: users deleted in the last 30 days, newest first.
+    Deleted {
+        /// Tenant id or domain.
+        tenant: String,
+    },
+    /// Restore a deleted user from the recycle bin as the same user (id, groups, redemption state), as an
+    /// admin would; refused while a live user holds its mail.
+    Restore {
+        /// Tenant id or domain.
+        tenant: String,
+        /// The deleted user's mail (or id).
         email: String,
     },
     /// Serve the directory file as a Microsoft Graph-compatible API (with a token endpoint), until Ctrl-C.
@@ -435,6 +448,8 @@ pub fn run(dir: &LocalDirectory, cmd: DirectoryCommand, out: &mut dyn Write) -> 
             writeln!(out, "deleted {} ({}) from {} outside entente", user.mail, user.id, t.initial_domain)?;
             Ok(())
         }
+        DirectoryCommand::Deleted { tenant } => super::recycle_bin::list(dir, &tenant, out),
+        DirectoryCommand::Restore { tenant, email } => super::recycle_bin::restore(dir, &tenant, &email, out),
     }
 }
 

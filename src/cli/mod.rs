@@ -3,6 +3,7 @@
 mod access_requests;
 pub mod directory;
 mod explain;
+mod recycle_bin;
 mod render;
 mod sync;
 

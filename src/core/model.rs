@@ -288,6 +288,10 @@ pub struct TenantSnapshot {
     pub partners: Vec<PartnerConfiguration>,
     /// Users created by invitation (or of type Guest).
     pub guests: Vec<GuestUser>,
+    /// Guests deleted recently enough to be restored (the directory's recycle bin, 30 days), newest
+    /// first, with the groups a restore brings back when the backend knows them (`groups_known`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted_guests: Vec<DeletedGuest>,
     /// entente's ownership records in this tenant.
     pub managed: Vec<ManagedRecord>,
     /// The multi-tenant organization this tenant owns or belongs to, and its own join request (R15).
@@ -346,6 +350,21 @@ pub struct GuestUser {
     pub account_enabled: bool,
     /// Ids of the groups the user belongs to.
     pub group_ids: BTreeSet<String>,
+}
+
+/// A guest in the directory's recycle bin: restorable, as the same user, until 30 days after `deleted_date_time`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedGuest {
+    #[serde(flatten)]
+    pub guest: GuestUser,
+    /// When it was deleted (RFC 3339, UTC), as Graph's `deletedDateTime`.
+    pub deleted_date_time: String,
+    /// Whether `guest.group_ids` are the memberships a restore brings back (the local directory keeps them
+    /// in the bin). `false`: the backend cannot list a deleted user's groups (Graph); a restore brings them
+    /// back all the same.
+    #[serde(default)]
+    pub groups_known: bool,
 }
 
 /// entente's ownership marker: it only ever changes or deletes what carries one.

@@ -56,6 +56,12 @@ pub enum Operation {
     DeleteGuest {
         user_id: String,
     },
+    /// Bring a deleted guest back from the directory's recycle bin (deleted items, 30 days): the same user,
+    /// id, mail, user principal name, redemption state and groups; no invitation email. Refused (conflict)
+    /// while a live user holds its mail or user principal name. Restoring a live user is a no-op.
+    RestoreGuest {
+        user_id: String,
+    },
     /// Create (or take over, by mail) the user a cross-tenant sync job keeps for a source user (R13): a
     /// B2B collaboration user, without any invitation email, with the mapped properties set.
     ProvisionUser {
@@ -162,6 +168,7 @@ impl Operation {
             Operation::ProvisionUser { .. } => "provisionUser",
             Operation::UpdateGuest { .. } => "updateGuest",
             Operation::DeleteGuest { .. } => "deleteGuest",
+            Operation::RestoreGuest { .. } => "restoreGuest",
             Operation::PutMultiTenantOrganization { .. } => "putMultiTenantOrganization",
             Operation::AddMtoMember { .. } => "addMtoMember",
             Operation::RemoveMtoMember { .. } => "removeMtoMember",

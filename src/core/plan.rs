@@ -308,6 +308,7 @@ fn empty_snapshot(tenant: &DesiredTenant) -> TenantSnapshot {
         groups: vec![],
         partners: vec![],
         guests: vec![],
+        deleted_guests: vec![],
         managed: vec![],
         multi_tenant_organization: None,
         profile: Default::default(),
@@ -575,6 +576,13 @@ impl<'a> TenantContext<'a> {
             self.invitation_view(inv, inv.display_name.as_deref(), inv.user_type, desired_groups, Some(inv.deletion_policy));
 
         let Some(guest) = existing else {
+            // A guest entente managed that was deleted outside entente: restore it from the recycle bin
+            // (same user, groups, no new invitation email) rather than invite someone new.
+            if let Some(record) = record
+                && let Some(deleted) = self.deleted_guest(record, &key)
+            {
+                return self.restore_change(inv, &key, deleted, &desired);
+            }
             let mut c = self.change(&inv.object, Action::Create, vec![], vec![]);
             if let Some(refusal) = predict_refusal(self.tenant, &inv.email, policies) {
                 c.action = Action::Refused;
@@ -603,20 +611,8 @@ impl<'a> TenantContext<'a> {
             return c;
         };
 
-        // Only memberships in groups the tenant declares are entente's to change.
-        let managed_groups = &self.tenant.groups;
-        let observed_groups: Vec<&str> =
-            guest.group_ids.iter().filter_map(|id| self.group_name(id)).filter(|n| managed_groups.contains(*n)).collect();
         let observed_dp = record.map(|r| r.deletion_policy).or(record.is_none().then_some(inv.deletion_policy));
-        let observed =
-            self.invitation_view(inv, guest.display_name.as_deref(), guest.user_type, observed_groups.clone(), observed_dp);
-        let patch = GuestPatch {
-            display_name: inv.display_name.clone().filter(|d| guest.display_name.as_deref() != Some(d)),
-            user_type: (guest.user_type != inv.user_type).then_some(inv.user_type),
-            add_to_groups: inv.groups.iter().filter(|g| !observed_groups.contains(&g.as_str())).cloned().collect(),
-            remove_from_groups: observed_groups.iter().filter(|g| !inv.groups.contains(**g)).map(|g| g.to_string()).collect(),
-            ..Default::default()
-        };
+        let (observed, patch) = self.guest_view_and_patch(inv, guest, observed_dp);
         let record_op =
             record_op(Kind::GuestInvitation, &key, &inv.object, Some(guest.id.clone()), inv.deletion_policy, &desired);
         let user_id = guest.id.clone();
@@ -632,6 +628,79 @@ impl<'a> TenantContext<'a> {
             change.note = Some(format!("{} already has user {} in this tenant: adopted, not invited again", inv.email, guest.id));
         }
         change
+    }
+}
+
+impl TenantContext<'_> {
+    /// The guest's view (memberships only in groups the tenant declares: only those are entente's to
+    /// change) and the patch that brings it to the invitation's.
+    fn guest_view_and_patch(
+        &self,
+        inv: &DesiredInvitation,
+        guest: &GuestUser,
+        observed_dp: Option<DeletionPolicy>,
+    ) -> (Value, GuestPatch) {
+        let managed_groups = &self.tenant.groups;
+        // By name, as the desired groups are (ids order them at random).
+        let observed_groups: Vec<&str> = guest
+            .group_ids
+            .iter()
+            .filter_map(|id| self.group_name(id))
+            .filter(|n| managed_groups.contains(*n))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let observed =
+            self.invitation_view(inv, guest.display_name.as_deref(), guest.user_type, observed_groups.clone(), observed_dp);
+        let patch = GuestPatch {
+            display_name: inv.display_name.clone().filter(|d| guest.display_name.as_deref() != Some(d)),
+            user_type: (guest.user_type != inv.user_type).then_some(inv.user_type),
+            add_to_groups: inv.groups.iter().filter(|g| !observed_groups.contains(&g.as_str())).cloned().collect(),
+            remove_from_groups: observed_groups.iter().filter(|g| !inv.groups.contains(**g)).map(|g| g.to_string()).collect(),
+            ..Default::default()
+        };
+        (observed, patch)
+    }
+
+    /// The recycle bin's copy of the guest an ownership record names: by the recorded id first, then by
+    /// the record's key (the lowercase mail); the most recently deleted when several share the mail.
+    fn deleted_guest(&self, record: &ManagedRecord, key: &str) -> Option<&DeletedGuest> {
+        let bin = &self.snapshot.deleted_guests;
+        record.external_id.as_deref().and_then(|id| bin.iter().find(|d| d.guest.id == id)).or_else(|| {
+            bin.iter()
+                .filter(|d| d.guest.mail.eq_ignore_ascii_case(key))
+                .max_by(|a, b| a.deleted_date_time.cmp(&b.deleted_date_time))
+        })
+    }
+
+    /// A managed guest deleted outside entente and still in the recycle bin: restored (same id, mail,
+    /// redemption state and groups; no invitation email), then brought in line with the invitation in the
+    /// same change, so the next plan has nothing left to do.
+    fn restore_change(&self, inv: &DesiredInvitation, key: &str, deleted: &DeletedGuest, desired: &Value) -> Change {
+        let guest = &deleted.guest;
+        let (mut observed, mut patch) = self.guest_view_and_patch(inv, guest, Some(inv.deletion_policy));
+        if !deleted.groups_known {
+            // A restore brings the memberships back; which they are, only the next snapshot tells.
+            observed["groups"] = desired["groups"].clone();
+            patch.add_to_groups.clear();
+            patch.remove_from_groups.clear();
+        }
+        let mut diff_out =
+            vec![FieldChange { path: "deletedDateTime".into(), from: Some(json!(deleted.deleted_date_time)), to: None }];
+        diff_out.extend(diff(&observed, desired));
+        let mut ops = vec![Operation::RestoreGuest { user_id: guest.id.clone() }];
+        if !patch.is_empty() {
+            ops.push(Operation::UpdateGuest { user_id: guest.id.clone(), patch });
+        }
+        ops.push(record_op(Kind::GuestInvitation, key, &inv.object, Some(guest.id.clone()), inv.deletion_policy, desired));
+        let mut c = self.change(&inv.object, Action::Update, diff_out, ops);
+        c.drift = true;
+        c.note = Some(format!(
+            "the guest was deleted outside entente at {}; it is restored from the recycle bin: same account ({}), groups \
+             kept, no new invitation email",
+            deleted.deleted_date_time, guest.id
+        ));
+        c
     }
 }
 

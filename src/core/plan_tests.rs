@@ -66,6 +66,7 @@ fn simulate(snapshot: Option<TenantSnapshot>, plan: &Plan) -> TenantSnapshot {
                     groups: vec![],
                     partners: vec![],
                     guests: vec![],
+                    deleted_guests: vec![],
                     managed: vec![],
                     multi_tenant_organization: None,
                     profile: Default::default(),
@@ -129,7 +130,21 @@ fn simulate(snapshot: Option<TenantSnapshot>, plan: &Plan) -> TenantSnapshot {
                         g.group_ids.remove(&format!("g-{n}"));
                     }
                 }
-                Operation::DeleteGuest { user_id } => t.guests.retain(|g| g.id != user_id),
+                Operation::DeleteGuest { user_id } => {
+                    if let Some(i) = t.guests.iter().position(|g| g.id == user_id) {
+                        let guest = t.guests.remove(i);
+                        t.deleted_guests.push(DeletedGuest {
+                            guest,
+                            deleted_date_time: "2025-01-01T00:00:00Z".into(),
+                            groups_known: true,
+                        });
+                    }
+                }
+                Operation::RestoreGuest { user_id } => {
+                    if let Some(i) = t.deleted_guests.iter().position(|d| d.guest.id == user_id) {
+                        t.guests.push(t.deleted_guests.remove(i).guest);
+                    }
+                }
                 Operation::Record { record } => {
                     t.managed.retain(|r| !(r.kind == record.kind && r.key == record.key));
                     t.managed.push(record);

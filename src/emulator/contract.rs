@@ -47,6 +47,7 @@ pub const EXTENSIONS: &[(&str, &str)] = &[
     ("contract/user_flows.yaml", include_str!("contract/user_flows.yaml")),
     ("contract/entitlement.yaml", include_str!("contract/entitlement.yaml")),
     ("contract/organization.yaml", include_str!("contract/organization.yaml")),
+    ("contract/directory.yaml", include_str!("contract/directory.yaml")),
 ];
 
 /// Where the shared reference lives beside the crate, when it does.

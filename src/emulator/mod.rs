@@ -28,6 +28,7 @@ pub mod apps;
 mod auth;
 mod batch;
 mod conditional_access;
+mod deleted_items;
 pub mod config;
 pub mod contract;
 mod entitlement;

@@ -148,6 +148,9 @@ pub fn required(route: &Route, method: &Method) -> &'static [&'static str] {
         Route::EmailMethod if read => EMAIL_METHOD_READ,
         Route::EmailMethod => EMAIL_METHOD_WRITE,
         Route::FederationConfiguration(_) => FEDERATION_DELETE,
+        // directory-deleteditems-list / -restore (v1.0), for users: User.Read.All / User.ReadWrite.All.
+        Route::DeletedUsers => USER_READ,
+        Route::DeletedItemRestore(_) => USER_WRITE,
         Route::Federations | Route::Federation(_) | Route::FederationDomains(_) if read => IDP_READ,
         Route::Federations | Route::Federation(_) | Route::FederationDomains(_) => IDP_WRITE,
         Route::UserFlows | Route::UserFlow(_) if read => FLOW_READ,

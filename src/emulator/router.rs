@@ -169,6 +169,10 @@ pub enum Route {
     FederationConfiguration(String),
     /// A federation's `domains`, with the id before or after the cast: list and add.
     FederationDomains(String),
+    /// `/directory/deletedItems/microsoft.graph.user`: the recycle bin's users (contract extension).
+    DeletedUsers,
+    /// `/directory/deletedItems/{id}/restore` (contract extension).
+    DeletedItemRestore(String),
     /// `/identity/b2xUserFlows` (R17).
     UserFlows,
     UserFlow(String),
@@ -273,6 +277,8 @@ impl Route {
                     _ => return Err(GraphError::not_found(&segments.join("/"))),
                 }
             }
+            (ApiVersion::V1, ["directory", "deletedItems", "microsoft.graph.user" | "graph.user"]) => Route::DeletedUsers,
+            (ApiVersion::V1, ["directory", "deletedItems", id, "restore"]) => Route::DeletedItemRestore(id.to_string()),
             (ApiVersion::V1, ["identity", "b2xUserFlows"]) => Route::UserFlows,
             (ApiVersion::V1, ["identity", "b2xUserFlows", id]) => Route::UserFlow(id.to_string()),
             (ApiVersion::V1, ["identity", "b2xUserFlows", id, "userFlowIdentityProviders"]) => {
@@ -365,6 +371,8 @@ impl Route {
             Route::Federations | Route::FederationDomains(_) => GET_POST,
             Route::Federation(_) => &[Method::PATCH],
             Route::FederationConfiguration(_) => DELETE,
+            Route::DeletedUsers => GET,
+            Route::DeletedItemRestore(_) => POST,
             Route::UserFlow(_) => &[Method::GET, Method::DELETE],
             Route::UserFlowProviders(_) | Route::UserFlowAttributes | Route::UserFlowStep(..) => GET,
             Route::UserFlowProvidersRef(_) => POST,
@@ -458,6 +466,8 @@ impl Route {
             Route::FederationDomains(_) => {
                 "/directory/federationConfigurations/microsoft.graph.samlOrWsFedExternalDomainFederation/{samlOrWsFedExternalDomainFederation-id}/domains"
             }
+            Route::DeletedUsers => "/directory/deletedItems/microsoft.graph.user",
+            Route::DeletedItemRestore(_) => "/directory/deletedItems/{directoryObject-id}/restore",
             Route::UserFlows => "/identity/b2xUserFlows",
             Route::UserFlow(_) => "/identity/b2xUserFlows/{b2xIdentityUserFlow-id}",
             Route::UserFlowProviders(_) => "/identity/b2xUserFlows/{b2xIdentityUserFlow-id}/userFlowIdentityProviders",

@@ -719,6 +719,8 @@ async fn dispatch(ctx: &Ctx, route: Route, req: &GraphRequest) -> Result<GraphRe
         Route::Federations => super::identity::create_federation(ctx, req).await,
         Route::Federation(id) => super::identity::update_federation(ctx, req, &id).await,
         Route::FederationConfiguration(id) => super::identity::delete_federation(ctx, &id).await,
+        Route::DeletedUsers => super::deleted_items::list(ctx, req).await,
+        Route::DeletedItemRestore(id) => super::deleted_items::restore(ctx, req, &id).await,
         Route::FederationDomains(id) if m == Method::GET => super::identity::list_federation_domains(ctx, req, &id).await,
         Route::FederationDomains(id) => super::identity::add_federation_domain(ctx, req, &id).await,
         Route::UserFlows if m == Method::GET => super::user_flows::list_flows(ctx, req).await,

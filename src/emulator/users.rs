@@ -9,7 +9,7 @@
 //!
 //! Delta: the first round pages through every user and ends with an `@odata.deltaLink`; later rounds
 //! return the users changed since (whole, as selected) and the deleted ones as
-//! `{"id", "@removed": {"reason": "deleted"}}` (the local directory deletes for good). `$select` and
+//! `{"id", "@removed": {"reason": "deleted"}}` (a deleted user is in the recycle bin, `deleted_items`). `$select` and
 //! `$filter` (`id eq` only) given in the first call live on in the tokens. `$deltatoken=latest` skips
 //! the first round. A token older than the configured lifetime (7 days), issued before
 //! `POST /_emulator/delta/invalidate`, or ahead of the file's change feed gets 410 Gone with a
@@ -72,7 +72,7 @@ pub(crate) const DEFAULT_PROPERTIES: &[&str] = &[
     "id",
 ];
 
-const FILTERABLE: &[&str] = &[
+pub(crate) const FILTERABLE: &[&str] = &[
     "id",
     "accountEnabled",
     "companyName",

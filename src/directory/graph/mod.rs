@@ -21,6 +21,7 @@ mod mapping;
 mod mto;
 mod profile;
 mod reads;
+mod recycle_bin;
 mod sync;
 mod user_flows;
 mod writes;

@@ -414,13 +414,13 @@ impl GraphDirectory {
         let managed = self.inventory.records(&self.directory_key, &self.tenant_id)?;
         let managed_ids: BTreeSet<String> =
             managed.iter().filter(|r| r.kind == Kind::GuestInvitation).filter_map(|r| r.external_id.clone()).collect();
-        let (authz, (root, default), partners, domain_policy, groups, users) = futures::try_join!(
+        let (authz, (root, default), partners, domain_policy, groups, (users, deleted_guests)) = futures::try_join!(
             self.authorization_policy(),
             async { futures::try_join!(self.cross_tenant_access_policy(), self.default_configuration()) },
             self.partners(),
             self.b2b_management_policy(),
             self.list_groups(),
-            self.external_users(&managed_ids),
+            async { futures::try_join!(self.external_users(&managed_ids), self.read_deleted_guests()) },
         )?;
         let partner_ids: Vec<String> = partners.iter().map(|p| p.tenant_id.clone()).collect();
         let syncs = self.identity_syncs(&partner_ids).await?;
@@ -450,6 +450,7 @@ impl GraphDirectory {
                 .collect(),
             partners: partners.iter().map(|p| mapping::partner(p, syncs.get(&p.tenant_id))).collect(),
             guests: mapping::guests(&users, &members),
+            deleted_guests,
             managed,
             multi_tenant_organization: self.read_mto().await?,
             profile,

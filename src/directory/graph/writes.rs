@@ -159,6 +159,10 @@ impl GraphDirectory {
                 }
                 Ok(Outcome::Done)
             }
+            Operation::RestoreGuest { user_id } => {
+                self.restore_guest(user_id).await?;
+                Ok(Outcome::Done)
+            }
             Operation::PutMultiTenantOrganization { .. }
             | Operation::AddMtoMember { .. }
             | Operation::RemoveMtoMember { .. }

@@ -86,6 +86,7 @@ fn run(
         Operation::DeleteGuest { user_id } => {
             users::delete(c, tenant_id, user_id)?;
         }
+        Operation::RestoreGuest { user_id } => super::recycle_bin::restore(c, tenant_id, user_id, chrono::Utc::now())?,
         Operation::PutMultiTenantOrganization { display_name, description } => {
             mto::put(c, tenant_id, display_name, description.as_deref())?
         }

@@ -724,7 +724,7 @@ pub(super) fn expire(c: &Connection, now: DateTime<Utc>) -> Result<ExpiryReport>
         .and_then(|mut s| s.query_map([stamp(now)], |r| Ok((r.get(0)?, r.get(1)?))).and_then(|r| r.collect()))
         .ctx("reading users due for deletion")?;
     for (tenant_id, user_id) in deletions {
-        users::delete(c, &tenant_id, &user_id)?;
+        users::delete_at(c, &tenant_id, &user_id, now)?;
         c.execute("DELETE FROM ep_blocked_users WHERE tenant_id = ?1 AND user_id = ?2", params![tenant_id, user_id])
             .ctx("forgetting a deleted user")?;
         report.deleted.push((tenant_id, user_id));

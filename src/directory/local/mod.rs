@@ -20,6 +20,7 @@ mod managed;
 mod mto;
 mod partners;
 mod profile;
+mod recycle_bin;
 mod schema;
 mod setting_path;
 mod tenants;
@@ -37,7 +38,7 @@ use crate::core::sync::{DirectoryUser, UserChanges};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::{Directory, DirectoryError};
-use crate::core::model::{Group, GuestUser, PartnerConfiguration, TenantIdentity, TenantSnapshot};
+use crate::core::model::{DeletedGuest, Group, GuestUser, PartnerConfiguration, TenantIdentity, TenantSnapshot};
 use crate::core::operation::{GuestPatch, InvitationResult, Operation, Outcome};
 use crate::core::policy::TenantPolicy;
 
@@ -373,17 +374,54 @@ impl LocalDirectory {
         })
     }
 
-    /// An admin deletes a user outside entente.
+    /// An admin deletes a user outside entente: into the recycle bin, restorable for 30 days.
     pub fn delete_user(&self, tenant_id: &str, user_id: &str) -> Result<(), DirectoryError> {
+        self.delete_user_at(tenant_id, user_id, chrono::Utc::now())
+    }
+
+    /// `delete_user` at a given time (tests inject the clock).
+    pub fn delete_user_at(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), DirectoryError> {
         let tenant_id = norm(tenant_id);
         self.write(|c| {
             tenants::require(c, &tenant_id)?;
-            if users::delete(c, &tenant_id, user_id)? {
+            if users::delete_at(c, &tenant_id, user_id, now)? {
                 Ok(())
             } else {
                 Err(DirectoryError::NotFound(format!("user {user_id} in tenant {tenant_id}")))
             }
         })
+    }
+
+    /// The tenant's recycle bin: users (members too) deleted less than 30 days ago, newest first, each
+    /// with its groups and when it was deleted.
+    pub fn deleted_users(&self, tenant_id: &str) -> Result<Vec<DeletedGuest>, DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.read(|c| {
+            tenants::require(c, &tenant_id)?;
+            recycle_bin::list(c, &tenant_id, false, chrono::Utc::now())
+        })
+    }
+
+    /// An admin restores a deleted user from the recycle bin: the same id, mail, user principal name,
+    /// redemption state and groups. Refused (`Conflict`) while a live user holds its mail or user principal
+    /// name; `NotFound` when the bin has no such user.
+    pub fn restore_user(&self, tenant_id: &str, user_id: &str) -> Result<(), DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.write(|c| {
+            tenants::require(c, &tenant_id)?;
+            recycle_bin::restore(c, &tenant_id, user_id, chrono::Utc::now())
+        })
+    }
+
+    /// The clock reaches `now`: users deleted more than 30 days before are erased for good (a write also
+    /// purges its tenant's expired items, and reads never show them). How many were erased.
+    pub fn purge_recycle_bin(&self, now: chrono::DateTime<chrono::Utc>) -> Result<usize, DirectoryError> {
+        self.write(|c| recycle_bin::purge(c, now))
     }
 }
 
@@ -463,6 +501,7 @@ impl Directory for LocalDirectory {
                 groups: groups::list(c, &tenant_id)?,
                 partners: partners::list(c, &tenant_id)?,
                 guests: users::list(c, &tenant_id, true)?,
+                deleted_guests: recycle_bin::list(c, &tenant_id, true, chrono::Utc::now())?,
                 managed: managed::list(c, &tenant_id)?,
                 multi_tenant_organization: mto::state(c, &tenant_id)?,
                 profile: profile::get(c, &tenant_id)?,

@@ -351,6 +351,28 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX conditional_access_policies_name ON conditional_access_policies (tenant_id, name_lower);
     "#,
+    // 8: the recycle bin. A deleted user moves here whole (its row, its group memberships as a JSON array of
+    // group ids) instead of being erased, restorable as the same user for 30 days, as Graph's deleted items.
+    // A separate table rather than a flag, so no query of `users` can see a deleted user by mistake.
+    r#"
+    CREATE TABLE deleted_users (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        user_principal_name TEXT NOT NULL,
+        mail TEXT NOT NULL,
+        mail_lower TEXT NOT NULL,
+        display_name TEXT,
+        user_type TEXT NOT NULL,
+        creation_type TEXT,
+        external_user_state TEXT,
+        external_user_state_change TEXT,
+        account_enabled INTEGER NOT NULL,
+        attributes TEXT NOT NULL DEFAULT '{}',
+        group_ids TEXT NOT NULL DEFAULT '[]',
+        deleted_at TEXT NOT NULL
+    );
+    CREATE INDEX deleted_users_by_tenant ON deleted_users(tenant_id, deleted_at);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -615,13 +615,17 @@ pub(super) fn add_members(
     members.iter().map(|(mail, name, attributes)| add_member(c, tenant_id, mail, name.as_deref(), attributes)).collect()
 }
 
-/// Deletes the user; memberships and redeem tickets go with it (foreign keys cascade).
-/// `false` when there was no such user.
+/// Deletes the user into the recycle bin (`recycle_bin`: restorable as the same user for 30 days); its
+/// memberships go with it there, its redeem tickets are dropped. `false` when there was no such user.
 pub(super) fn delete(c: &Connection, tenant_id: &str, user_id: &str) -> Result<bool> {
-    let n =
-        c.execute("DELETE FROM users WHERE tenant_id = ?1 AND id = ?2", params![tenant_id, user_id]).ctx("deleting a user")?;
-    if n > 0 {
+    delete_at(c, tenant_id, user_id, chrono::Utc::now())
+}
+
+/// `delete` with the clock given (tests backdate a deletion).
+pub(super) fn delete_at(c: &Connection, tenant_id: &str, user_id: &str, now: chrono::DateTime<chrono::Utc>) -> Result<bool> {
+    let moved = super::recycle_bin::move_in(c, tenant_id, user_id, now)?;
+    if moved {
         feed::append(c, tenant_id, "user", user_id, "deleted")?;
     }
-    Ok(n > 0)
+    Ok(moved)
 }
