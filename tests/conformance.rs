@@ -307,7 +307,9 @@ async fn scenario(h: &Harness) -> Vec<(String, Value)> {
     let partner = change(&plan, "contoso-trusts-fabrikam");
     assert_eq!((partner.action, partner.drift), (Action::Update, true), "{:#}", plan_view(&plan));
     let carol_change = change(&plan, "carol-adatum");
-    assert_eq!((carol_change.action, carol_change.drift), (Action::Create, true));
+    // Carol is still in the recycle bin: restored as the same user, not invited again.
+    assert_eq!((carol_change.action, carol_change.drift), (Action::Update, true));
+    assert!(carol_change.ops.contains(&Operation::RestoreGuest { user_id: carol.clone() }), "{:#}", plan_view(&plan));
     let report = h.apply(&plan).await;
     no_failures(&report);
     seen.push(("drift plan".into(), plan_view(&plan)));
@@ -315,7 +317,7 @@ async fn scenario(h: &Harness) -> Vec<(String, Value)> {
     let plan = h.plan(&desired, Prune::Off).await;
     assert!(!plan.has_writes(), "drift corrected: {:#}", plan_view(&plan));
     let contoso = h.snapshot(CONTOSO).await;
-    assert_ne!(guest(&contoso, "carol@adatum.com").unwrap().id, carol, "carol invited again");
+    assert_eq!(guest(&contoso, "carol@adatum.com").unwrap().id, carol, "carol restored as the same user");
 
     // 4. Refused by the directory at apply time: the domain list changed after the plan (R3, R5).
     let grace = DesiredInvitation {
