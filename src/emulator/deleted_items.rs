@@ -15,7 +15,7 @@ use super::errors::GraphError;
 use super::odata;
 use super::router::{GraphRequest, GraphResponse};
 use super::server::Ctx;
-use super::users::{DEFAULT_PROPERTIES, FILTERABLE, PROPERTIES, UserView};
+use super::users::{DEFAULT_PROPERTIES, FILTERABLE, PROPERTIES, UserPage, UserView, page_of};
 use crate::core::operation::Operation;
 use crate::directory::DirectoryError;
 
@@ -57,31 +57,7 @@ pub(crate) async fn list(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse,
     let all = load_all(ctx).await?;
     let matching: Vec<&Map<String, Value>> =
         all.iter().filter(|u| filter.as_ref().is_none_or(|f| odata::matches(f, u))).collect();
-    let start = match &after {
-        Some(a) => matching.iter().position(|u| u["id"].as_str().unwrap_or_default() > a.as_str()).unwrap_or(matching.len()),
-        None => 0,
-    };
-    let page: Vec<&Map<String, Value>> = matching[start..].iter().take(top).copied().collect();
-    let more = matching.len() - start > page.len();
-    let props = select.as_deref().unwrap_or(DEFAULT_PROPERTIES);
-    let mut body = Map::new();
-    let what = match select.as_deref() {
-        Some(s) => format!("users({})", s.join(",")),
-        None => "users".to_string(),
-    };
-    body.insert("@odata.context".into(), json!(ctx.context(req.version, &what)));
-    if count {
-        body.insert("@odata.count".into(), json!(matching.len()));
-    }
-    if more && let Some(last) = page.last() {
-        let token = odata::encode_token(&json!({ "after": last["id"] }));
-        body.insert(
-            "@odata.nextLink".into(),
-            json!(odata::link_with(ctx, req, "$skiptoken", &token, &["select", "filter", "top", "count"])),
-        );
-    }
-    body.insert("value".into(), Value::Array(page.iter().map(|u| Value::Object(odata::project(u, props))).collect()));
-    Ok(GraphResponse::ok(Value::Object(body)))
+    Ok(page_of(ctx, req, &matching, UserPage { after: after.as_deref(), top, select: select.as_deref(), count, what: "users" }))
 }
 
 /// What a restore came to.

@@ -253,16 +253,33 @@ pub(crate) async fn list(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse,
     };
     let matching: Vec<&Map<String, Value>> =
         all.iter().filter(|u| filter.as_ref().is_none_or(|f| odata::matches(f, u))).collect();
-    let start = match &after {
-        Some(a) => matching.iter().position(|u| u["id"].as_str().unwrap_or_default() > a.as_str()).unwrap_or(matching.len()),
+    Ok(page_of(ctx, req, &matching, UserPage { after: after.as_deref(), top, select: select.as_deref(), count, what: "users" }))
+}
+
+/// Where a page of a user list starts and what it shows.
+pub(super) struct UserPage<'a> {
+    /// The id the previous page ended with (`$skiptoken`).
+    pub after: Option<&'a str>,
+    pub top: usize,
+    pub select: Option<&'a [&'static str]>,
+    pub count: bool,
+    /// The entity set the context names (`users`, `users` of deleted items…).
+    pub what: &'a str,
+}
+
+/// One page of `matching` (ordered by id), as Graph answers a user list: `@odata.count` when asked, a
+/// `@odata.nextLink` with a skip token when more follow, each user projected on the selected properties.
+pub(super) fn page_of(ctx: &Ctx, req: &GraphRequest, matching: &[&Map<String, Value>], p: UserPage<'_>) -> GraphResponse {
+    let start = match p.after {
+        Some(a) => matching.iter().position(|u| u["id"].as_str().unwrap_or_default() > a).unwrap_or(matching.len()),
         None => 0,
     };
-    let page: Vec<&Map<String, Value>> = matching[start..].iter().take(top).copied().collect();
+    let page: Vec<&Map<String, Value>> = matching[start..].iter().take(p.top).copied().collect();
     let more = matching.len() - start > page.len();
-    let props = select.as_deref().unwrap_or(DEFAULT_PROPERTIES);
+    let props = p.select.unwrap_or(DEFAULT_PROPERTIES);
     let mut body = Map::new();
-    body.insert("@odata.context".into(), json!(context_for(ctx, req, "users", select.as_deref())));
-    if count {
+    body.insert("@odata.context".into(), json!(context_for(ctx, req, p.what, p.select)));
+    if p.count {
         body.insert("@odata.count".into(), json!(matching.len()));
     }
     if more && let Some(last) = page.last() {
@@ -273,7 +290,7 @@ pub(crate) async fn list(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse,
         );
     }
     body.insert("value".into(), Value::Array(page.iter().map(|u| Value::Object(odata::project(u, props))).collect()));
-    Ok(GraphResponse::ok(Value::Object(body)))
+    GraphResponse::ok(Value::Object(body))
 }
 
 /// `GET /users/$count` (needs `ConsistencyLevel: eventual`).

@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Ctx, feed};
-use crate::core::model::{DeletedGuest, GuestUser, RedemptionState, UserType};
+use crate::core::model::DeletedGuest;
 use crate::directory::DirectoryError;
 
 type Result<T> = std::result::Result<T, DirectoryError>;
@@ -28,31 +28,13 @@ fn cutoff(now: DateTime<Utc>) -> String {
 }
 
 fn read(r: &Row<'_>) -> rusqlite::Result<DeletedGuest> {
-    let bad = |i: usize, v: &str| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, format!("unexpected value {v:?}").into())
-    };
-    let user_type: String = r.get(4)?;
-    let state: Option<String> = r.get(6)?;
+    // The first columns are a user's, as `users::read_user` reads them; then its groups and deletion time.
+    let mut guest = super::users::read_user(r)?;
     let groups: String = r.get(9)?;
-    Ok(DeletedGuest {
-        guest: GuestUser {
-            id: r.get(0)?,
-            mail: r.get(1)?,
-            display_name: r.get(2)?,
-            user_principal_name: r.get(3)?,
-            user_type: UserType::parse(&user_type).ok_or_else(|| bad(4, &user_type))?,
-            creation_type: r.get(5)?,
-            external_user_state: match state {
-                Some(s) => Some(RedemptionState::parse(&s).ok_or_else(|| bad(6, &s))?),
-                None => None,
-            },
-            external_user_state_change_date_time: r.get(7)?,
-            account_enabled: r.get(8)?,
-            group_ids: serde_json::from_str(&groups).map_err(|_| bad(9, &groups))?,
-        },
-        deleted_date_time: r.get(10)?,
-        groups_known: true,
-    })
+    guest.group_ids = serde_json::from_str(&groups).map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(9, rusqlite::types::Type::Text, format!("unexpected groups {groups:?}").into())
+    })?;
+    Ok(DeletedGuest { guest, deleted_date_time: r.get(10)?, groups_known: true })
 }
 
 /// Moves the user into the recycle bin with its group memberships (its redeem tickets go: a restored

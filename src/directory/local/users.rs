@@ -25,7 +25,7 @@ const INVITATION: &str = "Invitation";
 /// Where a redeemed invitation lands when no redirect URL is known.
 const DEFAULT_REDIRECT: &str = "https://myapps.microsoft.com";
 
-fn read_user(r: &Row<'_>) -> rusqlite::Result<GuestUser> {
+pub(super) fn read_user(r: &Row<'_>) -> rusqlite::Result<GuestUser> {
     let bad = |i: usize, v: &str| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, format!("unexpected value {v:?}").into())
     };
