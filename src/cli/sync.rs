@@ -105,7 +105,7 @@ async fn run_now(args: SyncRunArgs, out: &mut dyn Write, err: &mut dyn Write) ->
         }
     };
     let selection = Selection { jobs: args.jobs.clone(), only_due: args.due };
-    let options = RunOptions { full: args.full, dry_run: args.dry_run, only_users: args.users.clone() };
+    let options = RunOptions { full: args.full, dry_run: args.dry_run, only_users: args.users.clone(), full_membership: false };
     let outcomes = run_jobs(&manifests.desired, &routes, &store, &selection, &options, None).await;
     match args.output {
         Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&outcomes_json(&outcomes))?)?,

@@ -307,6 +307,18 @@ impl Directory for Instrumented {
         self.metrics.directory_request("groupMembers", status_of(&r), start.elapsed());
         r
     }
+
+    async fn group_member_changes(
+        &self,
+        tenant_id: &str,
+        group: &str,
+        cursor: Option<&str>,
+    ) -> Result<Option<crate::directory::MemberChanges>, DirectoryError> {
+        let start = Instant::now();
+        let r = self.inner.group_member_changes(tenant_id, group, cursor).await;
+        self.metrics.directory_request("groupMemberChanges", status_of(&r), start.elapsed());
+        r
+    }
 }
 
 #[cfg(test)]

@@ -39,6 +39,38 @@ pub trait Directory: Send + Sync {
     /// For cross-tenant sync: the ids of the members of the group with this display name, `None` when
     /// the tenant has no such group.
     async fn group_member_ids(&self, tenant_id: &str, group: &str) -> Result<Option<BTreeSet<String>>, DirectoryError>;
+
+    /// For cross-tenant sync: how the membership of the group with this display name changed since
+    /// `cursor` (Graph: `/groups/delta` with `members@delta`), `None` when the tenant has no such group.
+    /// Without a cursor, or when the directory refuses it (expired), the answer is the whole membership
+    /// (`full`). By default the whole membership every time, through `group_member_ids`.
+    async fn group_member_changes(
+        &self,
+        tenant_id: &str,
+        group: &str,
+        cursor: Option<&str>,
+    ) -> Result<Option<MemberChanges>, DirectoryError> {
+        let _ = cursor;
+        Ok(self.group_member_ids(tenant_id, group).await?.map(|ids| MemberChanges {
+            added: ids,
+            removed: BTreeSet::new(),
+            cursor: None,
+            full: true,
+        }))
+    }
+}
+
+/// What `Directory::group_member_changes` found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemberChanges {
+    /// Members added since the cursor; with `full`, every member.
+    pub added: BTreeSet<String>,
+    /// Members removed since the cursor (never with `full`).
+    pub removed: BTreeSet<String>,
+    /// Where the next call starts; `None` when the directory keeps no cursor (every answer is full).
+    pub cursor: Option<String>,
+    /// The answer is the complete membership (no cursor, or the directory refused it).
+    pub full: bool,
 }
 
 /// Errors of the directory layer. `category()` is the fixed label used in metrics and event reasons.

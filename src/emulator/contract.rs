@@ -48,6 +48,7 @@ pub const EXTENSIONS: &[(&str, &str)] = &[
     ("contract/entitlement.yaml", include_str!("contract/entitlement.yaml")),
     ("contract/organization.yaml", include_str!("contract/organization.yaml")),
     ("contract/directory.yaml", include_str!("contract/directory.yaml")),
+    ("contract/groups.yaml", include_str!("contract/groups.yaml")),
 ];
 
 /// Where the shared reference lives beside the crate, when it does.

@@ -34,6 +34,7 @@ mod deleted_items;
 mod entitlement;
 mod errors;
 mod faults;
+mod group_delta;
 mod groups;
 mod identity;
 mod invitations;

@@ -118,6 +118,7 @@ pub fn required(route: &Route, method: &Method) -> &'static [&'static str] {
         Route::User(_) => USER_WRITE,
         Route::UserMemberOf(_) => MEMBER_OF,
         Route::Groups | Route::Group(_) | Route::GroupMembers(_) if read => GROUP_READ,
+        Route::GroupsDelta => GROUP_READ,
         Route::Groups | Route::Group(_) | Route::GroupMembers(_) => GROUP_CREATE,
         Route::GroupMembersRef(_) | Route::GroupMemberRef(..) => GROUP_MEMBER_WRITE,
         Route::Organization | Route::OrganizationById(_) => ORG_READ,

@@ -127,6 +127,7 @@ pub enum Route {
     User(String),
     UserMemberOf(String),
     Groups,
+    GroupsDelta,
     Group(String),
     GroupMembers(String),
     GroupMembersRef(String),
@@ -228,6 +229,7 @@ impl Route {
             (_, ["users", id]) => Route::User(id.to_string()),
             (_, ["users", id, "memberOf"]) => Route::UserMemberOf(id.to_string()),
             (_, ["groups"]) => Route::Groups,
+            (_, ["groups", "delta()" | "delta"]) => Route::GroupsDelta,
             (_, ["groups", id]) => Route::Group(id.to_string()),
             (_, ["groups", id, "members"]) => Route::GroupMembers(id.to_string()),
             (_, ["groups", id, "members", "$ref"]) => Route::GroupMembersRef(id.to_string()),
@@ -355,6 +357,7 @@ impl Route {
         match self {
             Route::Invitations | Route::XtapDefaultReset | Route::GroupMembersRef(_) | Route::Batch => POST,
             Route::Users | Route::UsersCount | Route::UsersDelta | Route::UserMemberOf(_) => GET,
+            Route::GroupsDelta => GET,
             Route::Group(_) | Route::GroupMembers(_) | Route::Organization | Route::OrganizationById(_) => GET,
             Route::User(_) | Route::Partner(_) | Route::B2bPolicy(_) => GET_PATCH_DELETE,
             Route::Groups | Route::Partners | Route::B2bPolicies => GET_POST,
@@ -422,6 +425,7 @@ impl Route {
             Route::User(_) => "/users/{user-id}",
             Route::UserMemberOf(_) => "/users/{user-id}/memberOf",
             Route::Groups => "/groups",
+            Route::GroupsDelta => "/groups/delta()",
             Route::Group(_) => "/groups/{group-id}",
             Route::GroupMembers(_) => "/groups/{group-id}/members",
             Route::GroupMembersRef(_) => "/groups/{group-id}/members/$ref",
@@ -563,6 +567,8 @@ mod tests {
     fn paths_resolve() {
         assert_eq!(route("/v1.0/users/delta()").unwrap(), Route::UsersDelta);
         assert_eq!(route("/v1.0/users/delta").unwrap(), Route::UsersDelta);
+        assert_eq!(route("/v1.0/groups/delta").unwrap(), Route::GroupsDelta);
+        assert_eq!(route("/v1.0/groups/delta()").unwrap(), Route::GroupsDelta);
         assert_eq!(route("/v1.0/users/a_b.com%23EXT%23@c").unwrap(), Route::User("a_b.com#EXT#@c".into()));
         assert_eq!(route("/v1.0/%24batch").unwrap(), Route::Batch);
         assert_eq!(route("/beta/policies/b2bManagementPolicies").unwrap(), Route::B2bPolicies);

@@ -35,7 +35,8 @@ use super::jwt::SigningKey;
 use super::router::{ApiVersion, GraphRequest, GraphResponse, ResponseBody, Route, parse_query, split_path};
 use super::throttle::{Charge, Throttle, Verdict};
 use super::{
-    EmulatorError, admin, auth, batch, groups, invitations, mto, organization, permissions, policies, store, users, xtap,
+    EmulatorError, admin, auth, batch, group_delta, groups, invitations, mto, organization, permissions, policies, store, users,
+    xtap,
 };
 use crate::directory::DirectoryError;
 use crate::directory::local::LocalDirectory;
@@ -660,6 +661,7 @@ async fn dispatch(ctx: &Ctx, route: Route, req: &GraphRequest) -> Result<GraphRe
         Route::UserMemberOf(id) => groups::member_of(ctx, req, &id).await,
         Route::Groups if m == Method::GET => groups::list(ctx, req).await,
         Route::Groups => groups::create(ctx, req).await,
+        Route::GroupsDelta => group_delta::delta(ctx, req).await,
         Route::Group(id) => groups::get(ctx, req, &id).await,
         Route::GroupMembers(id) => groups::members(ctx, req, &id).await,
         Route::GroupMembersRef(id) => groups::add_member(ctx, req, &id).await,

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::store::{JobState, SyncStore, SyncedUser, UserState};
+use super::store::{JobState, ScopeUpdate, SyncStore, SyncedUser, UserState};
 use crate::core::model::ObjectRef;
 use crate::core::operation::{GuestPatch, Operation, Outcome, ProvisionRequest};
 use crate::core::sync::{
@@ -36,6 +36,9 @@ pub struct RunOptions {
     /// Provision on demand: only these source users (id, user principal name or mail), now; the
     /// cursor does not move.
     pub only_users: Vec<String>,
+    /// Read the scope groups' membership in full even where a membership cursor exists (users are
+    /// still read from their cursor). `full` implies it.
+    pub full_membership: bool,
 }
 
 /// What one run did (or, in a dry run, would do).
@@ -67,6 +70,9 @@ pub struct SyncRunReport {
     /// Why the run failed as a whole.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// What the run had to do differently (a membership cursor the source refused, read in full).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Source users synchronized into the target after the run.
     pub users_in_scope: u64,
     /// Directory calls the run made (reads and applies; a Graph call may be several requests).
@@ -89,6 +95,20 @@ impl SyncRunReport {
 /// The store's key for a job.
 pub fn job_key(job: &DesiredSyncJob) -> String {
     format!("{}/{}", job.object.namespace, job.object.name)
+}
+
+/// The scope groups' membership after a run's read.
+#[derive(Default)]
+struct ScopeChanges {
+    /// The members of any scope group, now.
+    members: BTreeSet<String>,
+    /// Some group was read in full (or never before): compare the members with every row.
+    full: bool,
+    /// Members now who were in no scope group at the last run.
+    entered: BTreeSet<String>,
+    /// Members at the last run who are in no scope group now.
+    left: BTreeSet<String>,
+    updates: BTreeMap<String, ScopeUpdate>,
 }
 
 /// What to write for one source user.
@@ -119,9 +139,26 @@ struct Run<'a> {
     planned: Vec<String>,
     /// Rows to write to the store at the end (or after each chunk).
     rows: Vec<(String, Option<SyncedUser>)>,
+    /// What the run read of the scope groups, recorded when it succeeds.
+    scope_updates: Option<BTreeMap<String, ScopeUpdate>>,
+    notes: Vec<String>,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    fn new(job: &'a DesiredSyncJob) -> Self {
+        Run {
+            job,
+            key: job_key(job),
+            counts: SyncCounts::default(),
+            errors: vec![],
+            calls: 0,
+            planned: vec![],
+            rows: vec![],
+            scope_updates: None,
+            notes: vec![],
+        }
+    }
+
     fn error(&mut self, user: &str, reason: &str, message: String) {
         if self.errors.len() < MAX_REPORTED_ERRORS {
             self.errors.push(SyncUserError { user: user.to_string(), reason: reason.to_string(), message });
@@ -154,8 +191,7 @@ pub async fn run_job(
     };
     state.source_tenant_id = job.source_tenant_id.clone();
     state.target_tenant_id = job.target_tenant_id.clone();
-    let mut run =
-        Run { job, key: key.clone(), counts: SyncCounts::default(), errors: vec![], calls: 0, planned: vec![], rows: vec![] };
+    let mut run = Run { key: key.clone(), ..Run::new(job) };
 
     if job.suspended {
         return report(&run, &state, store, options, false, None, missing, SyncJobState::Paused);
@@ -177,6 +213,9 @@ pub async fn run_job(
         Ok(Some((cursor, read_full))) => {
             state.cursor = Some(cursor);
             state.fingerprint = fingerprint;
+            if let Some(updates) = run.scope_updates.take().filter(|_| !options.dry_run) {
+                store.put_scope_groups(&key, &updates)?;
+            }
             (None, read_full)
         }
         Ok(None) => (None, false),
@@ -192,7 +231,7 @@ pub fn record_failure(job: &DesiredSyncJob, store: &SyncStore, why: String) -> R
     let mut state = store.job(&key)?.unwrap_or_default();
     state.source_tenant_id = job.source_tenant_id.clone();
     state.target_tenant_id = job.target_tenant_id.clone();
-    let run = Run { job, key, counts: SyncCounts::default(), errors: vec![], calls: 0, planned: vec![], rows: vec![] };
+    let run = Run { key, ..Run::new(job) };
     finish(&run, state, store, &RunOptions::default(), false, Some(why), vec![])
 }
 
@@ -248,6 +287,7 @@ fn report(
         errors: run.errors.clone(),
         missing_prerequisites: missing,
         failure,
+        notes: run.notes.clone(),
         users_in_scope: store.count(&run.key, UserState::Synced)?,
         directory_calls: run.calls,
         planned: run.planned.clone(),
@@ -279,17 +319,29 @@ impl Run<'_> {
             .await
             .map_err(|e| format!("reading the source tenant {src}: {e}"))?;
         let full = full || changes.full;
-        let members = self.scope_members(source).await?;
+        let scope = self.scope_changes(source, store, full || options.full_membership).await?;
+        let members = scope.as_ref().map(|s| &s.members);
+        // Membership read in full: compared with every row, as a full read of users is.
+        let compare_all = scope.as_ref().is_some_and(|s| s.full);
 
         let mut users: BTreeMap<String, DirectoryUser> = changes.users.into_iter().map(|u| (u.id.clone(), u)).collect();
         let mut gone: BTreeSet<String> = changes.removed.into_iter().filter(|id| !users.contains_key(id)).collect();
-        let stored = if full || members.is_some() { Some(store_read(store.all_users(&self.key))?) } else { None };
+        let stored = if full || compare_all { Some(store_read(store.all_users(&self.key))?) } else { None };
         // Users to look at besides the changed ones: retries, and group joiners not in this change set.
         let mut fetch: BTreeSet<String> = store_read(store.users_in_state(&self.key, UserState::Retry))?.into_keys().collect();
-        if let (Some(members), Some(stored)) = (&members, &stored) {
-            fetch.extend(members.iter().filter(|id| !stored.contains_key(*id)).cloned());
-            // Members who left a scope group without another change: they leave scope.
-            gone.extend(stored.keys().filter(|id| !members.contains(*id) && !users.contains_key(*id)).cloned());
+        match (&scope, &stored) {
+            (Some(scope), Some(stored)) if compare_all => {
+                fetch.extend(scope.members.iter().filter(|id| !stored.contains_key(*id)).cloned());
+                // Members who left a scope group without another change: they leave scope.
+                gone.extend(stored.keys().filter(|id| !scope.members.contains(*id) && !users.contains_key(*id)).cloned());
+            }
+            (Some(scope), _) => {
+                // Only the membership changes: who entered the scope's groups, who left them all.
+                fetch.extend(scope.entered.iter().cloned());
+                let left: Vec<String> = scope.left.iter().filter(|id| !users.contains_key(*id)).cloned().collect();
+                gone.extend(store_read(store.users(&self.key, &left))?.into_keys());
+            }
+            (None, _) => {}
         }
         if full && let Some(stored) = &stored {
             // Rows of users the full read did not return: deleted at the source.
@@ -304,7 +356,10 @@ impl Run<'_> {
             gone.extend(fetch.difference(&found_ids).cloned());
             users.extend(found.into_iter().map(|u| (u.id.clone(), u)));
         }
-        self.process(target, store, options, users.into_values().collect(), gone, members.as_ref()).await?;
+        self.process(target, store, options, users.into_values().collect(), gone, members).await?;
+        if let Some(scope) = scope {
+            self.scope_updates = Some(scope.updates);
+        }
         Ok(Some((changes.cursor, full)))
     }
 
@@ -345,6 +400,65 @@ impl Run<'_> {
         }
         let members = self.scope_members(source).await?;
         self.process(target, store, options, found, BTreeSet::new(), members.as_ref()).await
+    }
+
+    /// The scope groups' membership from what the last run recorded and what changed since
+    /// (`Directory::group_member_changes` from each group's cursor; in full with `full`, the first time,
+    /// or when the source refuses a cursor, which the report notes). `None` when the scope names no
+    /// groups.
+    async fn scope_changes(
+        &mut self,
+        source: &dyn Directory,
+        store: &SyncStore,
+        full: bool,
+    ) -> Result<Option<ScopeChanges>, String> {
+        let job = self.job;
+        if job.scope.groups.is_empty() {
+            return Ok(None);
+        }
+        let src = &job.source_tenant_id;
+        let stored = store_read(store.scope_groups(&self.key))?;
+        let mut scope = ScopeChanges::default();
+        let mut before = BTreeSet::new();
+        for g in &job.scope.groups {
+            let old = stored.get(g);
+            before.extend(old.iter().flat_map(|o| o.members.iter().cloned()));
+            let cursor = if full { None } else { old.and_then(|o| o.cursor.as_deref()) };
+            self.calls += 1;
+            let changes = match source.group_member_changes(src, g, cursor).await {
+                Ok(Some(c)) => c,
+                Ok(None) => return Err(format!("scope group {g:?} does not exist in the source tenant {src}")),
+                Err(e) => return Err(format!("reading scope group {g:?} of the source tenant {src}: {e}")),
+            };
+            if cursor.is_some() && changes.full {
+                let note =
+                    format!("the source refused the membership cursor of scope group {g:?} (expired): read its members in full");
+                tracing::warn!(job = %self.key, "{note}");
+                self.notes.push(note);
+            }
+            let now: BTreeSet<String> = if changes.full || old.is_none() {
+                changes.added.clone()
+            } else {
+                let mut m = old.map(|o| o.members.clone()).unwrap_or_default();
+                m.retain(|id| !changes.removed.contains(id));
+                m.extend(changes.added.iter().cloned());
+                m
+            };
+            scope.full |= changes.full || old.is_none();
+            scope.members.extend(now);
+            scope.updates.insert(
+                g.clone(),
+                ScopeUpdate {
+                    cursor: changes.cursor,
+                    full: changes.full || old.is_none(),
+                    added: changes.added,
+                    removed: changes.removed,
+                },
+            );
+        }
+        scope.entered = scope.members.difference(&before).cloned().collect();
+        scope.left = before.difference(&scope.members).cloned().collect();
+        Ok(Some(scope))
     }
 
     /// The ids of the members of the scope's groups; `None` when the scope names no groups.

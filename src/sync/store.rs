@@ -7,7 +7,7 @@
 //! (no read of the target), a user deleted at the source is found by id, and a user whose write
 //! failed is retried on the next run even though the cursor moved on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -20,7 +20,8 @@ use crate::directory::DirectoryError;
 /// The default sync state file, next to the local directory file.
 pub const DEFAULT_SYNC_STATE_FILE: &str = "sync.db";
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE jobs (
         job TEXT PRIMARY KEY,
         source_tenant_id TEXT NOT NULL,
@@ -42,7 +43,25 @@ const MIGRATIONS: &[&str] = &[r#"
         PRIMARY KEY (job, source_id)
     );
     CREATE INDEX users_by_state ON users(job, state);
-"#];
+"#,
+    // 2: the members of each scope group as last read, and where the next membership read starts
+    // (`Directory::group_member_changes`), so a run reads only membership changes.
+    r#"
+    CREATE TABLE scope_groups (
+        job TEXT NOT NULL REFERENCES jobs(job) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        cursor TEXT,
+        PRIMARY KEY (job, name)
+    );
+    CREATE TABLE scope_members (
+        job TEXT NOT NULL,
+        name TEXT NOT NULL,
+        member_id TEXT NOT NULL,
+        PRIMARY KEY (job, name, member_id),
+        FOREIGN KEY (job, name) REFERENCES scope_groups(job, name) ON DELETE CASCADE
+    );
+"#,
+];
 
 /// A job's memory (without its users).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -309,6 +328,98 @@ impl SyncStore {
         tx.commit().map_err(storage("committing"))?;
         Ok(())
     }
+
+    /// The job's scope groups as last read: by display name, the cursor and the members.
+    pub fn scope_groups(&self, job: &str) -> Result<BTreeMap<String, ScopeGroup>> {
+        let conn = self.lock()?;
+        let mut out: BTreeMap<String, ScopeGroup> = BTreeMap::new();
+        let mut s = conn
+            .prepare_cached("SELECT name, cursor FROM scope_groups WHERE job = ?1")
+            .map_err(storage("reading scope groups"))?;
+        let groups: Vec<(String, Option<String>)> = s
+            .query_map([job], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(storage("reading scope groups"))?;
+        for (name, cursor) in groups {
+            out.insert(name, ScopeGroup { cursor, members: BTreeSet::new() });
+        }
+        let mut s = conn
+            .prepare_cached("SELECT name, member_id FROM scope_members WHERE job = ?1")
+            .map_err(storage("reading scope members"))?;
+        let rows: Vec<(String, String)> = s
+            .query_map([job], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(storage("reading scope members"))?;
+        for (name, member) in rows {
+            if let Some(g) = out.get_mut(&name) {
+                g.members.insert(member);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records what a run read of the scope groups, in one transaction: for each group its new cursor
+    /// and either its whole membership (`Full`) or the members added and removed; groups not named
+    /// are forgotten.
+    pub fn put_scope_groups(&self, job: &str, updates: &BTreeMap<String, ScopeUpdate>) -> Result<()> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction().map_err(storage("starting a write"))?;
+        {
+            let known: Vec<String> = tx
+                .prepare_cached("SELECT name FROM scope_groups WHERE job = ?1")
+                .and_then(|mut s| s.query_map([job], |r| r.get(0)).and_then(|rows| rows.collect()))
+                .map_err(storage("reading scope groups"))?;
+            for name in known.iter().filter(|n| !updates.contains_key(*n)) {
+                tx.execute("DELETE FROM scope_groups WHERE job = ?1 AND name = ?2", params![job, name])
+                    .map_err(storage("forgetting a scope group"))?;
+            }
+            let mut put_group = tx
+                .prepare_cached(
+                    "INSERT INTO scope_groups (job, name, cursor) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (job, name) DO UPDATE SET cursor = ?3",
+                )
+                .map_err(storage("writing a scope group"))?;
+            let mut add = tx
+                .prepare_cached("INSERT OR IGNORE INTO scope_members (job, name, member_id) VALUES (?1, ?2, ?3)")
+                .map_err(storage("writing scope members"))?;
+            let mut remove = tx
+                .prepare_cached("DELETE FROM scope_members WHERE job = ?1 AND name = ?2 AND member_id = ?3")
+                .map_err(storage("writing scope members"))?;
+            for (name, update) in updates {
+                put_group.execute(params![job, name, update.cursor]).map_err(storage("writing a scope group"))?;
+                if update.full {
+                    tx.execute("DELETE FROM scope_members WHERE job = ?1 AND name = ?2", params![job, name])
+                        .map_err(storage("writing scope members"))?;
+                }
+                for id in &update.removed {
+                    remove.execute(params![job, name, id]).map_err(storage("writing scope members"))?;
+                }
+                for id in &update.added {
+                    add.execute(params![job, name, id]).map_err(storage("writing scope members"))?;
+                }
+            }
+        }
+        tx.commit().map_err(storage("committing"))?;
+        Ok(())
+    }
+}
+
+/// A scope group as the last run read it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScopeGroup {
+    /// Where the next membership read starts (`None`: a full read).
+    pub cursor: Option<String>,
+    pub members: BTreeSet<String>,
+}
+
+/// What a run read of one scope group, to record.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScopeUpdate {
+    pub cursor: Option<String>,
+    /// `added` is the whole membership.
+    pub full: bool,
+    pub added: BTreeSet<String>,
+    pub removed: BTreeSet<String>,
 }
 
 fn read_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<SyncedUser>> {
@@ -358,5 +469,25 @@ mod tests {
         assert!(store.all_users("default/j").unwrap().is_empty());
         store.forget_job("default/j").unwrap();
         assert_eq!(store.job("default/j").unwrap(), None);
+    }
+
+    #[test]
+    fn scope_groups_take_full_reads_and_deltas() {
+        let store = SyncStore::open_in_memory().unwrap();
+        store.put_job("default/j", &JobState::default()).unwrap();
+        let set = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<BTreeSet<String>>();
+        let full = ScopeUpdate { cursor: Some("c1".into()), full: true, added: set(&["a", "b"]), removed: set(&[]) };
+        let other = ScopeUpdate { cursor: None, full: true, added: set(&["z"]), removed: set(&[]) };
+        store.put_scope_groups("default/j", &BTreeMap::from([("G".into(), full), ("H".into(), other)])).unwrap();
+        let delta = ScopeUpdate { cursor: Some("c2".into()), full: false, added: set(&["c"]), removed: set(&["a"]) };
+        store.put_scope_groups("default/j", &BTreeMap::from([("G".into(), delta)])).unwrap();
+        let groups = store.scope_groups("default/j").unwrap();
+        assert_eq!(groups.len(), 1, "H is no longer a scope group: forgotten");
+        assert_eq!(groups["G"], ScopeGroup { cursor: Some("c2".into()), members: set(&["b", "c"]) });
+        let again = ScopeUpdate { cursor: Some("c3".into()), full: true, added: set(&["d"]), removed: set(&[]) };
+        store.put_scope_groups("default/j", &BTreeMap::from([("G".into(), again)])).unwrap();
+        assert_eq!(store.scope_groups("default/j").unwrap()["G"].members, set(&["d"]), "a full read replaces");
+        store.forget_job("default/j").unwrap();
+        assert!(store.scope_groups("default/j").unwrap().is_empty());
     }
 }

@@ -278,6 +278,16 @@ impl Directory for GraphDirectory {
         self.check_tenant(tenant_id)?;
         self.read_group_member_ids(group).await
     }
+
+    async fn group_member_changes(
+        &self,
+        tenant_id: &str,
+        group: &str,
+        cursor: Option<&str>,
+    ) -> Result<Option<crate::directory::MemberChanges>, DirectoryError> {
+        self.check_tenant(tenant_id)?;
+        self.read_group_member_changes(group, cursor).await
+    }
 }
 
 #[cfg(test)]

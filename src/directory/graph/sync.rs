@@ -20,7 +20,7 @@ use super::GraphDirectory;
 use super::mapping;
 use super::reads::{DeltaPages, odata_string};
 use crate::core::sync::{DirectoryUser, UserChanges};
-use crate::directory::DirectoryError;
+use crate::directory::{DirectoryError, MemberChanges};
 use crate::graph::wire::{self, paths};
 
 /// Initial rounds tried when the service drops the state during the initial round itself.
@@ -145,6 +145,125 @@ impl GraphDirectory {
         }
         Ok(Some(members))
     }
+}
+
+/// `/groups/delta`, which the wire paths do not list.
+const GROUPS_DELTA: &str = "/groups/delta";
+/// Graph's limit on objects in one delta `$filter` (`id eq … or id eq …`).
+const MAX_DELTA_FILTER_IDS: usize = 50;
+
+impl GraphDirectory {
+    /// `Directory::group_member_changes` for Graph: `GET /groups/delta?$filter=id eq '{id}'&$select=
+    /// displayName,members`, whose `members@delta` lists the members added (and, in later rounds, the
+    /// removed ones with `@removed`), paged through `@odata.nextLink` (the same group may come back on
+    /// several pages, each with a part of the members) to the `@odata.deltaLink`, which is the cursor.
+    ///
+    /// With a cursor: one request when nothing changed. The group reported deleted (`@removed`) or
+    /// under another display name, a 410 / `syncStateNotFound` / `resyncRequired` (the link expired:
+    /// Graph's directory delta tokens last 7 days) or a link that is not a `/groups/delta` link of this
+    /// endpoint read the membership in full again (`full: true`): the groups with this display name
+    /// (one `$filter` request), then an initial delta round for all of them at once.
+    pub(super) async fn read_group_member_changes(
+        &self,
+        display_name: &str,
+        cursor: Option<&str>,
+    ) -> Result<Option<MemberChanges>, DirectoryError> {
+        if let Some(link) = cursor {
+            match self.stored_link(link, GROUPS_DELTA) {
+                Some(url) => match self.delta_pages(url, Some(self.page_size), true).await? {
+                    DeltaPages::Round { items, delta_link } => match member_delta(&items, display_name) {
+                        Some((added, removed)) => {
+                            return Ok(Some(MemberChanges { added, removed, cursor: Some(delta_link), full: false }));
+                        }
+                        None => {
+                            tracing::info!(tenant = %self.tenant_id, group = display_name, "a scope group was deleted or renamed: reading it by name again");
+                        }
+                    },
+                    DeltaPages::Reset => {
+                        tracing::info!(tenant = %self.tenant_id, group = display_name, "the membership delta state expired: reading the group's members again");
+                    }
+                },
+                None => {
+                    tracing::warn!(tenant = %self.tenant_id, "a membership cursor that is not a /groups/delta link of this endpoint: reading the group's members again");
+                }
+            }
+        }
+        let groups = self.groups_named(display_name).await?;
+        if groups.is_empty() {
+            return Ok(None);
+        }
+        if groups.len() > MAX_DELTA_FILTER_IDS {
+            // Beyond what one delta query may filter: the plain read, without a cursor.
+            let mut added = BTreeSet::new();
+            for g in &groups {
+                added.extend(self.group_members(&g.id).await?);
+            }
+            return Ok(Some(MemberChanges { added, removed: BTreeSet::new(), cursor: None, full: true }));
+        }
+        let filter = groups.iter().map(|g| format!("id eq {}", odata_string(&g.id))).collect::<Vec<_>>().join(" or ");
+        for _ in 0..INITIAL_TRIES {
+            let first = self.url(GROUPS_DELTA, &[("$filter", &filter), ("$select", "displayName,members")])?;
+            match self.delta_pages(first, Some(self.page_size), false).await? {
+                DeltaPages::Round { items, delta_link } => {
+                    let (added, _) = member_delta(&items, display_name).unwrap_or_default();
+                    return Ok(Some(MemberChanges { added, removed: BTreeSet::new(), cursor: Some(delta_link), full: true }));
+                }
+                DeltaPages::Reset => {
+                    tracing::info!(tenant = %self.tenant_id, "the delta state was reset during an initial round: starting over");
+                }
+            }
+        }
+        Err(DirectoryError::Invalid(format!(
+            "tenant {}: /groups/delta kept dropping its state during {INITIAL_TRIES} initial rounds",
+            self.tenant_id
+        )))
+    }
+
+    /// The groups with this display name (`$filter`), matched here too: a server that ignored the
+    /// filter must not widen the scope.
+    async fn groups_named(&self, display_name: &str) -> Result<Vec<wire::Group>, DirectoryError> {
+        let filter = format!("displayName eq {}", odata_string(display_name));
+        let top = self.page_size.to_string();
+        let url = self.url(paths::GROUPS, &[("$filter", &filter), ("$select", "id,displayName"), ("$top", &top)])?;
+        let (groups, _) = self.get_pages::<wire::Group>(url).await?;
+        Ok(groups.into_iter().filter(|g| g.display_name.as_deref() == Some(display_name) && !g.id.is_empty()).collect())
+    }
+
+    /// A stored delta link, if it is one this backend may follow: on the configured endpoint's
+    /// version root, at `path`.
+    fn stored_link(&self, link: &str, path: &str) -> Option<Url> {
+        let url = Url::parse(link.trim()).ok()?;
+        let delta = self.url(path, &[]).ok()?;
+        let p = url.path().trim_end_matches("()");
+        (url.origin() == self.v1.origin() && p.eq_ignore_ascii_case(delta.path())).then_some(url)
+    }
+}
+
+/// The members a `/groups/delta` round added and removed, items in order (the last word on a member
+/// wins; a group may come back on several pages). `None` when a group was deleted (`@removed`) or
+/// reported under another display name.
+fn member_delta(items: &[Value], display_name: &str) -> Option<(BTreeSet<String>, BTreeSet<String>)> {
+    let mut added = BTreeSet::new();
+    let mut removed = BTreeSet::new();
+    for item in items {
+        if item.get("@removed").is_some() {
+            return None;
+        }
+        if item.get("displayName").and_then(Value::as_str).is_some_and(|n| n != display_name) {
+            return None;
+        }
+        for m in item.get("members@delta").and_then(Value::as_array).into_iter().flatten() {
+            let Some(id) = m.get("id").and_then(Value::as_str).filter(|id| !id.is_empty()) else { continue };
+            if m.get("@removed").is_some() {
+                added.remove(id);
+                removed.insert(id.to_string());
+            } else {
+                removed.remove(id);
+                added.insert(id.to_string());
+            }
+        }
+    }
+    Some((added, removed))
 }
 
 fn decode(v: &Value) -> Result<DirectoryUser, DirectoryError> {

@@ -75,7 +75,10 @@ impl LocalDirectory {
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;").ctx("setting pragmas")?;
         conn.busy_timeout(Duration::from_secs(10)).ctx("setting the busy timeout")?;
         schema::migrate(&mut conn)?;
-        Ok(Self { conn: Mutex::new(conn) })
+        let dir = Self { conn: Mutex::new(conn) };
+        // The membership log keeps 7 days, like Graph's delta tokens.
+        dir.purge_membership_log(chrono::Utc::now())?;
+        Ok(dir)
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Connection>, DirectoryError> {
@@ -557,6 +560,19 @@ impl Directory for LocalDirectory {
         self.read(|c| {
             tenants::require(c, &tenant_id)?;
             groups::member_ids(c, &tenant_id, group)
+        })
+    }
+
+    async fn group_member_changes(
+        &self,
+        tenant_id: &str,
+        group: &str,
+        cursor: Option<&str>,
+    ) -> Result<Option<crate::directory::MemberChanges>, DirectoryError> {
+        let tenant_id = norm(tenant_id);
+        self.read(|c| {
+            tenants::require(c, &tenant_id)?;
+            groups::member_changes(c, &tenant_id, group, cursor)
         })
     }
 }

@@ -373,6 +373,33 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX deleted_users_by_tenant ON deleted_users(tenant_id, deleted_at);
     "#,
+    // 9: the membership change log, so group membership can be read as deltas (Graph's `/groups/delta`
+    // with `members@delta`). Triggers write it in the transaction of every membership change, whatever
+    // made it (an operation, a cascade of a deleted user or group, a restore). `horizon` is the last
+    // sequence number purged (entries older than 7 days, like Graph's delta tokens): a cursor before it
+    // can no longer be answered.
+    r#"
+    CREATE TABLE group_member_log (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        group_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        added INTEGER NOT NULL,
+        at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+    );
+    CREATE INDEX group_member_log_by_group ON group_member_log(group_id, seq);
+    CREATE INDEX group_member_log_by_time ON group_member_log(at);
+    CREATE TABLE group_member_log_horizon (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        seq INTEGER NOT NULL
+    );
+    INSERT INTO group_member_log_horizon (id, seq) VALUES (1, 0);
+    CREATE TRIGGER group_member_added AFTER INSERT ON group_members BEGIN
+        INSERT INTO group_member_log (group_id, user_id, added) VALUES (NEW.group_id, NEW.user_id, 1);
+    END;
+    CREATE TRIGGER group_member_removed AFTER DELETE ON group_members BEGIN
+        INSERT INTO group_member_log (group_id, user_id, added) VALUES (OLD.group_id, OLD.user_id, 0);
+    END;
+    "#,
 ];
 
 /// The schema version this build writes.

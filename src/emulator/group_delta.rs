@@ -1,0 +1,286 @@
+//! `/groups/delta()` for groups named by id (`$filter=id eq '{id}'`, up to 50 joined by `or`): their
+//! membership as `members@delta`, over the local directory's membership change log (migration 9).
+//!
+//! As in Graph (group: delta; "Get incremental changes for groups"): the first round pages through the
+//! current members of each group (`{"@odata.type": "#microsoft.graph.user", "id"}`), the same group
+//! coming back on each page with the next part of its members (a group without members comes once,
+//! without `members@delta`), and ends with an `@odata.deltaLink`; a round from a delta link returns the
+//! groups whose membership changed since, with the members added and the ones removed (`"@removed":
+//! {"reason": "deleted"}`), and a group deleted since as `{"id", "@removed": {"reason": "deleted"}}`.
+//! `$select` (`id`, `displayName`, `description`, `members`; without it, `displayName` and the members)
+//! and `$filter` given in the first call live on in the tokens. A token older than the configured
+//! lifetime (7 days), issued before `POST /_emulator/delta/invalidate`, ahead of the log, or from before
+//! what the log still keeps (`LocalDirectory::purge_membership_log`) gets 410 Gone with a `Location` to
+//! start over. Page size (members per page): `Prefer: odata.maxpagesize=N`.
+//!
+//! Without a `$filter` on ids the emulator answers 501: it tracks the membership of named groups only.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use http::StatusCode;
+use serde_json::{Map, Value, json};
+
+use super::errors::GraphError;
+use super::odata;
+use super::router::{GraphRequest, GraphResponse};
+use super::server::Ctx;
+
+/// Graph's limit on objects in one delta `$filter`.
+const MAX_IDS: usize = 50;
+const PROPERTIES: &[&str] = &["id", "displayName", "description", "members"];
+
+/// The state a delta or skip token carries.
+#[derive(Clone, Debug, Default)]
+struct State {
+    /// `i`: first round (every member); `c`: changes after `from` up to `to` (log sequence numbers).
+    phase: String,
+    from: i64,
+    to: i64,
+    /// The last entry served (`{group id}/{user id}`), on a skip token.
+    after: Option<String>,
+    /// The groups the filter named when the tracking began.
+    groups: Vec<String>,
+    select: Option<String>,
+    filter: Option<String>,
+    tenant: String,
+    issued_ms: i64,
+    epoch: i64,
+}
+
+impl State {
+    fn encode(&self) -> String {
+        odata::encode_token(&json!({
+            "v": 1, "p": self.phase, "f": self.from, "t": self.to, "a": self.after, "g": self.groups,
+            "sel": self.select, "flt": self.filter, "tid": self.tenant, "iat": self.issued_ms, "ep": self.epoch,
+        }))
+    }
+
+    fn decode(token: &str, what: &str) -> Result<Self, GraphError> {
+        let v = odata::decode_token(token, what)?;
+        if v.get("v").and_then(Value::as_i64) != Some(1) || v.get("g").is_none() {
+            return Err(GraphError::bad_request(format!("The {what} '{token}' is not valid.")));
+        }
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        let n = |k: &str| v.get(k).and_then(Value::as_i64).unwrap_or_default();
+        Ok(Self {
+            phase: s("p").unwrap_or_default(),
+            from: n("f"),
+            to: n("t"),
+            after: s("a"),
+            groups: v["g"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect(),
+            select: s("sel"),
+            filter: s("flt"),
+            tenant: s("tid").unwrap_or_default(),
+            issued_ms: n("iat"),
+            epoch: n("ep"),
+        })
+    }
+}
+
+/// One member entry of a round: the group, the user, added or removed. A group without entries is
+/// served with an empty user id (once, without `members@delta`), or removed when deleted.
+#[derive(Clone, Debug)]
+struct Entry {
+    group: String,
+    user: String,
+    added: bool,
+}
+
+impl Entry {
+    fn key(&self) -> String {
+        format!("{}/{}", self.group, self.user)
+    }
+}
+
+/// `GET /groups/delta()`.
+pub(crate) async fn delta(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse, GraphError> {
+    odata::refuse(req, &["top", "skip", "search", "orderby", "count"])?;
+    if req.param("expand").is_some() {
+        return Err(GraphError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "NotImplemented",
+            "The emulator's /groups/delta takes $select=members, not $expand.",
+        ));
+    }
+    let page_size = req
+        .header("Prefer")
+        .and_then(|p| p.split(',').find_map(|x| x.trim().strip_prefix("odata.maxpagesize=")))
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(ctx.state.config.delta_page_size);
+    let tenant = ctx.tenant().to_string();
+    let (end, horizon) = ctx.db(|dir| dir.membership_log_bounds()).await?;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let epoch = ctx.state.delta_epoch.load(Ordering::SeqCst);
+
+    let state = if let Some(token) = req.param("deltatoken") {
+        let s = State::decode(token, "delta token")?;
+        if let Err(gone) = check_fresh(ctx, req, &s, end, horizon, now_ms) {
+            return Ok(gone);
+        }
+        State { phase: "c".into(), from: s.to, to: end, after: None, issued_ms: now_ms, epoch, ..s }
+    } else if let Some(token) = req.param("skiptoken") {
+        let s = State::decode(token, "skip token")?;
+        if let Err(gone) = check_fresh(ctx, req, &s, end, horizon, now_ms) {
+            return Ok(gone);
+        }
+        s
+    } else {
+        let filter = odata::filter(req, "Group", &["id"])?.ok_or_else(|| {
+            GraphError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "NotImplemented",
+                "The emulator's /groups/delta tracks named groups only: $filter=id eq '{group-id}' (up to 50, joined by or).",
+            )
+        })?;
+        let t = tenant.clone();
+        let all = ctx.db(move |dir| dir.groups(&t)).await?;
+        let mut groups: Vec<String> = all
+            .iter()
+            .filter(|g| odata::matches(&filter, json!({ "id": g.id }).as_object().expect("an object")))
+            .map(|g| g.id.clone())
+            .collect();
+        groups.sort();
+        if groups.len() > MAX_IDS {
+            return Err(GraphError::unsupported_query(format!("A delta $filter may name at most {MAX_IDS} objects.")));
+        }
+        State {
+            phase: "i".into(),
+            from: end,
+            to: end,
+            groups,
+            select: req.param("select").map(str::to_string),
+            filter: req.param("filter").map(str::to_string),
+            tenant: tenant.clone(),
+            issued_ms: now_ms,
+            epoch,
+            ..Default::default()
+        }
+    };
+
+    let mut view = req.clone();
+    view.query.retain(|(k, _)| !k.trim_start_matches('$').eq_ignore_ascii_case("select"));
+    if let Some(s) = &state.select {
+        view.query.push(("$select".into(), s.clone()));
+    }
+    let select = odata::select(&view, "group", PROPERTIES)?;
+    let props: Vec<&str> = select.unwrap_or_else(|| vec!["displayName", "members"]);
+
+    // The groups as they are now, and the round's entries in (group, user) order.
+    let t = tenant.clone();
+    let all = ctx.db(move |dir| dir.groups(&t)).await?;
+    let names: BTreeMap<String, String> = all.into_iter().map(|g| (g.id, g.display_name)).collect();
+    let mut entries: Vec<Entry> = Vec::new();
+    for gid in &state.groups {
+        let present = names.contains_key(gid);
+        let (t, g, phase, from, to) = (tenant.clone(), gid.clone(), state.phase.clone(), state.from, state.to);
+        let changes: Vec<(String, bool)> = if !present {
+            vec![]
+        } else if phase == "i" {
+            ctx.db(move |dir| Ok(dir.group_members_by_id(&t, &g)?.unwrap_or_default().into_iter().map(|u| (u, true)).collect()))
+                .await?
+        } else {
+            ctx.db(move |dir| dir.group_member_log(&g, from, to)).await?
+        };
+        if changes.is_empty() {
+            // A first round lists every group, members or not; a later one only what changed.
+            if state.phase == "i" && present {
+                entries.push(Entry { group: gid.clone(), user: String::new(), added: true });
+            } else if state.phase != "i" && !present {
+                entries.push(Entry { group: gid.clone(), user: String::new(), added: false });
+            }
+            continue;
+        }
+        let mut changes = changes;
+        changes.sort();
+        entries.extend(changes.into_iter().map(|(user, added)| Entry { group: gid.clone(), user, added }));
+    }
+    let remaining: Vec<&Entry> =
+        entries.iter().filter(|e| state.after.as_ref().is_none_or(|a| e.key().as_str() > a.as_str())).collect();
+    let page: Vec<&Entry> = remaining.iter().take(page_size).copied().collect();
+
+    let mut value: Vec<Value> = Vec::new();
+    for e in &page {
+        if value.last().and_then(|v| v.get("id")).and_then(Value::as_str) != Some(e.group.as_str()) {
+            let mut item = Map::new();
+            item.insert("id".into(), json!(e.group));
+            match names.get(&e.group) {
+                None => {
+                    item.insert("@removed".into(), json!({ "reason": "deleted" }));
+                }
+                Some(name) => {
+                    if props.contains(&"displayName") {
+                        item.insert("displayName".into(), json!(name));
+                    }
+                    if props.contains(&"description") {
+                        item.insert("description".into(), Value::Null);
+                    }
+                }
+            }
+            value.push(Value::Object(item));
+        }
+        if e.user.is_empty() || !props.contains(&"members") || !names.contains_key(&e.group) {
+            continue;
+        }
+        let item = value.last_mut().and_then(Value::as_object_mut).expect("the group's item");
+        let members = item.entry("members@delta").or_insert_with(|| json!([]));
+        let mut member = json!({ "@odata.type": "#microsoft.graph.user", "id": e.user });
+        if !e.added {
+            member["@removed"] = json!({ "reason": "deleted" });
+        }
+        members.as_array_mut().expect("an array").push(member);
+    }
+
+    let mut body = Map::new();
+    body.insert("@odata.context".into(), json!(ctx.context(req.version, "groups")));
+    if remaining.len() > page.len() {
+        let next = State { after: page.last().map(|e| e.key()), ..state.clone() };
+        let bare = GraphRequest { query: Vec::new(), ..req.clone() };
+        body.insert("@odata.nextLink".into(), json!(odata::link_with(ctx, &bare, "$skiptoken", &next.encode(), &[])));
+    } else {
+        let next = State { phase: "c".into(), from: state.to, to: state.to, after: None, issued_ms: now_ms, ..state.clone() };
+        let bare = GraphRequest { query: Vec::new(), ..req.clone() };
+        body.insert("@odata.deltaLink".into(), json!(odata::link_with(ctx, &bare, "$deltatoken", &next.encode(), &[])));
+    }
+    body.insert("value".into(), Value::Array(value));
+    Ok(GraphResponse::ok(Value::Object(body)))
+}
+
+/// 410 Gone (with a `Location` to start over) for a token that can no longer be honoured.
+fn check_fresh(ctx: &Ctx, req: &GraphRequest, s: &State, end: i64, horizon: i64, now_ms: i64) -> Result<(), GraphResponse> {
+    if !s.tenant.eq_ignore_ascii_case(ctx.tenant()) {
+        return Err(ctx.error_response(&GraphError::bad_request("The delta token was issued for another tenant.")));
+    }
+    let ttl = ctx.state.config.delta_token_ttl.as_millis() as i64;
+    let reason = if s.issued_ms + ttl < now_ms {
+        Some("the delta token has expired")
+    } else if s.epoch != ctx.state.delta_epoch.load(Ordering::SeqCst) {
+        Some("the delta state was reset")
+    } else if s.from > end || s.to > end {
+        Some("the delta token is ahead of the membership log")
+    } else if s.to < horizon || (s.phase == "c" && s.from < horizon) {
+        Some("the membership log no longer holds the changes since the delta token")
+    } else {
+        None
+    };
+    let Some(why) = reason else { return Ok(()) };
+    let mut fresh = GraphRequest { query: Vec::new(), ..req.clone() };
+    if let Some(f) = &s.filter {
+        fresh.query.push(("$filter".into(), f.clone()));
+    }
+    let location = match &s.select {
+        Some(sel) => odata::link_with(ctx, &fresh, "$select", sel, &["filter"]),
+        None if s.filter.is_some() => {
+            let f = fresh.query.remove(0).1;
+            odata::link_with(ctx, &fresh, "$filter", &f, &[])
+        }
+        None => ctx.url(req.version, "/groups/delta"),
+    };
+    tracing::debug!(why, "group delta token refused: resync required");
+    Err(GraphResponse {
+        status: StatusCode::GONE,
+        headers: vec![("Location".into(), location)],
+        body: super::router::ResponseBody::Empty,
+    })
+}
