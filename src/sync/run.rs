@@ -318,8 +318,10 @@ impl Run<'_> {
             .user_changes(src, if full { None } else { cursor })
             .await
             .map_err(|e| format!("reading the source tenant {src}: {e}"))?;
-        let full = full || changes.full;
+        // The membership cursors are tried even when the source dropped the users' cursor: each
+        // source refuses its own.
         let scope = self.scope_changes(source, store, full || options.full_membership).await?;
+        let full = full || changes.full;
         let members = scope.as_ref().map(|s| &s.members);
         // Membership read in full: compared with every row, as a full read of users is.
         let compare_all = scope.as_ref().is_some_and(|s| s.full);
