@@ -251,4 +251,110 @@ async fn main() {
         );
         println!("  (emulator part: {:.1} s in all)", started.elapsed().as_secs_f64());
     }
+
+    let group_n = env("ENTENTE_BENCH_GROUP_N", 10_000);
+    if group_n > 0 {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        group_scoped(tmp.path(), group_n).await;
+    }
+}
+
+const SCOPE: &str = "Sync Scope";
+
+/// One run of `j`, with its time and the HTTP requests the emulator served for it.
+async fn group_run(s: &Setup, j: &DesiredSyncJob, options: RunOptions) -> (SyncRunReport, Duration, u64) {
+    let source = s.source.snapshot(CONTOSO).await.expect("snapshot").expect("contoso");
+    let target = s.target.snapshot(FABRIKAM).await.expect("snapshot").expect("fabrikam");
+    let missing = missing_in_directory(j, &source, &target);
+    let before = s.emu.as_ref().map(|e| e.stats());
+    let start = Instant::now();
+    let report = run_job(j, s.source.as_ref(), s.target.as_ref(), &s.store, missing, &options).await.expect("run");
+    let time = start.elapsed();
+    assert!(!report.failed(), "{report:#?}");
+    let http = s.emu.as_ref().zip(before).map(|(e, b)| e.stats().graph_requests - b.graph_requests).unwrap_or(0);
+    (report, time, http)
+}
+
+/// A group-scoped job over the emulator: `n` members in the scope group (and `CHANGES` more users
+/// outside it), then runs after `CHANGES` membership changes (half leave the group, half join it, no
+/// attribute change): reading the membership delta (`/groups/delta` from the stored link) against
+/// reading the whole membership (`RunOptions::full_membership`, the baseline, making the same number
+/// of writes), and both with nothing changed. The initial sync is made on the embedded directory
+/// (the same file, much faster than 10,000 creations over HTTP), then a first run through Graph takes
+/// its delta links.
+async fn group_scoped(tmp: &Path, n: usize) {
+    let local = setup(tmp, n + CHANGES, false).await;
+    local.dir.apply(CONTOSO, &[Operation::EnsureGroups { display_names: vec![SCOPE.into()] }]).await.expect("group");
+    for id in &local.members[..n] {
+        local.dir.add_group_member(CONTOSO, SCOPE, id).expect("member");
+    }
+    let mut j = job();
+    j.scope.groups = vec![SCOPE.into()];
+    let (first, _, _) = group_run(&local, &j, RunOptions::default()).await;
+    assert_eq!(first.counts.created, n as u64);
+    let Setup { dir, store, members, .. } = local;
+    let config = EmulatorConfig { limits: Limits::off(), ..EmulatorConfig::default() };
+    let emu = emulator::start(dir.clone(), config).await.expect("emulator");
+    let over = Setup {
+        source: Arc::new(graph(&dir, &emu, CONTOSO)),
+        target: Arc::new(graph(&dir, &emu, FABRIKAM)),
+        dir,
+        store,
+        emu: Some(emu),
+        members,
+    };
+    let (takeover, _, _) = group_run(&over, &j, RunOptions { full: true, ..RunOptions::default() }).await;
+    assert_eq!(takeover.counts.writes(), 0, "{takeover:#?}");
+
+    // `CHANGES` membership changes: members leave, outsiders (then the leavers) join.
+    let churn = |round: usize| {
+        let half = CHANGES / 2;
+        let (inside, outside): (Vec<&String>, Vec<&String>) = if round % 2 == 1 {
+            (over.members[..half].iter().collect(), over.members[n..n + half].iter().collect())
+        } else {
+            (over.members[n..n + half].iter().collect(), over.members[..half].iter().collect())
+        };
+        for id in inside {
+            over.dir.remove_group_member(CONTOSO, SCOPE, id).expect("leave");
+        }
+        for id in outside {
+            over.dir.add_group_member(CONTOSO, SCOPE, id).expect("join");
+        }
+    };
+    let membership = || RunOptions { full_membership: true, ..RunOptions::default() };
+    let mut rows = Vec::new();
+    churn(1);
+    rows.push(("membership delta, 100 changed", group_run(&over, &j, RunOptions::default()).await));
+    churn(2);
+    rows.push(("full membership, 100 changed", group_run(&over, &j, membership()).await));
+    rows.push(("membership delta, 0 changed", group_run(&over, &j, RunOptions::default()).await));
+    rows.push(("full membership, 0 changed", group_run(&over, &j, membership()).await));
+    println!();
+    println!(
+        "group-scoped job through the Graph backend over the emulator: {n} members in the scope group, {CHANGES} membership changes"
+    );
+    println!("  {:<30} {:>11} {:>10} {:>14} {:>8}", "run", "time", "dir calls", "HTTP requests", "writes");
+    for (step, (r, time, http)) in &rows {
+        println!(
+            "  {:<30} {:>8.1} ms {:>10} {:>14} {:>8}",
+            step,
+            time.as_secs_f64() * 1000.0,
+            r.directory_calls,
+            http,
+            r.counts.writes()
+        );
+    }
+    let (d, f) = (&rows[0].1, &rows[1].1);
+    assert_eq!(d.0.counts.writes(), f.0.counts.writes(), "the same writes");
+    assert_eq!((rows[2].1.0.counts.writes(), rows[3].1.0.counts.writes()), (0, 0));
+    println!(
+        "  100 changed: {:.1}x fewer HTTP requests ({} vs {}), {:.1}x less time; nothing changed: {} vs {} requests, {:.1}x less time",
+        f.2 as f64 / d.2.max(1) as f64,
+        d.2,
+        f.2,
+        f.1.as_secs_f64() / d.1.as_secs_f64().max(1e-9),
+        rows[2].1.2,
+        rows[3].1.2,
+        rows[3].1.1.as_secs_f64() / rows[2].1.1.as_secs_f64().max(1e-9)
+    );
 }
