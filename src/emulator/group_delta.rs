@@ -21,6 +21,7 @@ use std::sync::atomic::Ordering;
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
+use super::delta_token::{self, DeltaToken};
 use super::errors::GraphError;
 use super::odata;
 use super::router::{GraphRequest, GraphResponse};
@@ -29,54 +30,6 @@ use super::server::Ctx;
 /// Graph's limit on objects in one delta `$filter`.
 const MAX_IDS: usize = 50;
 const PROPERTIES: &[&str] = &["id", "displayName", "description", "members"];
-
-/// The state a delta or skip token carries.
-#[derive(Clone, Debug, Default)]
-struct State {
-    /// `i`: first round (every member); `c`: changes after `from` up to `to` (log sequence numbers).
-    phase: String,
-    from: i64,
-    to: i64,
-    /// The last entry served (`{group id}/{user id}`), on a skip token.
-    after: Option<String>,
-    /// The groups the filter named when the tracking began.
-    groups: Vec<String>,
-    select: Option<String>,
-    filter: Option<String>,
-    tenant: String,
-    issued_ms: i64,
-    epoch: i64,
-}
-
-impl State {
-    fn encode(&self) -> String {
-        odata::encode_token(&json!({
-            "v": 1, "p": self.phase, "f": self.from, "t": self.to, "a": self.after, "g": self.groups,
-            "sel": self.select, "flt": self.filter, "tid": self.tenant, "iat": self.issued_ms, "ep": self.epoch,
-        }))
-    }
-
-    fn decode(token: &str, what: &str) -> Result<Self, GraphError> {
-        let v = odata::decode_token(token, what)?;
-        if v.get("v").and_then(Value::as_i64) != Some(1) || v.get("g").is_none() {
-            return Err(GraphError::bad_request(format!("The {what} '{token}' is not valid.")));
-        }
-        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-        let n = |k: &str| v.get(k).and_then(Value::as_i64).unwrap_or_default();
-        Ok(Self {
-            phase: s("p").unwrap_or_default(),
-            from: n("f"),
-            to: n("t"),
-            after: s("a"),
-            groups: v["g"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect(),
-            select: s("sel"),
-            filter: s("flt"),
-            tenant: s("tid").unwrap_or_default(),
-            issued_ms: n("iat"),
-            epoch: n("ep"),
-        })
-    }
-}
 
 /// One member entry of a round: the group, the user, added or removed. A group without entries is
 /// served with an empty user id (once, without `members@delta`), or removed when deleted.
@@ -115,13 +68,13 @@ pub(crate) async fn delta(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse
     let epoch = ctx.state.delta_epoch.load(Ordering::SeqCst);
 
     let state = if let Some(token) = req.param("deltatoken") {
-        let s = State::decode(token, "delta token")?;
+        let s = group_token(token, "delta token")?;
         if let Err(gone) = check_fresh(ctx, req, &s, end, horizon, now_ms) {
             return Ok(gone);
         }
-        State { phase: "c".into(), from: s.to, to: end, after: None, issued_ms: now_ms, epoch, ..s }
+        DeltaToken { phase: "c".into(), from: s.to, to: end, after: None, issued_ms: now_ms, epoch, ..s }
     } else if let Some(token) = req.param("skiptoken") {
-        let s = State::decode(token, "skip token")?;
+        let s = group_token(token, "skip token")?;
         if let Err(gone) = check_fresh(ctx, req, &s, end, horizon, now_ms) {
             return Ok(gone);
         }
@@ -145,11 +98,11 @@ pub(crate) async fn delta(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse
         if groups.len() > MAX_IDS {
             return Err(GraphError::unsupported_query(format!("A delta $filter may name at most {MAX_IDS} objects.")));
         }
-        State {
+        DeltaToken {
             phase: "i".into(),
             from: end,
             to: end,
-            groups,
+            groups: Some(groups),
             select: req.param("select").map(str::to_string),
             filter: req.param("filter").map(str::to_string),
             tenant: tenant.clone(),
@@ -172,7 +125,7 @@ pub(crate) async fn delta(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse
     let all = ctx.db(move |dir| dir.groups(&t)).await?;
     let names: BTreeMap<String, String> = all.into_iter().map(|g| (g.id, g.display_name)).collect();
     let mut entries: Vec<Entry> = Vec::new();
-    for gid in &state.groups {
+    for gid in state.groups.iter().flatten() {
         let present = names.contains_key(gid);
         let (t, g, phase, from, to) = (tenant.clone(), gid.clone(), state.phase.clone(), state.from, state.to);
         let changes: Vec<(String, bool)> = if !present {
@@ -235,11 +188,12 @@ pub(crate) async fn delta(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse
     let mut body = Map::new();
     body.insert("@odata.context".into(), json!(ctx.context(req.version, "groups")));
     if remaining.len() > page.len() {
-        let next = State { after: page.last().map(|e| e.key()), ..state.clone() };
+        let next = DeltaToken { after: page.last().map(|e| e.key()), ..state.clone() };
         let bare = GraphRequest { query: Vec::new(), ..req.clone() };
         body.insert("@odata.nextLink".into(), json!(odata::link_with(ctx, &bare, "$skiptoken", &next.encode(), &[])));
     } else {
-        let next = State { phase: "c".into(), from: state.to, to: state.to, after: None, issued_ms: now_ms, ..state.clone() };
+        let next =
+            DeltaToken { phase: "c".into(), from: state.to, to: state.to, after: None, issued_ms: now_ms, ..state.clone() };
         let bare = GraphRequest { query: Vec::new(), ..req.clone() };
         body.insert("@odata.deltaLink".into(), json!(odata::link_with(ctx, &bare, "$deltatoken", &next.encode(), &[])));
     }
@@ -247,24 +201,22 @@ pub(crate) async fn delta(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse
     Ok(GraphResponse::ok(Value::Object(body)))
 }
 
-/// 410 Gone (with a `Location` to start over) for a token that can no longer be honoured.
-fn check_fresh(ctx: &Ctx, req: &GraphRequest, s: &State, end: i64, horizon: i64, now_ms: i64) -> Result<(), GraphResponse> {
-    if !s.tenant.eq_ignore_ascii_case(ctx.tenant()) {
-        return Err(ctx.error_response(&GraphError::bad_request("The delta token was issued for another tenant.")));
+/// A token of a group delta (it names the groups it tracks; a users' delta token is not one).
+fn group_token(token: &str, what: &str) -> Result<DeltaToken, GraphError> {
+    let t = DeltaToken::decode(token, what)?;
+    if t.groups.is_none() {
+        return Err(GraphError::bad_request(format!("The {what} '{token}' is not valid.")));
     }
-    let ttl = ctx.state.config.delta_token_ttl.as_millis() as i64;
-    let reason = if s.issued_ms + ttl < now_ms {
-        Some("the delta token has expired")
-    } else if s.epoch != ctx.state.delta_epoch.load(Ordering::SeqCst) {
-        Some("the delta state was reset")
-    } else if s.from > end || s.to > end {
-        Some("the delta token is ahead of the membership log")
-    } else if s.to < horizon || (s.phase == "c" && s.from < horizon) {
-        Some("the membership log no longer holds the changes since the delta token")
-    } else {
-        None
+    Ok(t)
+}
+
+/// 410 Gone (with a `Location` to start over) for a token that can no longer be honoured.
+fn check_fresh(ctx: &Ctx, req: &GraphRequest, s: &DeltaToken, end: i64, horizon: i64, now_ms: i64) -> Result<(), GraphResponse> {
+    let why = match s.stale(ctx, end, horizon, now_ms, "the membership log") {
+        Ok(None) => return Ok(()),
+        Ok(Some(why)) => why,
+        Err(e) => return Err(ctx.error_response(&e)),
     };
-    let Some(why) = reason else { return Ok(()) };
     let mut fresh = GraphRequest { query: Vec::new(), ..req.clone() };
     if let Some(f) = &s.filter {
         fresh.query.push(("$filter".into(), f.clone()));
@@ -278,9 +230,5 @@ fn check_fresh(ctx: &Ctx, req: &GraphRequest, s: &State, end: i64, horizon: i64,
         None => ctx.url(req.version, "/groups/delta"),
     };
     tracing::debug!(why, "group delta token refused: resync required");
-    Err(GraphResponse {
-        status: StatusCode::GONE,
-        headers: vec![("Location".into(), location)],
-        body: super::router::ResponseBody::Empty,
-    })
+    Err(delta_token::gone(location))
 }

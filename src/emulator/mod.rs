@@ -31,6 +31,7 @@ mod conditional_access;
 pub mod config;
 pub mod contract;
 mod deleted_items;
+mod delta_token;
 mod entitlement;
 mod errors;
 mod faults;

@@ -21,6 +21,7 @@ use std::sync::atomic::Ordering;
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
+use super::delta_token::{self, DeltaToken};
 use super::errors::GraphError;
 use super::odata;
 use super::router::{GraphRequest, GraphResponse};
@@ -415,50 +416,6 @@ pub(crate) async fn delete(ctx: &Ctx, id: &str) -> Result<GraphResponse, GraphEr
 // ---------------------------------------------------------------------------------------------
 // Delta
 
-/// The state a delta or skip token carries.
-#[derive(Clone, Debug, Default)]
-struct DeltaState {
-    /// `i`: first round (every user); `c`: changes from `from` to `to`.
-    phase: String,
-    from: i64,
-    to: i64,
-    after: Option<String>,
-    select: Option<String>,
-    filter: Option<String>,
-    tenant: String,
-    issued_ms: i64,
-    /// The emulator's delta epoch when issued (a forced resync bumps it).
-    epoch: i64,
-}
-
-impl DeltaState {
-    fn encode(&self) -> String {
-        odata::encode_token(&json!({
-            "v": 1, "p": self.phase, "f": self.from, "t": self.to, "a": self.after,
-            "sel": self.select, "flt": self.filter, "tid": self.tenant, "iat": self.issued_ms, "ep": self.epoch,
-        }))
-    }
-    fn decode(token: &str, what: &str) -> Result<Self, GraphError> {
-        let v = odata::decode_token(token, what)?;
-        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-        let n = |k: &str| v.get(k).and_then(Value::as_i64).unwrap_or_default();
-        if v.get("v").and_then(Value::as_i64) != Some(1) {
-            return Err(GraphError::bad_request(format!("The {what} '{token}' is not valid.")));
-        }
-        Ok(Self {
-            phase: s("p").unwrap_or_default(),
-            from: n("f"),
-            to: n("t"),
-            after: s("a"),
-            select: s("sel"),
-            filter: s("flt"),
-            tenant: s("tid").unwrap_or_default(),
-            issued_ms: n("iat"),
-            epoch: n("ep"),
-        })
-    }
-}
-
 /// `GET /users/delta()`.
 pub(crate) async fn delta(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse, GraphError> {
     odata::refuse(req, &["top", "skip", "search", "expand", "orderby"])?;
@@ -474,7 +431,7 @@ pub(crate) async fn delta(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse
     let epoch = ctx.state.delta_epoch.load(Ordering::SeqCst);
     let state = if let Some(token) = req.param("deltatoken") {
         if token.trim().eq_ignore_ascii_case("latest") {
-            let s = DeltaState {
+            let s = DeltaToken {
                 phase: "c".into(),
                 from: current,
                 to: current,
@@ -491,20 +448,20 @@ pub(crate) async fn delta(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse
             body.insert("value".into(), json!([]));
             return Ok(GraphResponse::ok(Value::Object(body)));
         }
-        let s = DeltaState::decode(token, "delta token")?;
+        let s = DeltaToken::decode(token, "delta token")?;
         if let Err(gone) = check_fresh(ctx, req, &s, current, now_ms) {
             return Ok(gone);
         }
-        DeltaState { phase: "c".into(), from: s.from, to: current, after: None, issued_ms: now_ms, epoch, ..s }
+        DeltaToken { phase: "c".into(), from: s.from, to: current, after: None, issued_ms: now_ms, epoch, ..s }
     } else if let Some(token) = req.param("skiptoken") {
-        let s = DeltaState::decode(token, "skip token")?;
+        let s = DeltaToken::decode(token, "skip token")?;
         if let Err(gone) = check_fresh(ctx, req, &s, current, now_ms) {
             return Ok(gone);
         }
         s
     } else {
         // A first round belongs to the current epoch: after a reset, fresh rounds must keep working.
-        DeltaState {
+        DeltaToken {
             phase: "i".into(),
             from: current,
             to: current,
@@ -570,57 +527,33 @@ pub(crate) async fn delta(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse
     let mut body = Map::new();
     body.insert("@odata.context".into(), json!(ctx.context(req.version, "users")));
     if matching.len() > page.len() {
-        let next = DeltaState { after: page.last().map(|s| s.to_string()), ..state.clone() };
+        let next = DeltaToken { after: page.last().map(|s| s.to_string()), ..state.clone() };
         body.insert("@odata.nextLink".into(), json!(odata::link_with(ctx, req, "$skiptoken", &next.encode(), &[])));
     } else {
         let next =
-            DeltaState { phase: "c".into(), from: state.to, to: state.to, after: None, issued_ms: now_ms, ..state.clone() };
+            DeltaToken { phase: "c".into(), from: state.to, to: state.to, after: None, issued_ms: now_ms, ..state.clone() };
         body.insert("@odata.deltaLink".into(), json!(delta_link(ctx, req, &next)));
     }
     body.insert("value".into(), Value::Array(value));
     Ok(GraphResponse::ok(Value::Object(body)))
 }
 
-fn delta_link(ctx: &Ctx, req: &GraphRequest, s: &DeltaState) -> String {
+fn delta_link(ctx: &Ctx, req: &GraphRequest, s: &DeltaToken) -> String {
     let bare = GraphRequest { query: Vec::new(), ..req.clone() };
     odata::link_with(ctx, &bare, "$deltatoken", &s.encode(), &[])
 }
 
 /// 410 Gone (with a `Location` to start over) for a token that can no longer be honoured.
-fn check_fresh(ctx: &Ctx, req: &GraphRequest, s: &DeltaState, current: i64, now_ms: i64) -> Result<(), GraphResponse> {
-    if !s.tenant.eq_ignore_ascii_case(ctx.tenant()) {
-        return Err(ctx.error_response(&GraphError::bad_request("The delta token was issued for another tenant.")));
-    }
-    let ttl = ctx.state.config.delta_token_ttl.as_millis() as i64;
-    let reason = if s.issued_ms + ttl < now_ms {
-        Some("the delta token has expired")
-    } else if s.epoch != ctx.state.delta_epoch.load(Ordering::SeqCst) {
-        Some("the delta state was reset")
-    } else if s.from > current || s.to > current {
-        Some("the delta token is ahead of the directory's change feed")
-    } else {
-        None
+fn check_fresh(ctx: &Ctx, req: &GraphRequest, s: &DeltaToken, current: i64, now_ms: i64) -> Result<(), GraphResponse> {
+    let why = match s.stale(ctx, current, i64::MIN, now_ms, "the directory's change feed") {
+        Ok(None) => return Ok(()),
+        Ok(Some(why)) => why,
+        Err(e) => return Err(ctx.error_response(&e)),
     };
-    match reason {
-        None => Ok(()),
-        Some(why) => {
-            let mut fresh = GraphRequest { query: Vec::new(), ..req.clone() };
-            if let Some(sel) = &s.select {
-                fresh.query.push(("$select".into(), sel.clone()));
-            }
-            let location = if fresh.query.is_empty() {
-                ctx.url(req.version, "/users/delta")
-            } else {
-                let sel = fresh.query.remove(0).1;
-                odata::link_with(ctx, &fresh, "$select", &sel, &[])
-            };
-            // The subset documents this 410 with a Location and no body.
-            tracing::debug!(why, "delta token refused: resync required");
-            Err(GraphResponse {
-                status: StatusCode::GONE,
-                headers: vec![("Location".into(), location)],
-                body: super::router::ResponseBody::Empty,
-            })
-        }
-    }
+    let location = match &s.select {
+        Some(sel) => odata::link_with(ctx, &GraphRequest { query: Vec::new(), ..req.clone() }, "$select", sel, &[]),
+        None => ctx.url(req.version, "/users/delta"),
+    };
+    tracing::debug!(why, "delta token refused: resync required");
+    Err(delta_token::gone(location))
 }

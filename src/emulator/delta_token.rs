@@ -1,0 +1,96 @@
+//! The state a delta or skip token carries, shared by `/users/delta` and `/groups/delta`, and the 410 Gone
+//! that answers a token the emulator can no longer honour. Tokens are opaque to clients (as Graph's): the
+//! round (`i`: every object; `c`: changes from `from` to `to` of the directory's feed), where a page ended,
+//! the query the round began with, the tenant, when it was issued and the emulator's delta epoch.
+
+use std::sync::atomic::Ordering;
+
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use super::errors::GraphError;
+use super::odata;
+use super::router::{GraphResponse, ResponseBody};
+use super::server::Ctx;
+
+#[derive(Clone, Debug, Default)]
+pub(super) struct DeltaToken {
+    /// `i`: first round; `c`: changes from `from` to `to`.
+    pub phase: String,
+    pub from: i64,
+    pub to: i64,
+    /// The last object served, on a skip token.
+    pub after: Option<String>,
+    /// The groups a group delta tracks (named by the first round's filter); `None` for users.
+    pub groups: Option<Vec<String>>,
+    pub select: Option<String>,
+    pub filter: Option<String>,
+    pub tenant: String,
+    pub issued_ms: i64,
+    /// The emulator's delta epoch when issued (a forced resync bumps it).
+    pub epoch: i64,
+}
+
+impl DeltaToken {
+    pub fn encode(&self) -> String {
+        let mut v = json!({
+            "v": 1, "p": self.phase, "f": self.from, "t": self.to, "a": self.after,
+            "sel": self.select, "flt": self.filter, "tid": self.tenant, "iat": self.issued_ms, "ep": self.epoch,
+        });
+        if let Some(g) = &self.groups {
+            v["g"] = json!(g);
+        }
+        odata::encode_token(&v)
+    }
+
+    /// A token of this emulator (`what`: "delta token" or "skip token", for the error).
+    pub fn decode(token: &str, what: &str) -> Result<Self, GraphError> {
+        let v = odata::decode_token(token, what)?;
+        if v.get("v").and_then(Value::as_i64) != Some(1) {
+            return Err(GraphError::bad_request(format!("The {what} '{token}' is not valid.")));
+        }
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        let n = |k: &str| v.get(k).and_then(Value::as_i64).unwrap_or_default();
+        Ok(Self {
+            phase: s("p").unwrap_or_default(),
+            from: n("f"),
+            to: n("t"),
+            after: s("a"),
+            groups: v
+                .get("g")
+                .and_then(Value::as_array)
+                .map(|g| g.iter().filter_map(Value::as_str).map(str::to_string).collect()),
+            select: s("sel"),
+            filter: s("flt"),
+            tenant: s("tid").unwrap_or_default(),
+            issued_ms: n("iat"),
+            epoch: n("ep"),
+        })
+    }
+
+    /// Why the token can no longer be honoured (`None`: it can). `end` is the newest position of the feed
+    /// (`feed` names it in the reason); `horizon` the oldest it still holds (`i64::MIN`: it holds all). A
+    /// token of another tenant is an error, not a resync.
+    pub fn stale(&self, ctx: &Ctx, end: i64, horizon: i64, now_ms: i64, feed: &str) -> Result<Option<String>, GraphError> {
+        if !self.tenant.eq_ignore_ascii_case(ctx.tenant()) {
+            return Err(GraphError::bad_request("The delta token was issued for another tenant."));
+        }
+        let ttl = ctx.state.config.delta_token_ttl.as_millis() as i64;
+        Ok(if self.issued_ms + ttl < now_ms {
+            Some("the delta token has expired".into())
+        } else if self.epoch != ctx.state.delta_epoch.load(Ordering::SeqCst) {
+            Some("the delta state was reset".into())
+        } else if self.from > end || self.to > end {
+            Some(format!("the delta token is ahead of {feed}"))
+        } else if self.to < horizon || (self.phase == "c" && self.from < horizon) {
+            Some(format!("{feed} no longer holds the changes since the delta token"))
+        } else {
+            None
+        })
+    }
+}
+
+/// 410 Gone with a `Location` to start over and no body, as the contract documents it.
+pub(super) fn gone(location: String) -> GraphResponse {
+    GraphResponse { status: StatusCode::GONE, headers: vec![("Location".into(), location)], body: ResponseBody::Empty }
+}
