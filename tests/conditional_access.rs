@@ -341,21 +341,14 @@ async fn the_same_through_the_graph_backend_and_the_emulator() {
 // The controller (a fake Kubernetes API server, `tower_test::mock::pair`)
 
 mod controller {
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex};
 
-    use entente::api::{ConditionalAccessPolicy, CrossTenantAccessPolicy, GuestInvitation, Tenant};
-    use entente::controller::metrics::Metrics;
-    use entente::controller::{Context, Settings, Stores, reconcile_tenant};
     use entente::directory::Directory;
     use entente::directory::local::LocalDirectory;
-    use http::{Method, Request, Response, StatusCode};
-    use kube::client::Body;
-    use kube::runtime::reflector::{self, Store};
+
     use serde_json::{Value, json};
 
     use super::TENANT;
-    use crate::kube_support::{path_of, store_of};
+    use crate::kube_support::reconcile_contoso;
 
     fn meta(name: &str) -> Value {
         json!({ "namespace": "default", "name": name, "uid": format!("uid-{name}"), "resourceVersion": "1", "generation": 1,
@@ -363,41 +356,7 @@ mod controller {
     }
 
     async fn reconcile(objects: &[Value], directory: &std::path::Path) {
-        let by_path: Arc<Mutex<HashMap<String, Value>>> =
-            Arc::new(Mutex::new(objects.iter().map(|o| (path_of(o), o.clone())).collect()));
-        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let objs = by_path.clone();
-        let server = tokio::spawn(async move {
-            while let Some((request, send)) = handle.next_request().await {
-                let (parts, body) = request.into_parts();
-                let bytes = body.collect_bytes().await.unwrap();
-                let path = parts.uri.path().trim_end_matches("/status").to_string();
-                let found = objs.lock().unwrap().get(&path).cloned();
-                let (status, answer) = match (&parts.method, found) {
-                    (&Method::POST, _) => (StatusCode::CREATED, serde_json::from_slice(&bytes).unwrap_or(Value::Null)),
-                    (_, Some(o)) => (StatusCode::OK, o),
-                    (_, None) => (
-                        StatusCode::NOT_FOUND,
-                        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}),
-                    ),
-                };
-                send.send_response(
-                    Response::builder().status(status).body(Body::from(serde_json::to_vec(&answer).unwrap())).unwrap(),
-                );
-            }
-        });
-        let client = kube::Client::new(service, "default");
-        let tenants: Store<Tenant> = store_of(objects, "Tenant");
-        let stores = Stores {
-            tenants: tenants.clone(),
-            policies: store_of::<CrossTenantAccessPolicy>(objects, "CrossTenantAccessPolicy"),
-            invitations: store_of::<GuestInvitation>(objects, "GuestInvitation"),
-        };
-        let mut ctx = Context::new(client, stores, directory, Arc::new(Metrics::default()), Settings::default(), None);
-        ctx.conditional_access_policies = store_of::<ConditionalAccessPolicy>(objects, "ConditionalAccessPolicy");
-        let tenant = tenants.get(&reflector::ObjectRef::new("contoso").within("default")).unwrap();
-        reconcile_tenant(tenant, Arc::new(ctx)).await.expect("reconciles");
-        server.abort();
+        reconcile_contoso(objects, directory).await.0.expect("reconciles");
     }
 
     #[tokio::test]

@@ -4,21 +4,11 @@
 //! the directory object, then removes the finalizer.
 
 mod kube_support;
-use kube_support::{path_of, store_of};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use kube_support::{Sent, reconcile_contoso};
 
-use entente::api::{
-    AccessPackage, ConditionalAccessPolicy, ConnectedOrganization, CrossTenantAccessPolicy, GuestInvitation, IdentityProvider,
-    SignUpFlow, Tenant,
-};
-use entente::controller::metrics::Metrics;
-use entente::controller::{Context, Error, FINALIZER, Settings, Stores, reconcile_tenant};
+use entente::controller::{Error, FINALIZER};
 use entente::directory::Directory;
 use entente::directory::local::LocalDirectory;
-use http::{Method, Request, Response, StatusCode};
-use kube::client::Body;
-use kube::runtime::reflector::{self, Store};
 use serde_json::{Value, json};
 
 const TENANT: &str = "6f1c7a52-3d4b-4e8a-9f21-0c5d8e7b1a01";
@@ -29,55 +19,10 @@ fn meta(name: &str) -> Value {
             "creationTimestamp": "2026-01-01T00:00:00Z" })
 }
 
-/// One request the controller sent: method, path, body.
-type Sent = (String, String, Value);
-
 /// Reconciles the Tenant with these objects; returns the result and every request the controller sent.
 async fn reconcile(objects: &[Value], directory: &std::path::Path) -> (Result<(), Error>, Vec<Sent>) {
-    let by_path: Arc<Mutex<HashMap<String, Value>>> =
-        Arc::new(Mutex::new(objects.iter().map(|o| (path_of(o), o.clone())).collect()));
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let (objs, log) = (by_path.clone(), sent.clone());
-    let server = tokio::spawn(async move {
-        while let Some((request, send)) = handle.next_request().await {
-            let (parts, body) = request.into_parts();
-            let bytes = body.collect_bytes().await.unwrap();
-            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            log.lock().unwrap().push((parts.method.to_string(), parts.uri.path().to_string(), body.clone()));
-            let path = parts.uri.path().trim_end_matches("/status").to_string();
-            let found = objs.lock().unwrap().get(&path).cloned();
-            let (status, answer) = match (&parts.method, found) {
-                (&Method::POST, _) => (StatusCode::CREATED, body),
-                (_, Some(o)) => (StatusCode::OK, o),
-                (_, None) => (
-                    StatusCode::NOT_FOUND,
-                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}),
-                ),
-            };
-            send.send_response(
-                Response::builder().status(status).body(Body::from(serde_json::to_vec(&answer).unwrap())).unwrap(),
-            );
-        }
-    });
-    let client = kube::Client::new(service, "default");
-    let tenants: Store<Tenant> = store_of(objects, "Tenant");
-    let stores = Stores {
-        tenants: tenants.clone(),
-        policies: store_of::<CrossTenantAccessPolicy>(objects, "CrossTenantAccessPolicy"),
-        invitations: store_of::<GuestInvitation>(objects, "GuestInvitation"),
-    };
-    let mut ctx = Context::new(client, stores, directory, Arc::new(Metrics::default()), Settings::default(), None);
-    ctx.identity_providers = store_of::<IdentityProvider>(objects, "IdentityProvider");
-    ctx.sign_up_flows = store_of::<SignUpFlow>(objects, "SignUpFlow");
-    ctx.connected_organizations = store_of::<ConnectedOrganization>(objects, "ConnectedOrganization");
-    ctx.access_packages = store_of::<AccessPackage>(objects, "AccessPackage");
-    ctx.conditional_access_policies = store_of::<ConditionalAccessPolicy>(objects, "ConditionalAccessPolicy");
-    let tenant = tenants.get(&reflector::ObjectRef::new("contoso").within("default")).unwrap();
-    let result = reconcile_tenant(tenant, Arc::new(ctx)).await.map(|_| ());
-    server.abort();
-    let sent = sent.lock().unwrap().clone();
-    (result, sent)
+    let (result, sent) = reconcile_contoso(objects, directory).await;
+    (result.map(|_| ()), sent)
 }
 
 fn objects() -> Vec<Value> {

@@ -378,20 +378,13 @@ async fn the_same_through_the_graph_backend_and_the_emulator() {
 // The controller (a fake Kubernetes API server, `tower_test::mock::pair`)
 
 mod controller {
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex};
 
-    use entente::api::{CrossTenantAccessPolicy, GuestInvitation, IdentityProvider, SignUpFlow, Tenant};
-    use entente::controller::metrics::Metrics;
-    use entente::controller::{Context, Settings, Stores, reconcile_tenant};
     use entente::directory::local::LocalDirectory;
-    use http::{Method, Request, Response, StatusCode};
-    use kube::client::Body;
-    use kube::runtime::reflector::{self, Store};
+
     use serde_json::{Value, json};
 
     use super::TENANT;
-    use crate::kube_support::{path_of, store_of};
+    use crate::kube_support::reconcile_contoso;
 
     fn meta(name: &str) -> Value {
         json!({ "namespace": "default", "name": name, "uid": format!("uid-{name}"), "resourceVersion": "1", "generation": 1,
@@ -403,46 +396,8 @@ mod controller {
         objects: &[Value],
         directory: &std::path::Path,
     ) -> (Result<kube::runtime::controller::Action, entente::controller::Error>, Vec<String>) {
-        let by_path: Arc<Mutex<HashMap<String, Value>>> =
-            Arc::new(Mutex::new(objects.iter().map(|o| (path_of(o), o.clone())).collect()));
-        let sent = Arc::new(Mutex::new(Vec::new()));
-        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let (objs, log) = (by_path.clone(), sent.clone());
-        let server = tokio::spawn(async move {
-            while let Some((request, send)) = handle.next_request().await {
-                let (parts, body) = request.into_parts();
-                let bytes = body.collect_bytes().await.unwrap();
-                log.lock().unwrap().push(String::from_utf8_lossy(&bytes).to_string());
-                let path = parts.uri.path().trim_end_matches("/status").to_string();
-                let found = objs.lock().unwrap().get(&path).cloned();
-                let (status, answer) = match (&parts.method, found) {
-                    (&Method::POST, _) => (StatusCode::CREATED, serde_json::from_slice(&bytes).unwrap_or(Value::Null)),
-                    (_, Some(o)) => (StatusCode::OK, o),
-                    (_, None) => (
-                        StatusCode::NOT_FOUND,
-                        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}),
-                    ),
-                };
-                send.send_response(
-                    Response::builder().status(status).body(Body::from(serde_json::to_vec(&answer).unwrap())).unwrap(),
-                );
-            }
-        });
-        let client = kube::Client::new(service, "default");
-        let tenants: Store<Tenant> = store_of(objects, "Tenant");
-        let stores = Stores {
-            tenants: tenants.clone(),
-            policies: store_of::<CrossTenantAccessPolicy>(objects, "CrossTenantAccessPolicy"),
-            invitations: store_of::<GuestInvitation>(objects, "GuestInvitation"),
-        };
-        let mut ctx = Context::new(client, stores, directory, Arc::new(Metrics::default()), Settings::default(), None);
-        ctx.identity_providers = store_of::<IdentityProvider>(objects, "IdentityProvider");
-        ctx.sign_up_flows = store_of::<SignUpFlow>(objects, "SignUpFlow");
-        let tenant = tenants.get(&reflector::ObjectRef::new("contoso").within("default")).unwrap();
-        let result = reconcile_tenant(tenant, Arc::new(ctx)).await;
-        server.abort();
-        let sent = sent.lock().unwrap().clone();
-        (result, sent)
+        let (result, sent) = reconcile_contoso(objects, directory).await;
+        (result, sent.iter().map(|(_, _, body)| body.to_string()).collect())
     }
 
     fn objects(with_secret: bool) -> Vec<Value> {
