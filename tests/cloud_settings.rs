@@ -43,6 +43,7 @@ fn identity(id: &str, name: &str, cloud: Cloud) -> TenantIdentity {
 fn invite_op(email: &str) -> Operation {
     Operation::Invite {
         invitation: InvitationRequest {
+            re_invite: false,
             invited_user_email_address: email.into(),
             invited_user_display_name: None,
             invite_redirect_url: "https://myapps.microsoft.com".into(),

@@ -224,6 +224,7 @@ async fn scenario(h: &Harness) -> Vec<(String, Value)> {
     // An admin already invited Alice by hand, into no group: entente adopts her, never invites again.
     let alice_invite = Operation::Invite {
         invitation: InvitationRequest {
+            re_invite: false,
             invited_user_email_address: "Alice@Fabrikam.com".into(),
             invited_user_display_name: Some("Alice".into()),
             invite_redirect_url: "https://myapps.microsoft.com".into(),
@@ -308,7 +309,7 @@ async fn scenario(h: &Harness) -> Vec<(String, Value)> {
     assert_eq!((partner.action, partner.drift), (Action::Update, true), "{:#}", plan_view(&plan));
     let carol_change = change(&plan, "carol-adatum");
     // Carol is still in the recycle bin: restored as the same user, not invited again.
-    assert_eq!((carol_change.action, carol_change.drift), (Action::Update, true));
+    assert_eq!((carol_change.action, carol_change.drift), (Action::Restore, true));
     assert!(carol_change.ops.contains(&Operation::RestoreGuest { user_id: carol.clone() }), "{:#}", plan_view(&plan));
     let report = h.apply(&plan).await;
     no_failures(&report);

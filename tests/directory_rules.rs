@@ -40,6 +40,7 @@ async fn two_tenants() -> LocalDirectory {
 
 fn request(email: &str, user_type: UserType, groups: &[&str]) -> InvitationRequest {
     InvitationRequest {
+        re_invite: false,
         invited_user_email_address: email.into(),
         invited_user_display_name: None,
         invite_redirect_url: "https://myapps.microsoft.com".into(),
@@ -279,6 +280,34 @@ async fn r5_block_list_matches_case_insensitively() {
 
 // ---------------------------------------------------------------------------------------------
 // R6
+
+/// Invitations issued (each an email) to the user, from the change feed.
+fn issued(dir: &LocalDirectory, user_id: &str) -> usize {
+    dir.changes_since(0)
+        .unwrap()
+        .iter()
+        .filter(|c| c.entity == "invitation" && c.change == "issued" && c.entity_id == user_id)
+        .count()
+}
+
+#[tokio::test]
+async fn r6_an_invitation_is_create_if_absent_unless_a_re_invitation_is_asked_for() {
+    let dir = two_tenants().await;
+    let first = invite(&dir, CONTOSO, "alice@fabrikam.com").await.unwrap();
+    // A second writer's invitation of the same address adopts the user: no ticket, no email.
+    let again = invite(&dir, CONTOSO, "Alice@Fabrikam.com").await.unwrap();
+    assert_eq!(again.user_id, first.user_id);
+    assert_eq!(again.invite_redeem_url, "", "no new redeem URL");
+    assert_eq!(issued(&dir, &first.user_id), 1);
+    // Graph's POST /invitations (the emulator) re-invites: same user, a fresh redeem URL.
+    let re =
+        invite_as(&dir, CONTOSO, InvitationRequest { re_invite: true, ..request("alice@fabrikam.com", UserType::Guest, &[]) })
+            .await
+            .unwrap();
+    assert_eq!(re.user_id, first.user_id);
+    assert!(!re.invite_redeem_url.is_empty() && re.invite_redeem_url != first.invite_redeem_url);
+    assert_eq!(issued(&dir, &first.user_id), 2);
+}
 
 #[tokio::test]
 async fn r6_an_invitation_creates_a_pending_guest_with_the_graph_shape() {
@@ -581,6 +610,7 @@ async fn ownership_records_round_trip_and_bind_the_invited_id() {
         external_id: external_id.map(str::to_string),
         deletion_policy: DeletionPolicy::Retain,
         applied: r#"{"userType":"Guest"}"#.into(),
+        redeem_url: None,
     };
     let outcomes = dir
         .apply(
@@ -600,7 +630,12 @@ async fn ownership_records_round_trip_and_bind_the_invited_id() {
     assert_eq!(guest_record.external_id.as_deref(), Some(invited.user_id.as_str()), "the invited id is bound");
     assert_eq!(
         *guest_record,
-        ManagedRecord { external_id: Some(invited.user_id.clone()), ..record(Kind::GuestInvitation, "alice@fabrikam.com", None) }
+        ManagedRecord {
+            external_id: Some(invited.user_id.clone()),
+            redeem_url: Some(invited.invite_redeem_url.clone()),
+            ..record(Kind::GuestInvitation, "alice@fabrikam.com", None)
+        },
+        "the id and the redeem URL are recorded with the invitation, in the same transaction"
     );
     assert!(managed.contains(&record(Kind::CrossTenantAccessPolicy, FABRIKAM, Some("x"))));
 

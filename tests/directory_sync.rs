@@ -314,6 +314,7 @@ async fn provisioning_takes_over_the_user_with_that_mail() {
             FABRIKAM,
             &[Operation::Invite {
                 invitation: entente::core::operation::InvitationRequest {
+                    re_invite: false,
                     invited_user_email_address: "alice@contoso.com".into(),
                     invited_user_display_name: Some("alice".into()),
                     invite_redirect_url: "https://myapps.microsoft.com".into(),

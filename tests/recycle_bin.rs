@@ -161,7 +161,7 @@ async fn restored_as_the_same_person(h: Harness) {
 
     let p = h.plan().await;
     let c = alice_change(&p);
-    assert_eq!((c.action, c.drift), (Action::Update, true), "{c:#?}");
+    assert_eq!((c.action, c.drift), (Action::Restore, true), "{c:#?}");
     assert!(c.ops.contains(&Operation::RestoreGuest { user_id: id.clone() }), "{:#?}", c.ops);
     assert!(!c.ops.iter().any(|o| matches!(o, Operation::Invite { .. })), "{:#?}", c.ops);
     let note = c.note.as_deref().unwrap_or_default();

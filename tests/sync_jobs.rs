@@ -153,6 +153,7 @@ impl World {
     async fn invited_users(&self) {
         for (mail, user_type) in [("zoe@adatum.com", UserType::Guest), ("yann@adatum.com", UserType::Member)] {
             let invitation = InvitationRequest {
+                re_invite: false,
                 invited_user_email_address: mail.into(),
                 invited_user_display_name: None,
                 invite_redirect_url: "https://myapps.microsoft.com".into(),

@@ -579,6 +579,7 @@ async fn publish_writes(
             PlanAction::Update => "Updated",
             PlanAction::Delete => "Deleted",
             PlanAction::Adopt => "Adopted",
+            PlanAction::Restore => "Restored",
             PlanAction::Retain => "Retained",
             PlanAction::Unchanged | PlanAction::Refused | PlanAction::Drift => continue,
         };

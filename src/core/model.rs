@@ -294,6 +294,10 @@ pub struct TenantSnapshot {
     pub deleted_guests: Vec<DeletedGuest>,
     /// entente's ownership records in this tenant.
     pub managed: Vec<ManagedRecord>,
+    /// Records of guests entente itself deleted (prune, `deletionPolicy: Delete`) within the recycle-bin
+    /// period, so one that comes back into the manifests is restored, not invited again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tombstones: Vec<Tombstone>,
     /// The multi-tenant organization this tenant owns or belongs to, and its own join request (R15).
     /// `None`: neither (or the backend does not read them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -367,6 +371,21 @@ pub struct DeletedGuest {
     pub groups_known: bool,
 }
 
+/// The ownership record of an object entente deleted, kept as long as the directory can restore it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tombstone {
+    /// The record as it was (its `external_id` is the deleted object's id).
+    pub record: ManagedRecord,
+    /// When entente deleted it (RFC 3339).
+    pub deleted_at: String,
+    /// Why: "pruned: no longer in the manifests", "the GuestInvitation was deleted".
+    pub reason: String,
+}
+
+/// How long a tombstone is kept: the recycle bin's period (Graph's deleted items, 30 days).
+pub const TOMBSTONE_DAYS: i64 = 30;
+
 /// entente's ownership marker: it only ever changes or deletes what carries one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -380,4 +399,8 @@ pub struct ManagedRecord {
     pub deletion_policy: DeletionPolicy,
     /// The compared view of the object as last applied (canonical JSON): tells drift from an edit.
     pub applied: String,
+    /// A guest's redeem URL, which the invitation answer carries only once: recorded with the write, so
+    /// a status rebuilt after a crash still shows it. A record written without one keeps the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redeem_url: Option<String>,
 }

@@ -152,6 +152,14 @@ pub enum Operation {
         kind: Kind,
         key: String,
     },
+    /// Drop the ownership record of an object this change deletes, keeping it as a tombstone (stamped
+    /// with the time of the write, and `reason`) for the recycle-bin period, so the object can be
+    /// restored if it comes back into the manifests. A later `Record` of the same key removes it.
+    Bury {
+        kind: Kind,
+        key: String,
+        reason: String,
+    },
 }
 
 impl Operation {
@@ -187,6 +195,7 @@ impl Operation {
             Operation::DeleteConditionalAccessPolicy { .. } => "deleteConditionalAccessPolicy",
             Operation::Record { .. } => "record",
             Operation::Forget { .. } => "forget",
+            Operation::Bury { .. } => "bury",
         }
     }
 }
@@ -203,6 +212,11 @@ pub struct InvitationRequest {
     pub invited_user_message_info: Option<InvitedUserMessageInfo>,
     /// Display names of groups to add the new user to.
     pub groups: Vec<String>,
+    /// Send a fresh invitation to a user who already has the address (Graph's `POST /invitations`, R6).
+    /// Without it an invitation is create-if-absent: a user holding the address is adopted as it is,
+    /// with no new redeem URL and no email, so a second writer never invites anyone twice.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub re_invite: bool,
 }
 
 /// What `Operation::ProvisionUser` creates: the target user of a synchronized source user.
@@ -268,12 +282,14 @@ pub struct InvitationResult {
     pub status: String,
 }
 
-/// Fills in the user id of a `Record` that follows an `Invite` in the same change.
-pub fn bind_invited_id(op: &Operation, last_invited: Option<&str>) -> Operation {
+/// Fills in the user id (and the redeem URL, which exists only in the invitation answer) of a `Record`
+/// that follows an `Invite` in the same change, so both are recorded with the write.
+pub fn bind_invited_id(op: &Operation, last_invited: Option<&InvitationResult>) -> Operation {
     match (op, last_invited) {
-        (Operation::Record { record }, Some(id)) if record.external_id.is_none() => {
+        (Operation::Record { record }, Some(invited)) if record.external_id.is_none() => {
             let mut record = record.clone();
-            record.external_id = Some(id.to_string());
+            record.external_id = Some(invited.user_id.clone());
+            record.redeem_url = Some(invited.invite_redeem_url.clone()).filter(|u| !u.is_empty());
             Operation::Record { record }
         }
         _ => op.clone(),

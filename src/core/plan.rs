@@ -48,6 +48,9 @@ pub enum Action {
     Unchanged,
     /// The object already exists in the directory; entente records ownership, nothing else changes.
     Adopt,
+    /// A guest entente (or someone else) deleted comes back from the recycle bin: the same account, its
+    /// groups and redemption state, no invitation email.
+    Restore,
     /// Removed from the manifests with `deletionPolicy: Retain`: left in place, ownership dropped.
     Retain,
     /// A rule refuses it (an invitation the tenant's settings do not allow); nothing is written.
@@ -65,6 +68,7 @@ impl Action {
             Action::Delete => "delete",
             Action::Unchanged => "unchanged",
             Action::Adopt => "adopt",
+            Action::Restore => "restore",
             Action::Retain => "retain",
             Action::Refused => "refused",
             Action::Drift => "drift",
@@ -72,7 +76,7 @@ impl Action {
     }
     /// Whether applying this change writes to the directory.
     pub fn writes(self) -> bool {
-        matches!(self, Action::Create | Action::Update | Action::Delete | Action::Adopt | Action::Retain)
+        matches!(self, Action::Create | Action::Update | Action::Delete | Action::Adopt | Action::Restore | Action::Retain)
     }
 }
 
@@ -119,10 +123,16 @@ pub struct Summary {
     pub delete: usize,
     pub unchanged: usize,
     pub adopt: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub restore: usize,
     pub retain: usize,
     pub refused: usize,
     pub drift: usize,
     pub errors: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Plan {
@@ -135,6 +145,7 @@ impl Plan {
                 Action::Delete => &mut s.delete,
                 Action::Unchanged => &mut s.unchanged,
                 Action::Adopt => &mut s.adopt,
+                Action::Restore => &mut s.restore,
                 Action::Retain => &mut s.retain,
                 Action::Refused => &mut s.refused,
                 Action::Drift => &mut s.drift,
@@ -242,7 +253,11 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
                 out.errors.len()
             ));
         } else {
-            let mut deletions: Vec<Change> = orphans.iter().map(|(tid, r, s)| prune_change(tid, r, s)).collect();
+            let reason = match options.prune {
+                Prune::Only(_) => "its object was deleted",
+                _ => "pruned: no longer in the manifests",
+            };
+            let mut deletions: Vec<Change> = orphans.iter().map(|(tid, r, s)| prune_change(tid, r, s, reason)).collect();
             entitlement::order_deletions(&mut deletions);
             out.changes.extend(deletions);
         }
@@ -310,6 +325,7 @@ fn empty_snapshot(tenant: &DesiredTenant) -> TenantSnapshot {
         guests: vec![],
         deleted_guests: vec![],
         managed: vec![],
+        tombstones: vec![],
         multi_tenant_organization: None,
         profile: Default::default(),
         unsupported: Default::default(),
@@ -367,6 +383,7 @@ fn record_op(
             external_id,
             deletion_policy,
             applied: view.to_string(),
+            redeem_url: None,
         },
     }
 }
@@ -397,6 +414,7 @@ struct TenantContext<'a> {
     tenant: &'a DesiredTenant,
     snapshot: &'a TenantSnapshot,
     records: HashMap<(Kind, &'a str), &'a ManagedRecord>,
+    tombstones: HashMap<(Kind, &'a str), &'a Tombstone>,
     group_names: HashMap<&'a str, &'a str>,
     guests_by_id: HashMap<&'a str, &'a GuestUser>,
     guests_by_mail: HashMap<String, &'a GuestUser>,
@@ -408,6 +426,7 @@ impl<'a> TenantContext<'a> {
             tenant,
             snapshot,
             records: snapshot.managed.iter().map(|r| ((r.kind, r.key.as_str()), r)).collect(),
+            tombstones: snapshot.tombstones.iter().map(|t| ((t.record.kind, t.record.key.as_str()), t)).collect(),
             group_names: snapshot.groups.iter().map(|g| (g.id.as_str(), g.display_name.as_str())).collect(),
             guests_by_id: snapshot.guests.iter().map(|g| (g.id.as_str(), g)).collect(),
             guests_by_mail: snapshot.guests.iter().map(|g| (g.mail.to_ascii_lowercase(), g)).collect(),
@@ -581,7 +600,19 @@ impl<'a> TenantContext<'a> {
             if let Some(record) = record
                 && let Some(deleted) = self.deleted_guest(record, &key)
             {
-                return self.restore_change(inv, &key, deleted, &desired);
+                let note = format!("the guest was deleted outside entente at {}", deleted.deleted_date_time);
+                return self.restore_change(inv, &key, deleted, &desired, note);
+            }
+            // A guest entente itself deleted (prune, deletionPolicy: Delete) is back in the manifests.
+            if record.is_none()
+                && let Some(tomb) = self.tombstones.get(&(Kind::GuestInvitation, key.as_str()))
+                && let Some(deleted) = self.deleted_guest(&tomb.record, &key)
+            {
+                let day = tomb.deleted_at.get(..10).unwrap_or(&tomb.deleted_at);
+                let note = format!("deleted by entente on {day} ({})", tomb.reason);
+                let mut c = self.restore_change(inv, &key, deleted, &desired, note);
+                c.drift = false;
+                return c;
             }
             let mut c = self.change(&inv.object, Action::Create, vec![], vec![]);
             if let Some(refusal) = predict_refusal(self.tenant, &inv.email, policies) {
@@ -593,6 +624,7 @@ impl<'a> TenantContext<'a> {
             c.ops = vec![
                 Operation::Invite {
                     invitation: InvitationRequest {
+                        re_invite: false,
                         invited_user_email_address: inv.email.clone(),
                         invited_user_display_name: inv.display_name.clone(),
                         invite_redirect_url: inv.redirect_url.clone(),
@@ -676,7 +708,7 @@ impl TenantContext<'_> {
     /// A managed guest deleted outside entente and still in the recycle bin: restored (same id, mail,
     /// redemption state and groups; no invitation email), then brought in line with the invitation in the
     /// same change, so the next plan has nothing left to do.
-    fn restore_change(&self, inv: &DesiredInvitation, key: &str, deleted: &DeletedGuest, desired: &Value) -> Change {
+    fn restore_change(&self, inv: &DesiredInvitation, key: &str, deleted: &DeletedGuest, desired: &Value, why: String) -> Change {
         let guest = &deleted.guest;
         let (mut observed, mut patch) = self.guest_view_and_patch(inv, guest, Some(inv.deletion_policy));
         if !deleted.groups_known {
@@ -693,12 +725,11 @@ impl TenantContext<'_> {
             ops.push(Operation::UpdateGuest { user_id: guest.id.clone(), patch });
         }
         ops.push(record_op(Kind::GuestInvitation, key, &inv.object, Some(guest.id.clone()), inv.deletion_policy, desired));
-        let mut c = self.change(&inv.object, Action::Update, diff_out, ops);
+        let mut c = self.change(&inv.object, Action::Restore, diff_out, ops);
         c.drift = true;
         c.note = Some(format!(
-            "the guest was deleted outside entente at {}; it is restored from the recycle bin: same account ({}), groups \
-             kept, no new invitation email",
-            deleted.deleted_date_time, guest.id
+            "{why}; it is restored from the recycle bin: same account ({}), groups kept, no new invitation email",
+            guest.id
         ));
         c
     }
@@ -715,7 +746,8 @@ fn predict_refusal(tenant: &DesiredTenant, email: &str, policies: &[TenantPolicy
     check_invitation(resource, email, home.as_ref()).err()
 }
 
-fn prune_change(tenant_id: &str, r: &ManagedRecord, snapshot: &TenantSnapshot) -> Change {
+/// `reason` says why, in the tombstone a deleted guest leaves (so it can be restored if it comes back).
+fn prune_change(tenant_id: &str, r: &ManagedRecord, snapshot: &TenantSnapshot, reason: &str) -> Change {
     let forget = Operation::Forget { kind: r.kind, key: r.key.clone() };
     let base = |action, ops, note: String| Change {
         object: r.object.clone(),
@@ -753,6 +785,12 @@ fn prune_change(tenant_id: &str, r: &ManagedRecord, snapshot: &TenantSnapshot) -
         Kind::Tenant | Kind::SyncJob | Kind::MultiTenantOrganization => None,
     };
     match delete {
+        // A deleted guest's record becomes a tombstone: back in the manifests within 30 days, it is
+        // restored from the recycle bin (same account, groups, redemption) instead of invited again.
+        Some((op @ Operation::DeleteGuest { .. }, note)) => {
+            let bury = Operation::Bury { kind: r.kind, key: r.key.clone(), reason: reason.to_string() };
+            base(Action::Delete, vec![op, bury], format!("{note}; restorable for {TOMBSTONE_DAYS} days"))
+        }
         Some((op, note)) => base(Action::Delete, vec![op, forget], note),
         None => base(Action::Delete, vec![forget], "already gone from the directory; drops the ownership record".into()),
     }

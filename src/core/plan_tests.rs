@@ -55,9 +55,9 @@ fn simulate(snapshot: Option<TenantSnapshot>, plan: &Plan) -> TenantSnapshot {
     let mut s = snapshot;
     let mut next_id = 0;
     for change in &plan.changes {
-        let mut invited: Option<String> = None;
+        let mut invited: Option<crate::core::operation::InvitationResult> = None;
         for op in &change.ops {
-            let op = crate::core::operation::bind_invited_id(op, invited.as_deref());
+            let op = crate::core::operation::bind_invited_id(op, invited.as_ref());
             if let Operation::CreateTenant { identity } = &op {
                 s = Some(TenantSnapshot {
                     identity: identity.clone(),
@@ -68,6 +68,7 @@ fn simulate(snapshot: Option<TenantSnapshot>, plan: &Plan) -> TenantSnapshot {
                     guests: vec![],
                     deleted_guests: vec![],
                     managed: vec![],
+                    tombstones: vec![],
                     multi_tenant_organization: None,
                     profile: Default::default(),
                     unsupported: Default::default(),
@@ -115,7 +116,12 @@ fn simulate(snapshot: Option<TenantSnapshot>, plan: &Plan) -> TenantSnapshot {
                         account_enabled: true,
                         group_ids: invitation.groups.iter().map(|g| format!("g-{g}")).collect(),
                     });
-                    invited = Some(id);
+                    invited = Some(crate::core::operation::InvitationResult {
+                        user_id: id,
+                        user_principal_name: String::new(),
+                        invite_redeem_url: format!("https://redeem/{next_id}"),
+                        status: "PendingAcceptance".into(),
+                    });
                 }
                 Operation::UpdateGuest { user_id, patch } => {
                     let g = t.guests.iter_mut().find(|g| g.id == user_id).expect("guest exists");
@@ -147,9 +153,17 @@ fn simulate(snapshot: Option<TenantSnapshot>, plan: &Plan) -> TenantSnapshot {
                 }
                 Operation::Record { record } => {
                     t.managed.retain(|r| !(r.kind == record.kind && r.key == record.key));
+                    t.tombstones.retain(|b| !(b.record.kind == record.kind && b.record.key == record.key));
                     t.managed.push(record);
                 }
                 Operation::Forget { kind, key } => t.managed.retain(|r| !(r.kind == kind && r.key == key)),
+                Operation::Bury { kind, key, reason } => {
+                    if let Some(record) = t.managed.iter().find(|r| r.kind == kind && r.key == key).cloned() {
+                        t.tombstones.retain(|b| !(b.record.kind == kind && b.record.key == key));
+                        t.tombstones.push(Tombstone { record, deleted_at: "2026-12-01T00:00:00Z".into(), reason });
+                    }
+                    t.managed.retain(|r| !(r.kind == kind && r.key == key));
+                }
                 Operation::ProvisionUser { .. } => unreachable!("the planner never provisions: sync jobs do"),
                 Operation::PutMultiTenantOrganization { .. }
                 | Operation::AddMtoMember { .. }

@@ -12,12 +12,11 @@
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::DirectoryError;
-use crate::core::model::{Kind, ManagedRecord};
+use super::{DirectoryError, state_file};
+use crate::core::model::{Kind, ManagedRecord, TOMBSTONE_DAYS, Tombstone};
 
 /// Where a backend's `/users/delta` round stands for one tenant: the delta link for the next round and
 /// the state the backend built from the rounds so far (opaque to the inventory).
@@ -35,6 +34,10 @@ pub trait Inventory: Send + Sync {
     fn upsert(&self, directory: &str, tenant_id: &str, record: &ManagedRecord) -> Result<(), DirectoryError>;
     /// Drops a record; absent is fine.
     fn forget(&self, directory: &str, tenant_id: &str, kind: Kind, key: &str) -> Result<(), DirectoryError>;
+    /// Moves a record into the tombstones (see `Operation::Bury`); absent is fine.
+    fn bury(&self, directory: &str, tenant_id: &str, kind: Kind, key: &str, reason: &str) -> Result<(), DirectoryError>;
+    /// The tenant's tombstones younger than the recycle-bin period.
+    fn tombstones(&self, directory: &str, tenant_id: &str) -> Result<Vec<Tombstone>, DirectoryError>;
     /// The delta checkpoint of the tenant, if any.
     fn delta(&self, directory: &str, tenant_id: &str) -> Result<Option<DeltaCheckpoint>, DirectoryError>;
     /// Stores (`Some`) or drops (`None`, e.g. after `410 Gone`) the delta checkpoint.
@@ -65,6 +68,19 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (directory, tenant_id)
     );
     "#,
+    // 2: tombstones, the records of objects entente deleted, kept for the recycle-bin period.
+    r#"
+    CREATE TABLE tombstones (
+        directory TEXT NOT NULL,
+        tenant_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        record_json TEXT NOT NULL,
+        deleted_at TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (directory, tenant_id, kind, key)
+    );
+    "#,
 ];
 
 /// The inventory in a SQLite file of its own.
@@ -75,32 +91,16 @@ pub struct SqliteInventory {
 impl SqliteInventory {
     /// Opens (creating the file and its parent directories if needed) and migrates an inventory file.
     pub fn open(path: &Path) -> Result<Self, DirectoryError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| DirectoryError::Storage(format!("creating directory {}: {e}", parent.display())))?;
-        }
-        let conn = Connection::open(path)
-            .map_err(|e| DirectoryError::Storage(format!("opening inventory file {}: {e}", path.display())))?;
-        Self::init(conn)
+        Self::init(state_file::open(path, "inventory file")?)
     }
 
     /// An inventory that lives as long as the value (tests).
     pub fn open_in_memory() -> Result<Self, DirectoryError> {
-        Self::init(Connection::open_in_memory().map_err(storage("opening an in-memory inventory"))?)
+        Self::init(state_file::open_in_memory("inventory")?)
     }
 
     fn init(mut conn: Connection) -> Result<Self, DirectoryError> {
-        let _mode: String =
-            conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(storage("setting journal_mode"))?;
-        conn.execute_batch("PRAGMA synchronous = NORMAL;").map_err(storage("setting pragmas"))?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(storage("setting the busy timeout"))?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(storage("reading user_version"))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
-            let tx = conn.transaction().map_err(storage("starting a migration"))?;
-            tx.execute_batch(sql).map_err(storage("migrating the inventory"))?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(storage("setting user_version"))?;
-            tx.commit().map_err(storage("committing a migration"))?;
-        }
+        state_file::migrate(&mut conn, "inventory file", MIGRATIONS)?;
         Ok(Self { conn: Mutex::new(conn) })
     }
 
@@ -115,6 +115,11 @@ fn storage<E: std::fmt::Display>(doing: &'static str) -> impl Fn(E) -> Directory
 
 fn norm(tenant_id: &str) -> String {
     tenant_id.trim().to_ascii_lowercase()
+}
+
+/// Tombstones deleted before this are past the recycle-bin period.
+fn horizon() -> String {
+    (chrono::Utc::now() - chrono::Duration::days(TOMBSTONE_DAYS)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn now() -> String {
@@ -135,17 +140,80 @@ impl Inventory for SqliteInventory {
     }
 
     fn upsert(&self, directory: &str, tenant_id: &str, record: &ManagedRecord) -> Result<(), DirectoryError> {
-        let json = serde_json::to_string(record).map_err(storage("encoding a record"))?;
-        self.lock()?
-            .execute(
-                "INSERT INTO records (directory, tenant_id, kind, key, record_json, updated_at)
+        let mut conn = self.lock()?;
+        let tx = conn.transaction().map_err(storage("starting a write"))?;
+        let key = params![directory, norm(tenant_id), record.kind.as_str(), record.key];
+        let mut record = record.clone();
+        if record.redeem_url.is_none() {
+            // A record written without a redeem URL keeps the one recorded with the invitation.
+            let previous: Option<String> = tx
+                .query_row(
+                    "SELECT record_json FROM records WHERE directory = ?1 AND tenant_id = ?2 AND kind = ?3 AND key = ?4",
+                    key,
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(storage("reading a record"))?;
+            record.redeem_url =
+                previous.and_then(|json| serde_json::from_str::<ManagedRecord>(&json).ok()).and_then(|r| r.redeem_url);
+        }
+        tx.execute("DELETE FROM tombstones WHERE directory = ?1 AND tenant_id = ?2 AND kind = ?3 AND key = ?4", key)
+            .map_err(storage("dropping a tombstone"))?;
+        let json = serde_json::to_string(&record).map_err(storage("encoding a record"))?;
+        tx.execute(
+            "INSERT INTO records (directory, tenant_id, kind, key, record_json, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (directory, tenant_id, kind, key) DO UPDATE SET
                    record_json = excluded.record_json, updated_at = excluded.updated_at",
-                params![directory, norm(tenant_id), record.kind.as_str(), record.key, json, now()],
+            params![directory, norm(tenant_id), record.kind.as_str(), record.key, json, now()],
+        )
+        .map_err(storage("writing a record"))?;
+        tx.commit().map_err(storage("committing a record"))
+    }
+
+    fn bury(&self, directory: &str, tenant_id: &str, kind: Kind, key: &str, reason: &str) -> Result<(), DirectoryError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction().map_err(storage("starting a write"))?;
+        tx.execute("DELETE FROM tombstones WHERE deleted_at < ?1", [horizon()]).map_err(storage("purging tombstones"))?;
+        let id = params![directory, norm(tenant_id), kind.as_str(), key];
+        let moved = tx
+            .execute(
+                "INSERT INTO tombstones (directory, tenant_id, kind, key, record_json, deleted_at, reason)
+                 SELECT directory, tenant_id, kind, key, record_json, ?5, ?6 FROM records
+                 WHERE directory = ?1 AND tenant_id = ?2 AND kind = ?3 AND key = ?4
+                 ON CONFLICT (directory, tenant_id, kind, key) DO UPDATE SET
+                   record_json = excluded.record_json, deleted_at = excluded.deleted_at, reason = excluded.reason",
+                params![directory, norm(tenant_id), kind.as_str(), key, now(), reason],
             )
-            .map_err(storage("writing a record"))?;
-        Ok(())
+            .map_err(storage("writing a tombstone"))?;
+        if moved > 0 {
+            tx.execute("DELETE FROM records WHERE directory = ?1 AND tenant_id = ?2 AND kind = ?3 AND key = ?4", id)
+                .map_err(storage("deleting a record"))?;
+        }
+        tx.commit().map_err(storage("committing a tombstone"))
+    }
+
+    fn tombstones(&self, directory: &str, tenant_id: &str) -> Result<Vec<Tombstone>, DirectoryError> {
+        let conn = self.lock()?;
+        let mut s = conn
+            .prepare_cached(
+                "SELECT record_json, deleted_at, reason FROM tombstones
+                 WHERE directory = ?1 AND tenant_id = ?2 AND deleted_at >= ?3 ORDER BY kind, key",
+            )
+            .map_err(storage("reading tombstones"))?;
+        let rows: Vec<(String, String, String)> = s
+            .query_map(params![directory, norm(tenant_id), horizon()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(storage("reading tombstones"))?;
+        rows.into_iter()
+            .map(|(json, deleted_at, reason)| {
+                Ok(Tombstone {
+                    record: serde_json::from_str(&json).map_err(storage("decoding a tombstone"))?,
+                    deleted_at,
+                    reason,
+                })
+            })
+            .collect()
     }
 
     fn forget(&self, directory: &str, tenant_id: &str, kind: Kind, key: &str) -> Result<(), DirectoryError> {
@@ -202,6 +270,7 @@ mod tests {
             external_id: Some("u1".into()),
             deletion_policy: DeletionPolicy::Delete,
             applied: applied.into(),
+            redeem_url: None,
         }
     }
 

@@ -7,6 +7,7 @@
 pub mod graph;
 pub mod inventory;
 pub mod local;
+pub mod state_file;
 
 use async_trait::async_trait;
 

@@ -85,6 +85,7 @@ pub(crate) async fn create(ctx: &Ctx, req: &GraphRequest) -> Result<GraphRespons
         .await?
     } else {
         let invitation = InvitationRequest {
+            re_invite: true,
             invited_user_email_address: email.clone(),
             invited_user_display_name: display_name.clone(),
             invite_redirect_url: redirect.clone(),

@@ -10,12 +10,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::core::sync::{JobHealth, TargetUser};
-use crate::directory::DirectoryError;
+use crate::directory::{DirectoryError, state_file};
 
 /// The default sync state file, next to the local directory file.
 pub const DEFAULT_SYNC_STATE_FILE: &str = "sync.db";
@@ -136,34 +135,15 @@ fn storage(doing: &str) -> impl FnOnce(rusqlite::Error) -> DirectoryError + '_ {
 impl SyncStore {
     /// Opens (creating it and its parent directories if needed) and migrates a sync state file.
     pub fn open(path: &Path) -> Result<Self> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| DirectoryError::Storage(format!("creating directory {}: {e}", parent.display())))?;
-        }
-        let conn = Connection::open(path).map_err(storage("opening the file"))?;
-        Self::init(conn)
+        Self::init(state_file::open(path, "sync state file")?)
     }
 
     pub fn open_in_memory() -> Result<Self> {
-        Self::init(Connection::open_in_memory().map_err(storage("opening in memory"))?)
+        Self::init(state_file::open_in_memory("sync state")?)
     }
 
     fn init(mut conn: Connection) -> Result<Self> {
-        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(storage("setting WAL"))?;
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;").map_err(storage("setting pragmas"))?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(storage("setting the busy timeout"))?;
-        let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(storage("reading the version"))?;
-        if current > MIGRATIONS.len() as i64 {
-            return Err(DirectoryError::Storage(format!(
-                "the sync state file has schema version {current}, newer than this entente understands; upgrade entente"
-            )));
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-            let tx = conn.transaction().map_err(storage("starting a migration"))?;
-            tx.execute_batch(sql).map_err(storage("migrating"))?;
-            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).map_err(storage("recording the version"))?;
-            tx.commit().map_err(storage("committing a migration"))?;
-        }
+        state_file::migrate(&mut conn, "sync state file", MIGRATIONS)?;
         Ok(Self { conn: Mutex::new(conn) })
     }
 

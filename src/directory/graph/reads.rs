@@ -412,6 +412,7 @@ impl GraphDirectory {
     pub(super) async fn read_snapshot(&self) -> Result<TenantSnapshot, DirectoryError> {
         self.size_tenant().await;
         let managed = self.inventory.records(&self.directory_key, &self.tenant_id)?;
+        let tombstones = self.inventory.tombstones(&self.directory_key, &self.tenant_id)?;
         let managed_ids: BTreeSet<String> =
             managed.iter().filter(|r| r.kind == Kind::GuestInvitation).filter_map(|r| r.external_id.clone()).collect();
         let (authz, (root, default), partners, domain_policy, groups, (users, deleted_guests)) = futures::try_join!(
@@ -452,6 +453,7 @@ impl GraphDirectory {
             guests: mapping::guests(&users, &members),
             deleted_guests,
             managed,
+            tombstones,
             multi_tenant_organization: self.read_mto().await?,
             profile,
             unsupported: profile_unsupported.into_iter().chain(super::identity::unsupported()).collect(),
@@ -528,6 +530,7 @@ mod tests {
             external_id: None,
             deletion_policy: crate::core::model::DeletionPolicy::Delete,
             applied: applied.into(),
+            redeem_url: None,
         };
         let names = managed_group_names(&[
             rec(Kind::Tenant, r#"{"groups":["A","B"],"externalCollaboration":{}}"#),

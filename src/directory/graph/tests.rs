@@ -532,6 +532,7 @@ fn scopes_follow_the_cloud() {
 
 fn invitation(mail: &str) -> InvitationRequest {
     InvitationRequest {
+        re_invite: false,
         invited_user_email_address: mail.into(),
         invited_user_display_name: None,
         invite_redirect_url: "https://myapps.microsoft.com".into(),

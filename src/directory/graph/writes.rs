@@ -81,7 +81,7 @@ const CROSS_TENANT_BLOCKED_MESSAGE: &str = "blocked by cross-tenant access setti
 impl GraphDirectory {
     pub(super) async fn apply_ops(&self, ops: &[Operation]) -> Result<Vec<Outcome>, DirectoryError> {
         let mut outcomes = Vec::with_capacity(ops.len());
-        let mut last_invited: Option<String> = None;
+        let mut last_invited: Option<InvitationResult> = None;
         let mut i = 0;
         while i < ops.len() {
             // A run of plain user patches and deletions (what a sync run mostly writes) goes out in
@@ -98,10 +98,10 @@ impl GraphDirectory {
                 i += run.len();
                 continue;
             }
-            let op = bind_invited_id(&ops[i], last_invited.as_deref());
+            let op = bind_invited_id(&ops[i], last_invited.as_ref());
             let outcome = self.run(&op).await?;
             if let Outcome::Invited(r) = &outcome {
-                last_invited = Some(r.user_id.clone());
+                last_invited = Some(r.clone());
             }
             outcomes.push(outcome);
             i += 1;
@@ -183,6 +183,10 @@ impl GraphDirectory {
             }
             Operation::Record { record } => {
                 self.inventory.upsert(&self.directory_key, &self.tenant_id, record)?;
+                Ok(Outcome::Done)
+            }
+            Operation::Bury { kind, key, reason } => {
+                self.inventory.bury(&self.directory_key, &self.tenant_id, *kind, key, reason)?;
                 Ok(Outcome::Done)
             }
             Operation::Forget { kind, key } => {
@@ -458,6 +462,9 @@ impl GraphDirectory {
 
     /// The user with the invited address: the existing one (R6, never invited twice), else a new one.
     async fn invite_once(&self, req: &InvitationRequest) -> Result<Invited, DirectoryError> {
+        if req.re_invite {
+            return self.send_invitation(req).await;
+        }
         match self.user_by_mail(req.invited_user_email_address.trim()).await? {
             Some(u) => Ok(Invited::Existing(u)),
             None => self.send_invitation(req).await,
@@ -524,6 +531,7 @@ impl GraphDirectory {
             return Err(DirectoryError::Invalid("provisioning a user needs a mail address".into()));
         }
         let invitation = InvitationRequest {
+            re_invite: false,
             invited_user_email_address: mail.to_string(),
             invited_user_display_name: req.display_name.clone(),
             invite_redirect_url: PROVISION_REDIRECT_URL.into(),

@@ -5,20 +5,20 @@ use rusqlite::Connection;
 
 use super::gates::Policies;
 use super::{conditional_access, entitlement, groups, identity, managed, mto, partners, profile, tenants, users};
-use crate::core::operation::{Operation, Outcome, bind_invited_id};
+use crate::core::operation::{InvitationResult, Operation, Outcome, bind_invited_id};
 use crate::directory::DirectoryError;
 
 pub(super) fn apply(c: &Connection, tenant_id: &str, ops: &[Operation]) -> Result<Vec<Outcome>, DirectoryError> {
     let mut policies = Policies::default();
     let mut created_here = false;
-    let mut last_invited: Option<String> = None;
+    let mut last_invited: Option<InvitationResult> = None;
     let mut outcomes = Vec::with_capacity(ops.len());
     for op in ops {
         // A Record after an Invite stores the invited user's id, in the same transaction.
-        let op = bind_invited_id(op, last_invited.as_deref());
+        let op = bind_invited_id(op, last_invited.as_ref());
         let outcome = run(c, tenant_id, &op, &mut policies, &mut created_here)?;
         if let Outcome::Invited(result) = &outcome {
-            last_invited = Some(result.user_id.clone());
+            last_invited = Some(result.clone());
         }
         outcomes.push(outcome);
     }
@@ -119,6 +119,7 @@ fn run(
         }
         Operation::Record { record } => managed::upsert(c, tenant_id, record)?,
         Operation::Forget { kind, key } => managed::forget(c, tenant_id, *kind, key)?,
+        Operation::Bury { kind, key, reason } => managed::bury(c, tenant_id, *kind, key, reason, chrono::Utc::now())?,
     }
     Ok(Outcome::Done)
 }

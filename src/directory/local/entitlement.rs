@@ -608,6 +608,7 @@ fn deliver(
         c,
         tenant_id,
         &InvitationRequest {
+            re_invite: false,
             invited_user_email_address: mail.to_string(),
             invited_user_display_name: None,
             invite_redirect_url: crate::api::guest_invitation::DEFAULT_REDIRECT_URL.into(),

@@ -28,7 +28,6 @@ mod users;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -37,7 +36,7 @@ use async_trait::async_trait;
 use crate::core::sync::{DirectoryUser, UserChanges};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
-use super::{Directory, DirectoryError};
+use super::{Directory, DirectoryError, state_file};
 use crate::core::model::{DeletedGuest, Group, GuestUser, PartnerConfiguration, TenantIdentity, TenantSnapshot};
 use crate::core::operation::{GuestPatch, InvitationResult, Operation, Outcome};
 use crate::core::policy::TenantPolicy;
@@ -55,25 +54,15 @@ pub struct LocalDirectory {
 impl LocalDirectory {
     /// Opens (creating it and its parent directories if needed) and migrates a directory file.
     pub fn open(path: &Path) -> Result<Self, DirectoryError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| DirectoryError::Storage(format!("creating directory {}: {e}", parent.display())))?;
-        }
-        let conn = Connection::open(path)
-            .map_err(|e| DirectoryError::Storage(format!("opening directory file {}: {e}", path.display())))?;
-        Self::init(conn)
+        Self::init(state_file::open(path, "directory file")?)
     }
 
     /// A fresh, empty directory that lives as long as the value.
     pub fn open_in_memory() -> Result<Self, DirectoryError> {
-        Self::init(Connection::open_in_memory().ctx("opening an in-memory directory")?)
+        Self::init(state_file::open_in_memory("directory")?)
     }
 
     fn init(mut conn: Connection) -> Result<Self, DirectoryError> {
-        // WAL lets the CLI read while a controller writes; NORMAL is durable enough with WAL.
-        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).ctx("setting journal_mode")?;
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;").ctx("setting pragmas")?;
-        conn.busy_timeout(Duration::from_secs(10)).ctx("setting the busy timeout")?;
         schema::migrate(&mut conn)?;
         let dir = Self { conn: Mutex::new(conn) };
         // The membership log keeps 7 days, like Graph's delta tokens.
@@ -506,6 +495,7 @@ impl Directory for LocalDirectory {
                 guests: users::list(c, &tenant_id, true)?,
                 deleted_guests: recycle_bin::list(c, &tenant_id, true, chrono::Utc::now())?,
                 managed: managed::list(c, &tenant_id)?,
+                tombstones: managed::tombstones(c, &tenant_id, chrono::Utc::now())?,
                 multi_tenant_organization: mto::state(c, &tenant_id)?,
                 profile: profile::get(c, &tenant_id)?,
                 unsupported: Default::default(),

@@ -6,7 +6,6 @@
 
 use rusqlite::Connection;
 
-use super::Ctx;
 use crate::directory::DirectoryError;
 
 /// Migration `i` brings a file from `user_version = i` to `i + 1`.
@@ -400,27 +399,25 @@ pub(super) const MIGRATIONS: &[&str] = &[
         INSERT INTO group_member_log (group_id, user_id, added) VALUES (OLD.group_id, OLD.user_id, 0);
     END;
     "#,
+    // 10: what must never be lost. The redeem URL an invitation returns only once, kept with the
+    // ownership record written in the same transaction; and tombstones, the records of objects entente
+    // deleted (prune, deletionPolicy: Delete), kept for the recycle-bin period so a guest that comes back
+    // into the manifests is restored rather than invited again.
+    r#"
+    ALTER TABLE managed ADD COLUMN redeem_url TEXT;
+    CREATE TABLE tombstones (
+        tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        record_json TEXT NOT NULL,
+        deleted_at TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, kind, key)
+    );
+    "#,
 ];
 
-/// The schema version this build writes.
-pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
-
-/// Applies the migrations the file has not seen yet.
+/// Applies the migrations the file has not seen yet (one exclusive transaction: see `state_file`).
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), DirectoryError> {
-    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).ctx("reading the schema version")?;
-    if current > VERSION {
-        return Err(DirectoryError::Storage(format!(
-            "the directory file has schema version {current}, newer than this entente understands \
-             ({VERSION}); upgrade entente"
-        )));
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let version = i + 1;
-        let tx = conn.transaction().ctx("starting a migration")?;
-        tx.execute_batch(sql).map_err(|e| DirectoryError::Storage(format!("schema migration {version}: {e}")))?;
-        // PRAGMA takes no bound parameters; the value is our own integer.
-        tx.execute_batch(&format!("PRAGMA user_version = {version}")).ctx("recording the schema version")?;
-        tx.commit().ctx("committing a migration")?;
-    }
-    Ok(())
+    crate::directory::state_file::migrate(conn, "directory file", MIGRATIONS)
 }

@@ -122,8 +122,9 @@ fn require(c: &Connection, tenant_id: &str, user_id: &str) -> Result<GuestUser> 
     by_id(c, tenant_id, user_id)?.ok_or_else(|| DirectoryError::NotFound(format!("user {user_id} in tenant {tenant_id}")))
 }
 
-/// R6: invites `req.invited_user_email_address`, or re-invites the user who already has that
-/// address (same id, fresh redeem URL). Refused invitations write nothing (R3–R5, R9).
+/// R6: invites `req.invited_user_email_address`. The user who already has that address is the one
+/// returned (never a duplicate): re-invited (same id, fresh redeem URL) with `re_invite`, otherwise
+/// adopted as it is (no redeem URL, no email). Refused invitations write nothing (R3–R5, R9).
 pub(super) fn invite(
     c: &Connection,
     tenant_id: &str,
@@ -167,7 +168,9 @@ pub(super) fn invite(
     if joined && !created {
         feed::append(c, tenant_id, "user", &user_id, "updated")?;
     }
-    let invite_redeem_url = issue_ticket(c, tenant_id, &user_id, &req.invite_redirect_url)?;
+    // Create-if-absent unless a re-invitation is asked for: an existing user gets no new ticket (no email).
+    let invite_redeem_url =
+        if created || req.re_invite { issue_ticket(c, tenant_id, &user_id, &req.invite_redirect_url)? } else { String::new() };
     // Graph reports an invitation of someone who already redeemed as completed.
     let status = match state.as_deref() {
         Some("Accepted") => "Completed",
