@@ -87,6 +87,51 @@ pub struct RunArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// apply: how long to wait for another writer of the same tenants (`30s`, `5m`) before failing.
+    #[arg(long, value_parser = parse_wait, default_value = "5m")]
+    pub lock_timeout: std::time::Duration,
+}
+
+/// `--lock-timeout`: a duration such as `30s`, `5m` or `0s` (do not wait).
+pub(crate) fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    if matches!(s.trim(), "0" | "0s") {
+        return Ok(std::time::Duration::ZERO);
+    }
+    crate::core::validate::duration(s)
+}
+
+/// Takes the writer locks of the manifests' tenants (all of them, or only `only`), telling `err` who
+/// another writer is while waiting; `None` (after writing why) when the wait ran out.
+pub(crate) async fn lock_tenants(
+    manifests: &Manifests,
+    backends: &Backends,
+    only: Option<&std::collections::BTreeSet<String>>,
+    command: &str,
+    wait: std::time::Duration,
+    err: &mut dyn Write,
+) -> anyhow::Result<Option<engine::writer_lock::WriterLocks>> {
+    let tenants = manifests
+        .backends
+        .iter()
+        .filter(|(id, _)| only.is_none_or(|o| o.contains(&id.to_ascii_lowercase())))
+        .map(|(id, b)| (id.as_str(), b));
+    let mut notes = Vec::new();
+    let locked = backends
+        .lock_writers(tenants, command, wait, |tenant, holder| {
+            let who = holder.map_or_else(|| "another entente process".to_string(), |h| h.to_string());
+            notes.push(format!("waiting up to {wait:?} for tenant {tenant}: {who} is writing it"));
+        })
+        .await;
+    for n in notes {
+        writeln!(err, "{n}")?;
+    }
+    match locked {
+        Ok(l) => Ok(Some(l)),
+        Err(e) => {
+            writeln!(err, "error: {e}")?;
+            Ok(None)
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -141,6 +186,16 @@ async fn plan_or_apply(args: RunArgs, apply: bool, out: &mut dyn Write, err: &mu
     let files = manifest::images::tenant_files(&args.paths);
     manifest::images::resolve_images(&mut manifests.desired, manifest::images::FileBase::ManifestFiles(&files)).await;
     let backends = backends(&args.directory, args.inventory.as_deref(), args.state.as_deref());
+    // One writer per tenant: held from before the directory is read until the last write, so a
+    // concurrent apply plans against what this one wrote. `plan` writes nothing and takes none.
+    let _locks = if apply {
+        match lock_tenants(&manifests, &backends, None, "entente apply", args.lock_timeout, err).await? {
+            Some(l) => Some(l),
+            None => return Ok(exit::ERROR),
+        }
+    } else {
+        None
+    };
     let routes = routes_from(&manifests, &backends);
     let options = PlanOptions { prune: if args.prune { Prune::All } else { Prune::Off } };
     let observed = engine::observe(&manifests.desired, &routes).await;
@@ -181,6 +236,18 @@ async fn plan_or_apply(args: RunArgs, apply: bool, out: &mut dyn Write, err: &mu
         } else {
             exit::OK
         });
+    }
+    // All or nothing: one object that cannot be planned means nothing is written.
+    if !plan.errors.is_empty() {
+        match args.output {
+            Output::Text => render::write_refused_apply(out, &plan)?,
+            Output::Json | Output::Markdown => {
+                let mut v = render::apply_json(&plan, &engine::ApplyReport::default());
+                v["applied"] = serde_json::json!(false);
+                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?
+            }
+        }
+        return Ok(exit::ERROR);
     }
     let report = engine::apply(&plan, &routes).await;
     let failed = report.results.iter().any(|r| matches!(r, ChangeResult::Failed { .. } | ChangeResult::Skipped { .. }));

@@ -52,7 +52,7 @@ fn write_change(out: &mut dyn Write, c: &Change) -> io::Result<()> {
 
 pub fn summary_line(s: &Summary) -> String {
     let mut parts = vec![format!("{} to create", s.create), format!("{} to update", s.update), format!("{} to delete", s.delete)];
-    for (n, label) in [(s.adopt, "to adopt"), (s.retain, "to release (Retain)")] {
+    for (n, label) in [(s.adopt, "to adopt"), (s.restore, "to restore"), (s.retain, "to release (Retain)")] {
         if n > 0 {
             parts.push(format!("{n} {label}"));
         }
@@ -106,6 +106,7 @@ fn past(action: Action) -> &'static str {
         Action::Update => "updated",
         Action::Delete => "deleted",
         Action::Adopt => "adopted",
+        Action::Restore => "restored",
         Action::Retain => "released (kept in the directory)",
         Action::Unchanged => "unchanged",
         Action::Refused => "refused",
@@ -164,6 +165,20 @@ pub fn write_apply(out: &mut dyn Write, plan: &Plan, report: &ApplyReport) -> io
         if plan.errors.is_empty() { String::new() } else { format!(", {} failed to plan", plan.errors.len()) }
     );
     if done == 0 && failed == 0 { writeln!(out, "\nNo changes: {tail}.") } else { writeln!(out, "\nApply complete: {tail}.") }
+}
+
+/// An apply that wrote nothing because objects failed to plan: every error, then why nothing was applied.
+pub fn write_refused_apply(out: &mut dyn Write, plan: &Plan) -> io::Result<()> {
+    for e in &plan.errors {
+        writeln!(out, "{} error\n    ! {}", e.object, e.message)?;
+    }
+    let pending = plan.changes.iter().filter(|c| c.action.writes()).count();
+    writeln!(
+        out,
+        "\nNothing applied: {} object(s) failed to plan, so none of the {pending} planned change(s) was written \
+         (all or nothing). Fix the errors above and apply again.",
+        plan.errors.len()
+    )
 }
 
 pub fn plan_json(plan: &Plan, impact: &[ImpactLine]) -> Value {

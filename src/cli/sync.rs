@@ -54,6 +54,9 @@ pub struct SyncRunArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// How long to wait for another writer of the target tenants (`30s`, `5m`) before failing.
+    #[arg(long, value_parser = super::parse_wait, default_value = "5m")]
+    pub lock_timeout: std::time::Duration,
 }
 
 #[derive(Args, Debug)]
@@ -96,6 +99,22 @@ async fn run_now(args: SyncRunArgs, out: &mut dyn Write, err: &mut dyn Write) ->
         }
     }
     let backends = super::backends(&args.directory, args.inventory.as_deref(), args.state.as_deref());
+    // The tenants the selected jobs write are locked for the run (a dry run writes nothing).
+    let targets: std::collections::BTreeSet<String> = manifests
+        .desired
+        .sync_jobs
+        .iter()
+        .filter(|d| args.jobs.is_empty() || args.jobs.iter().any(|j| crate::sync::job_key(d) == *j || d.object.name == *j))
+        .map(|d| d.target_tenant_id.to_ascii_lowercase())
+        .collect();
+    let _locks = if args.dry_run {
+        None
+    } else {
+        match super::lock_tenants(&manifests, &backends, Some(&targets), "entente sync run", args.lock_timeout, err).await? {
+            Some(l) => Some(l),
+            None => return Ok(exit::ERROR),
+        }
+    };
     let routes = super::routes_from(&manifests, &backends);
     let store = match backends.sync_store() {
         Ok(s) => s,

@@ -5,6 +5,7 @@
 
 pub mod routes;
 pub mod sync;
+pub mod writer_lock;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;

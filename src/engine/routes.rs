@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use super::writer_lock;
 use crate::api::tenant::{Backend, BackendKind, GraphBackend};
 use crate::directory::Directory;
 use crate::directory::graph::{GraphConfig, GraphDirectory};
@@ -104,6 +105,28 @@ impl Backends {
         );
         *slot = Some(dir.clone());
         Ok(dir)
+    }
+
+    /// Where the writer lock of a tenant lives: beside the state that records its writes (the local
+    /// directory file, or the inventory for Graph tenants). See `writer_lock`.
+    pub fn writer_lock_path(&self, tenant_id: &str, backend: &Backend) -> PathBuf {
+        let state = match backend.kind {
+            BackendKind::Local => &self.local_path,
+            BackendKind::Graph => &self.inventory_path,
+        };
+        writer_lock::lock_path(state, tenant_id)
+    }
+
+    /// Takes the writer locks of these tenants (see `writer_lock::acquire`).
+    pub async fn lock_writers<'a>(
+        &self,
+        tenants: impl IntoIterator<Item = (&'a str, &'a Backend)>,
+        command: &str,
+        wait: std::time::Duration,
+        on_wait: impl FnMut(&str, Option<&writer_lock::Holder>),
+    ) -> Result<writer_lock::WriterLocks, writer_lock::LockError> {
+        let paths = tenants.into_iter().map(|(id, b)| (id.trim().to_ascii_lowercase(), self.writer_lock_path(id, b))).collect();
+        writer_lock::acquire(&paths, command, wait, on_wait).await
     }
 
     /// The directory for one tenant.
