@@ -46,7 +46,7 @@ pub async fn run(args: ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) ->
             return Ok(exit::ERROR);
         }
     };
-    let backends = Backends::new(&args.directory);
+    let backends = Backends::new(&args.directory).preview();
     let routes = manifests.backends.iter().map(|(id, b)| (id.clone(), backends.route(id, b, &EnvSecrets))).collect();
     let observed = engine::observe(&manifests.desired, &routes).await;
     let snapshots: Vec<_> = observed.values().filter_map(|o| o.as_ref().ok().and_then(Option::as_ref)).collect();

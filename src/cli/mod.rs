@@ -115,16 +115,14 @@ pub(crate) async fn lock_tenants(
         .iter()
         .filter(|(id, _)| only.is_none_or(|o| o.contains(&id.to_ascii_lowercase())))
         .map(|(id, b)| (id.as_str(), b));
-    let mut notes = Vec::new();
+    // Said at once, not after the wait: the user must know why nothing is happening.
     let locked = backends
         .lock_writers(tenants, command, wait, |tenant, holder| {
             let who = holder.map_or_else(|| "another entente process".to_string(), |h| h.to_string());
-            notes.push(format!("waiting up to {wait:?} for tenant {tenant}: {who} is writing it"));
+            let _ = writeln!(err, "waiting up to {wait:?} for tenant {tenant}: {who} is writing it");
+            let _ = err.flush();
         })
         .await;
-    for n in notes {
-        writeln!(err, "{n}")?;
-    }
     match locked {
         Ok(l) => Ok(Some(l)),
         Err(e) => {
@@ -186,6 +184,7 @@ async fn plan_or_apply(args: RunArgs, apply: bool, out: &mut dyn Write, err: &mu
     let files = manifest::images::tenant_files(&args.paths);
     manifest::images::resolve_images(&mut manifests.desired, manifest::images::FileBase::ManifestFiles(&files)).await;
     let backends = backends(&args.directory, args.inventory.as_deref(), args.state.as_deref());
+    let backends = if apply { backends } else { backends.preview() };
     // One writer per tenant: held from before the directory is read until the last write, so a
     // concurrent apply plans against what this one wrote. `plan` writes nothing and takes none.
     let _locks = if apply {

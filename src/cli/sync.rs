@@ -99,6 +99,7 @@ async fn run_now(args: SyncRunArgs, out: &mut dyn Write, err: &mut dyn Write) ->
         }
     }
     let backends = super::backends(&args.directory, args.inventory.as_deref(), args.state.as_deref());
+    let backends = if args.dry_run { backends.preview() } else { backends };
     // The tenants the selected jobs write are locked for the run (a dry run writes nothing).
     let targets: std::collections::BTreeSet<String> = manifests
         .desired

@@ -10,6 +10,9 @@ pub enum Error {
     /// Some changes of the tenant failed in the directory; the status of each object says which and why.
     #[error("{failed} object(s) of tenant {tenant} could not be synchronized")]
     Sync { tenant: String, failed: usize },
+    /// Another writer (a CLI apply, say) held the tenant's writer lock for longer than the controller waits.
+    #[error("{0}")]
+    Busy(String),
     /// One reconcile took longer than `--reconcile-timeout`; it was abandoned so it holds no worker.
     #[error("the reconcile took longer than {0:?} and was abandoned")]
     Timeout(Duration),
@@ -32,6 +35,7 @@ impl Error {
         match self {
             Error::Kube(_) => "KubeApi",
             Error::Sync { .. } => "SyncFailed",
+            Error::Busy(_) => "WriterBusy",
             Error::Timeout(_) => "Timeout",
             Error::NotReady => "NotReady",
             Error::Lease(_) => "Lease",

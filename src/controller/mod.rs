@@ -63,6 +63,9 @@ use server::Health;
 
 /// The finalizer entente puts on every object it has written to a directory for.
 pub const FINALIZER: &str = "entente.dev/cleanup";
+/// How long a reconcile waits for another writer of its tenant (a CLI apply on the same state) before
+/// it gives up and is retried with backoff.
+pub const WRITER_WAIT: Duration = Duration::from_secs(10);
 /// The one field manager of every status entente writes.
 pub const FIELD_MANAGER: &str = "entente";
 

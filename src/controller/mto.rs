@@ -535,7 +535,7 @@ async fn reconcile(mto: &MultiTenantOrganization, ctx: &Context) -> Result<Actio
                     let sync_key = job_key(job);
                     let state = store.job(&sync_key).ok().flatten();
                     let Attempt { ran, could_not_run, checked_missing } =
-                        sync_jobs::run_if_due(ctx, &sync_key, &manifests.desired, &routes, &store, job, state.as_ref()).await;
+                        sync_jobs::run_if_due(ctx, &sync_key, &manifests, &routes, &store, job, state.as_ref()).await;
                     let state = store.job(&sync_key).ok().flatten();
                     let failing = could_not_run.is_some();
                     let problem = could_not_run.map(|m| (reason::RUN_FAILED, m));

@@ -191,9 +191,9 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     others.add_finalizers(ctx, &invalid).await?;
 
     // Route, observe, plan, apply.
+    let backend = manifests.backends.get(&tenant_id).cloned().unwrap_or_default();
     let (route, route_reason) = match secrets::fetch(&ctx.client, tenant).await {
         Ok(source) => {
-            let backend = manifests.backends.get(&tenant_id).cloned().unwrap_or_default();
             let route = ctx
                 .backends
                 .route(&tenant_id, &backend, &source)
@@ -211,6 +211,13 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         .map(|(o, _)| o.clone())
         .chain(others.deleting())
         .collect();
+    // One writer per tenant (engine::writer_lock), held from the read to the last write: a CLI `apply`
+    // against the same state waits for this reconcile, and this one for it (then it is retried).
+    let _writer = ctx
+        .backends
+        .lock_writers([(tenant_id.as_str(), &backend)], "entente controller", super::WRITER_WAIT, |_, _| {})
+        .await
+        .map_err(|e| Error::Busy(e.to_string()))?;
     let observed = observe(&tenant_id, &routes).await;
     // Never orphan what a deleted object owns: when its ownership record is missing (the record store was
     // lost, e.g. a replica started on empty storage) but its directory object exists, adopt it again now
@@ -416,6 +423,15 @@ impl Reconciled<'_> {
         GuestKnowledge::Known(by_record.or_else(by_mail))
     }
 
+    /// The redeem URL in the ownership record of this invitation, with the guest it was issued to: kept
+    /// there in the write's own transaction, so a restart between the write and the status loses nothing.
+    fn recorded_redeem_url(&self, object: &ObjectRef, email: &str) -> Option<status::RecordedUrl<'_>> {
+        let snapshot = self.after.flatten()?;
+        let key = email.to_ascii_lowercase();
+        let record = snapshot.managed.iter().find(|r| r.kind == Kind::GuestInvitation && r.key == key && r.object == *object)?;
+        Some(status::RecordedUrl { user_id: record.external_id.as_deref()?, url: record.redeem_url.as_deref()? })
+    }
+
     fn invited(&self, object: &ObjectRef) -> Option<&InvitationResult> {
         let (_, result) = self.changes.get(object)?;
         let ChangeResult::Applied { outcomes, .. } = result else { return None };
@@ -516,10 +532,12 @@ async fn write_statuses(
         let previous = obj.status.as_ref();
         let in_directory = matches!(d.scoped.disposition, Disposition::Live | Disposition::Deleting)
             && !matches!(d.verdict, Verdict::Invalid { .. });
-        let guest = if in_directory {
-            outcome.guest(&d.scoped.object, &obj.spec.invited_user_email_address)
-        } else {
-            GuestKnowledge::Known(None)
+        let email = &obj.spec.invited_user_email_address;
+        let guest = match (in_directory, &d.verdict) {
+            (true, _) => outcome.guest(&d.scoped.object, email),
+            // Invalid (its Tenant, say): the directory was not read, so what the status says stays.
+            (false, Verdict::Invalid { .. }) => GuestKnowledge::Unknown,
+            (false, _) => GuestKnowledge::Known(None),
         };
         let guest = match (&d.verdict, guest) {
             // A failure: the directory may hold more than this reconcile could tell.
@@ -528,7 +546,11 @@ async fn write_statuses(
         };
         let conds = status::verdict_conditions(&d.verdict, status::invitation_conditions(&d.verdict, guest, previous));
         let common = status::common(&conds, obj.meta().generation, previous.map(|p| &p.common), &now);
-        let next = status::invitation_status(common, guest, outcome.invited(&d.scoped.object), previous, &now);
+        let answers = status::Issued {
+            invited: outcome.invited(&d.scoped.object),
+            recorded: if in_directory { outcome.recorded_redeem_url(&d.scoped.object, email) } else { None },
+        };
+        let next = status::invitation_status(common, guest, answers, previous, &now);
         finish(ctx, obj, previous.map(|p| &p.common.conditions[..]), &next.common.conditions, previous == Some(&next), &next)
             .await?;
     }

@@ -255,16 +255,32 @@ pub fn invitation_conditions(
     vec![invited, redeemed]
 }
 
+/// A redeem URL kept in an invitation's ownership record, and the guest it was issued to.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordedUrl<'a> {
+    pub user_id: &'a str,
+    pub url: &'a str,
+}
+
+/// What the directory said when it invited: this pass's answer, and the one its ownership record kept.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Issued<'a> {
+    pub invited: Option<&'a InvitationResult>,
+    pub recorded: Option<RecordedUrl<'a>>,
+}
+
 /// The invitation's status fields: user id and name, redeem URL, redemption state and when it changed.
 /// Redemption comes from the directory's guest, so redeeming shows up with no change to the object. The
-/// redeem URL exists only in the invitation's answer: the one in the status is kept for the same user.
+/// redeem URL exists only in the invitation's answer: this pass's, else the ownership record's, else
+/// the status's own, always for the same user.
 pub fn invitation_status(
     common: CommonStatus,
     guest: GuestKnowledge<'_>,
-    invited: Option<&InvitationResult>,
+    issued: Issued<'_>,
     previous: Option<&GuestInvitationStatus>,
     now: &Time,
 ) -> GuestInvitationStatus {
+    let invited = issued.invited;
     let GuestKnowledge::Known(guest) = guest else {
         let mut kept = previous.cloned().unwrap_or_default();
         kept.common = common;
@@ -275,6 +291,10 @@ pub fn invitation_status(
     let invite_redeem_url = invited
         .filter(|i| Some(&i.user_id) == user_id.as_ref())
         .map(|i| i.invite_redeem_url.clone())
+        .or_else(|| {
+            let r = issued.recorded.filter(|r| Some(r.user_id) == user_id.as_deref())?;
+            Some(r.url.to_string())
+        })
         .or_else(|| previous.filter(same_user).and_then(|p| p.invite_redeem_url.clone()));
     let redemption_state = guest.and_then(|g| g.external_user_state).or_else(|| {
         invited.filter(|_| user_id.is_some()).map(|i| {
@@ -373,16 +393,40 @@ mod tests {
             status: "PendingAcceptance".into(),
         };
         let pending = guest(RedemptionState::PendingAcceptance);
-        let first = invitation_status(CommonStatus::default(), GuestKnowledge::Known(Some(&pending)), Some(&invited), None, &now);
+        let first = invitation_status(
+            CommonStatus::default(),
+            GuestKnowledge::Known(Some(&pending)),
+            Issued { invited: Some(&invited), recorded: None },
+            None,
+            &now,
+        );
         assert_eq!(first.invite_redeem_url.as_deref(), Some("https://redeem/1"));
         assert_eq!(first.redemption_state, Some(RedemptionState::PendingAcceptance));
         let accepted = guest(RedemptionState::Accepted);
-        let later = invitation_status(CommonStatus::default(), GuestKnowledge::Known(Some(&accepted)), None, Some(&first), &now);
+        let later = invitation_status(
+            CommonStatus::default(),
+            GuestKnowledge::Known(Some(&accepted)),
+            Issued::default(),
+            Some(&first),
+            &now,
+        );
         assert_eq!(later.invite_redeem_url.as_deref(), Some("https://redeem/1"), "kept from the status");
         assert_eq!(later.redemption_state, Some(RedemptionState::Accepted));
         let conds = invitation_conditions(&Verdict::InSync, GuestKnowledge::Known(Some(&accepted)), Some(&first));
         assert_eq!(conds[1], Cond::new(kind::REDEEMED, true, reason::ACCEPTED, "the guest redeemed the invitation"));
-        let unknown = invitation_status(CommonStatus::default(), GuestKnowledge::Unknown, None, Some(&later), &now);
+        let unknown = invitation_status(CommonStatus::default(), GuestKnowledge::Unknown, Issued::default(), Some(&later), &now);
         assert_eq!(unknown.user_id.as_deref(), Some("u1"), "an unreadable directory keeps what the status said");
+    }
+
+    #[test]
+    fn a_status_lost_after_the_write_is_rebuilt_from_the_ownership_record() {
+        let now = time("2026-03-01T00:00:00Z");
+        let pending = guest(RedemptionState::PendingAcceptance);
+        let recorded = Issued { invited: None, recorded: Some(RecordedUrl { user_id: "u1", url: "https://redeem/1" }) };
+        let rebuilt = invitation_status(CommonStatus::default(), GuestKnowledge::Known(Some(&pending)), recorded, None, &now);
+        assert_eq!(rebuilt.invite_redeem_url.as_deref(), Some("https://redeem/1"));
+        let other = Issued { invited: None, recorded: Some(RecordedUrl { user_id: "u2", url: "https://redeem/2" }) };
+        let for_another = invitation_status(CommonStatus::default(), GuestKnowledge::Known(Some(&pending)), other, None, &now);
+        assert_eq!(for_another.invite_redeem_url, None, "a URL issued to another account is not this guest's");
     }
 }

@@ -548,12 +548,13 @@ pub(super) struct Attempt {
 pub(super) async fn run_if_due(
     base: &Context,
     key: &str,
-    desired_state: &crate::core::model::DesiredState,
+    manifests: &Manifests,
     routes: &Routes,
     store: &sync::SyncStore,
     desired: &DesiredSyncJob,
     state: Option<&JobState>,
 ) -> Attempt {
+    let desired_state = &manifests.desired;
     let sync_key = job_key(desired);
     let now = Utc::now();
     let before = last_report(state);
@@ -580,8 +581,19 @@ pub(super) async fn run_if_due(
     let mut ran = None;
     let mut could_not_run = None;
     if let Step::Run { only_due } = step {
-        let selection = Selection { jobs: vec![sync_key.clone()], only_due };
-        let outcome = run_jobs(desired_state, routes, store, &selection, &RunOptions::default(), None).await;
+        // The target tenant has one writer at a time (engine::writer_lock): a CLI `sync run` or `apply` of it waits.
+        let target = desired.target_tenant_id.trim().to_ascii_lowercase();
+        let backend = manifests.backends.get(&target).cloned().unwrap_or_default();
+        let locked =
+            base.backends.lock_writers([(target.as_str(), &backend)], "entente controller", super::WRITER_WAIT, |_, _| {}).await;
+        let outcome = match &locked {
+            Ok(_) => {
+                let selection = Selection { jobs: vec![sync_key.clone()], only_due };
+                run_jobs(desired_state, routes, store, &selection, &RunOptions::default(), None).await
+            }
+            Err(busy) => vec![JobOutcome::Error { job: desired.object.clone(), message: busy.to_string() }],
+        };
+        drop(locked);
         match outcome.into_iter().next() {
             Some(JobOutcome::Ran { report }) => {
                 let outcome = if !report.missing_prerequisites.is_empty() {
@@ -655,7 +667,7 @@ async fn reconcile(job: &SyncJob, ctx: &SyncContext) -> Result<Action, Error> {
 
     // Whether to run, and the run.
     let Attempt { ran, could_not_run, checked_missing } =
-        run_if_due(base, &key, &manifests.desired, &routes, &store, &desired, state.as_ref()).await;
+        run_if_due(base, &key, &manifests, &routes, &store, &desired, state.as_ref()).await;
 
     // Status from what the store remembers now.
     let state = match store.job(&sync_key) {

@@ -2,7 +2,7 @@
 //! The CLI and the controller share it; only where secrets come from differs (`SecretSource`).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::writer_lock;
@@ -35,6 +35,8 @@ pub struct Backends {
     /// What sync jobs remember between runs.
     sync_state_path: PathBuf,
     sync_store: Mutex<Option<Arc<SyncStore>>>,
+    /// `plan`: a state file that does not exist yet is opened empty in memory, never created.
+    preview: bool,
 }
 
 impl Backends {
@@ -50,7 +52,20 @@ impl Backends {
             inventory: Mutex::new(None),
             sync_state_path,
             sync_store: Mutex::new(None),
+            preview: false,
         }
+    }
+
+    /// For a preview (`plan`, `explain`): state files that do not exist are read as empty instead of
+    /// being created, so a preview leaves nothing behind.
+    pub fn preview(mut self) -> Self {
+        self.preview = true;
+        self
+    }
+
+    /// Whether `path` is to be opened in memory: a preview of a state that was never written.
+    fn blank(&self, path: &Path) -> bool {
+        self.preview && !path.exists()
     }
 
     /// Keeps the sync jobs' state in `path` instead of `sync.db` next to the local directory.
@@ -65,10 +80,9 @@ impl Backends {
         if let Some(s) = slot.as_ref() {
             return Ok(s.clone());
         }
-        let store = Arc::new(
-            SyncStore::open(&self.sync_state_path)
-                .map_err(|e| format!("cannot open the sync state {}: {e}", self.sync_state_path.display()))?,
-        );
+        let opened =
+            if self.blank(&self.sync_state_path) { SyncStore::open_in_memory() } else { SyncStore::open(&self.sync_state_path) };
+        let store = Arc::new(opened.map_err(|e| format!("cannot open the sync state {}: {e}", self.sync_state_path.display()))?);
         *slot = Some(store.clone());
         Ok(store)
     }
@@ -85,10 +99,13 @@ impl Backends {
         if let Some(inv) = slot.as_ref() {
             return Ok(inv.clone());
         }
-        let inv: Arc<dyn Inventory> = Arc::new(
+        let opened = if self.blank(&self.inventory_path) {
+            SqliteInventory::open_in_memory()
+        } else {
             SqliteInventory::open(&self.inventory_path)
-                .map_err(|e| format!("cannot open the inventory {}: {e}", self.inventory_path.display()))?,
-        );
+        };
+        let inv: Arc<dyn Inventory> =
+            Arc::new(opened.map_err(|e| format!("cannot open the inventory {}: {e}", self.inventory_path.display()))?);
         *slot = Some(inv.clone());
         Ok(inv)
     }
@@ -99,10 +116,9 @@ impl Backends {
         if let Some(dir) = slot.as_ref() {
             return Ok(dir.clone());
         }
-        let dir = Arc::new(
-            LocalDirectory::open(&self.local_path)
-                .map_err(|e| format!("cannot open the local directory {}: {e}", self.local_path.display()))?,
-        );
+        let opened =
+            if self.blank(&self.local_path) { LocalDirectory::open_in_memory() } else { LocalDirectory::open(&self.local_path) };
+        let dir = Arc::new(opened.map_err(|e| format!("cannot open the local directory {}: {e}", self.local_path.display()))?);
         *slot = Some(dir.clone());
         Ok(dir)
     }
