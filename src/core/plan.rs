@@ -553,7 +553,13 @@ impl<'a> TenantContext<'a> {
             let diff = creation_diff(&partner_view(default, &PartnerConfiguration::default(), None), &desired);
             let mut ops = put();
             ops.push(record_op);
-            return self.change(&p.object, Action::Create, diff, ops);
+            let mut c = self.change(&p.object, Action::Create, diff, ops);
+            // Graph lets an application delete a partner configuration but not restore it (the restore
+            // API is for signed-in administrators only), so one entente pruned is written anew.
+            if let Some(tomb) = self.tombstones.get(&(Kind::CrossTenantAccessPolicy, p.partner_tenant_id.as_str())) {
+                c.note = Some(format!("{}; written again from its manifest", buried(tomb)));
+            }
+            return c;
         };
         let record = self.records.get(&(Kind::CrossTenantAccessPolicy, p.partner_tenant_id.as_str())).copied();
         let observed =
@@ -608,13 +614,16 @@ impl<'a> TenantContext<'a> {
                 && let Some(tomb) = self.tombstones.get(&(Kind::GuestInvitation, key.as_str()))
                 && let Some(deleted) = self.deleted_guest(&tomb.record, &key)
             {
-                let day = tomb.deleted_at.get(..10).unwrap_or(&tomb.deleted_at);
-                let note = format!("deleted by entente on {day} ({})", tomb.reason);
-                let mut c = self.restore_change(inv, &key, deleted, &desired, note);
+                let mut c = self.restore_change(inv, &key, deleted, &desired, buried(tomb));
                 c.drift = false;
                 return c;
             }
             let mut c = self.change(&inv.object, Action::Create, vec![], vec![]);
+            if record.is_none()
+                && let Some(tomb) = self.tombstones.get(&(Kind::GuestInvitation, key.as_str()))
+            {
+                c.note = Some(format!("{}; no longer in the recycle bin, so a new account is invited", buried(tomb)));
+            }
             if let Some(refusal) = predict_refusal(self.tenant, &inv.email, policies) {
                 c.action = Action::Refused;
                 c.refusal = Some(refusal);
@@ -746,6 +755,12 @@ fn predict_refusal(tenant: &DesiredTenant, email: &str, policies: &[TenantPolicy
     check_invitation(resource, email, home.as_ref()).err()
 }
 
+/// "deleted by entente on DATE (why)", for an object that comes back within the recycle-bin period.
+fn buried(tomb: &Tombstone) -> String {
+    let day = tomb.deleted_at.get(..10).unwrap_or(&tomb.deleted_at);
+    format!("deleted by entente on {day} ({})", tomb.reason)
+}
+
 /// `reason` says why, in the tombstone a deleted guest leaves (so it can be restored if it comes back).
 fn prune_change(tenant_id: &str, r: &ManagedRecord, snapshot: &TenantSnapshot, reason: &str) -> Change {
     let forget = Operation::Forget { kind: r.kind, key: r.key.clone() };
@@ -790,6 +805,11 @@ fn prune_change(tenant_id: &str, r: &ManagedRecord, snapshot: &TenantSnapshot, r
         Some((op @ Operation::DeleteGuest { .. }, note)) => {
             let bury = Operation::Bury { kind: r.kind, key: r.key.clone(), reason: reason.to_string() };
             base(Action::Delete, vec![op, bury], format!("{note}; restorable for {TOMBSTONE_DAYS} days"))
+        }
+        // A partner's tombstone only tells the plan, if it comes back, when and why entente deleted it.
+        Some((op @ Operation::DeletePartner { .. }, note)) => {
+            let bury = Operation::Bury { kind: r.kind, key: r.key.clone(), reason: reason.to_string() };
+            base(Action::Delete, vec![op, bury], note)
         }
         Some((op, note)) => base(Action::Delete, vec![op, forget], note),
         None => base(Action::Delete, vec![forget], "already gone from the directory; drops the ownership record".into()),

@@ -416,6 +416,27 @@ spec:
 }
 
 #[test]
+fn a_partner_entente_pruned_is_written_again_with_when_and_why_it_was_deleted() {
+    let m = manifests("");
+    let snapshot = converge(&m);
+    let mut fewer = m.desired.clone();
+    fewer.tenants[0].partners.clear();
+    let p = plan(&fewer, &observed_with(Some(snapshot.clone())), PlanOptions { prune: Prune::All });
+    let deleted = change(&p, "fabrikam");
+    assert!(matches!(&deleted.ops[..], [Operation::DeletePartner { .. }, Operation::Bury { .. }]), "{:?}", deleted.ops);
+    let pruned = simulate(Some(snapshot), &p);
+    assert_eq!(pruned.tombstones.len(), 1);
+
+    let back = plan(&m.desired, &observed_with(Some(pruned)), PlanOptions::default());
+    let c = change(&back, "fabrikam");
+    assert_eq!(c.action, Action::Create);
+    assert_eq!(
+        c.note.as_deref(),
+        Some("deleted by entente on 2026-12-01 (pruned: no longer in the manifests); written again from its manifest")
+    );
+}
+
+#[test]
 fn an_unreadable_tenant_makes_every_object_of_it_an_error() {
     let m = manifests("");
     let observed = Observed::from([(CONTOSO.to_string(), Err("connection refused".to_string()))]);
