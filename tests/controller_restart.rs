@@ -62,10 +62,27 @@ where
     Err(format!("timed out after {limit:?} waiting for {what}").into())
 }
 
+/// A controller process, killed with SIGKILL (and reaped) when dropped.
+struct Controller(Child);
+
+impl Controller {
+    fn kill(mut self) -> std::io::Result<()> {
+        self.0.kill()?;
+        self.0.wait().map(|_| ())
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `entente controller` for one namespace, with its own directory file.
-fn start_controller(kubeconfig: &str, ns: &str, directory: &Path, log: &Path) -> Child {
+fn start_controller(kubeconfig: &str, ns: &str, directory: &Path, log: &Path) -> Controller {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_entente"))
+    let child = Command::new(env!("CARGO_BIN_EXE_entente"))
         .args(["controller", "--metrics-addr", "127.0.0.1:0", "--namespace", ns, "--directory"])
         .arg(directory)
         .env("KUBECONFIG", kubeconfig)
@@ -73,7 +90,8 @@ fn start_controller(kubeconfig: &str, ns: &str, directory: &Path, log: &Path) ->
         .stdout(Stdio::from(log.try_clone().unwrap()))
         .stderr(Stdio::from(log))
         .spawn()
-        .expect("the controller starts")
+        .expect("the controller starts");
+    Controller(child)
 }
 
 /// Redeem URL in each GuestInvitation's status, by name (missing: none yet).
@@ -127,19 +145,18 @@ async fn a_controller_killed_between_write_and_status_shows_every_redeem_url_aft
     }
 
     // First run: killed as soon as the directory holds guests, while statuses are still being written.
-    let mut first = start_controller(&kubeconfig, &ns, &directory, &log);
+    let first = start_controller(&kubeconfig, &ns, &directory, &log);
     wait_for("the first invitations in the directory", Duration::from_secs(60), || async {
         Ok(directory.exists() && LocalDirectory::open(&directory)?.users(CONTOSO).map(|u| !u.is_empty()).unwrap_or(false))
     })
     .await?;
     first.kill()?;
-    first.wait()?;
     let at_kill = redeem_urls(&invitations).await?.len();
     let written = LocalDirectory::open(&directory)?.users(CONTOSO)?.len();
     println!("killed with {written} guest(s) in the directory and {at_kill} of {GUESTS} redeem URL(s) in status");
 
     // Restarted: every status gets its URL, and it is the one issued to that guest.
-    let mut second = start_controller(&kubeconfig, &ns, &directory, &log);
+    let second = start_controller(&kubeconfig, &ns, &directory, &log);
     let outcome = async {
         wait_for("every redeem URL in status", Duration::from_secs(120), || async {
             Ok(redeem_urls(&invitations).await?.len() == GUESTS)
@@ -184,7 +201,6 @@ async fn a_controller_killed_between_write_and_status_shows_every_redeem_url_aft
     }
     .await;
     second.kill()?;
-    second.wait()?;
     if outcome.is_err() {
         eprintln!("controller log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
     }
