@@ -33,7 +33,20 @@ fn prepare(conn: Connection, what: &str) -> Result<Connection, DirectoryError> {
     // First: every statement below may meet another opener's lock.
     conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| fail("setting the busy timeout", e))?;
     // WAL lets readers go on while one process writes; NORMAL is durable enough with WAL.
-    let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(|e| fail("setting WAL", e))?;
+    // Switching to WAL needs the file to itself, and SQLite answers BUSY there without calling the busy
+    // handler, so another opener's moment is waited out here.
+    let started = std::time::Instant::now();
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+            Ok(_) => break,
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::DatabaseBusy && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(fail("setting WAL", e)),
+        }
+    }
     conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;").map_err(|e| fail("setting pragmas", e))?;
     Ok(conn)
 }
