@@ -159,10 +159,26 @@ pub struct ServeArgs {
     /// Address to listen on. Only loopback addresses unless --allow-remote.
     #[arg(long, default_value = "127.0.0.1:8443")]
     pub listen: std::net::SocketAddr,
-    /// Allow a non-loopback --listen address (plain HTTP, unauthenticated /_emulator endpoints).
+    /// Allow a non-loopback --listen address (unauthenticated /_emulator endpoints).
     #[arg(long)]
     pub allow_remote: bool,
-    /// The URL clients reach the emulator at, for links and token issuers (default: http:// + Host).
+    /// Serve https with a certificate from a local CA kept beside the directory file (created on first
+    /// use; its file is printed: trust it with REQUESTS_CA_BUNDLE, SSL_CERT_FILE or NODE_EXTRA_CA_CERTS).
+    /// Microsoft's token libraries and SDKs need https.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub tls: bool,
+    /// Serve https with this certificate chain (PEM); with --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Host names the --tls certificate is also issued for (beside localhost, 127.0.0.1, ::1 and the
+    /// --listen address).
+    #[arg(long = "tls-host", value_name = "NAME")]
+    pub tls_hosts: Vec<String>,
+    /// The URL clients reach the emulator at, for links and token issuers (default: http:// or https://
+    /// and the request's Host).
     #[arg(long)]
     pub public_url: Option<String>,
     /// Validate every request and response body against the OpenAPI subset; violations are logged
@@ -203,8 +219,8 @@ pub struct ServeArgs {
     /// Multiply every throttling limit by this (e.g. 0.01 to see 429s quickly).
     #[arg(long, default_value_t = 1.0)]
     pub throttle_scale: f64,
-    /// How Retry-After is written on a 429.
-    #[arg(long, value_enum, default_value_t = RetryAfterArg::Mixed)]
+    /// How Retry-After is written on a 429: whole seconds as Graph does, or also fractional (a client test).
+    #[arg(long, value_enum, default_value_t = RetryAfterArg::Integer)]
     pub retry_after: RetryAfterArg,
     /// Lifetime of issued access tokens, in seconds.
     #[arg(long, default_value_t = 3599)]
@@ -223,6 +239,29 @@ pub enum RetryAfterArg {
 }
 
 impl ServeArgs {
+    /// The TLS identity to serve, and the CA file to trust when entente made it (`None`: plain HTTP).
+    pub fn tls(
+        &self,
+        directory: &std::path::Path,
+    ) -> anyhow::Result<Option<(crate::emulator::tls::TlsIdentity, Option<std::path::PathBuf>)>> {
+        use crate::emulator::tls;
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            return Ok(Some((tls::from_files(cert, key)?, None)));
+        }
+        if !self.tls {
+            return Ok(None);
+        }
+        let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).into();
+        hosts.push(self.listen.ip().to_string());
+        hosts.extend(self.tls_hosts.iter().cloned());
+        hosts.sort();
+        hosts.dedup();
+        let mut dir = directory.as_os_str().to_owned();
+        dir.push(".tls");
+        let (identity, ca) = tls::self_signed(std::path::Path::new(&dir), &hosts)?;
+        Ok(Some((identity, Some(ca))))
+    }
+
     pub fn config(&self) -> anyhow::Result<crate::emulator::EmulatorConfig> {
         use crate::emulator::{ContractConfig, EmulatorConfig, FaultConfig, JwksSource, Limits, RetryAfterFormat, TrustedIssuer};
         for (name, rate) in
@@ -456,7 +495,10 @@ pub fn run(dir: &LocalDirectory, cmd: DirectoryCommand, out: &mut dyn Write) -> 
 /// Runs the emulator on its own runtime thread (this function is called from async code) until Ctrl-C.
 fn serve(dir: &LocalDirectory, args: &ServeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let path = dir.file_path()?.context("`serve` needs a directory file, not an in-memory directory")?;
-    let config = args.config()?;
+    let mut config = args.config()?;
+    let tls = args.tls(&path)?;
+    let ca_file = tls.as_ref().and_then(|(_, ca)| ca.clone());
+    config.tls = tls.map(|(identity, _)| identity);
     let tenants = dir.tenants()?;
     let apps = crate::emulator::apps::list_apps(dir, None)?;
     let (tx, rx) = std::sync::mpsc::channel::<Result<String, String>>();
@@ -489,8 +531,17 @@ fn serve(dir: &LocalDirectory, args: &ServeArgs, out: &mut dyn Write) -> anyhow:
         },
     };
     writeln!(out, "Graph emulator listening on {url}, serving {}", path.display())?;
+    // Clients use the public URL when one is given (a TLS terminator in front, say).
+    let url = args.public_url.as_deref().map_or(url, |u| u.trim_end_matches('/').to_string());
     writeln!(out, "  Graph endpoint:  {url}  (/v1.0, /beta)")?;
     writeln!(out, "  authority host:  {url}  (POST /{{tenant}}/oauth2/v2.0/token)")?;
+    if let Some(ca) = &ca_file {
+        writeln!(
+            out,
+            "  CA certificate:  {}  (trust it: REQUESTS_CA_BUNDLE / SSL_CERT_FILE / NODE_EXTRA_CA_CERTS)",
+            ca.display()
+        )?;
+    }
     if tenants.is_empty() {
         writeln!(out, "  tenants: none yet (`entente apply` with local-backend Tenants creates them)")?;
     }

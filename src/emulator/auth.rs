@@ -112,7 +112,8 @@ pub(crate) fn sign_access_token(
         "roles": roles,
         "tid": tenant_id,
         "uti": uuid::Uuid::new_v4().simple().to_string(),
-        "ver": "1.0",
+        // v2 claims (`azp`, `azpacr`) with the v2 issuer of the metadata document: a v2.0 token.
+        "ver": "2.0",
     });
     state.keys[0].sign(&claims)
 }

@@ -112,14 +112,14 @@ fn order(items: &[Item]) -> Result<Vec<usize>, GraphError> {
 /// Path segments and query parameters.
 type Target = (Vec<String>, Vec<(String, String)>);
 
-/// Splits an item's url (`/users?$top=5`, `users`, or absolute) into path segments and query.
-fn split_url(url: &str, version: ApiVersion) -> Result<Target, String> {
-    let mut rest = url.trim();
+/// Splits an item's url (`/users?$top=5` or `users`) into path segments and query. Graph takes only
+/// URLs relative to the batch's version ("json-batching": "url ... relative resource URL"); an
+/// absolute one is answered 400 for its first segment, so an SDK that sends one here fails as in
+/// production.
+fn split_url(url: &str, _version: ApiVersion) -> Result<Target, String> {
+    let rest = url.trim();
     if let Some(pos) = rest.find("://") {
-        let after = &rest[pos + 3..];
-        rest = after.find('/').map_or("", |p| &after[p..]);
-        let prefix = format!("/{}/", version.as_str());
-        rest = rest.strip_prefix(prefix.trim_end_matches('/')).unwrap_or(rest);
+        return Err(format!("Resource not found for the segment '{}:'", &rest[..pos]));
     }
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     if path.starts_with("/v1.0/") || path.starts_with("/beta/") || path == "/$batch" || path == "$batch" {
@@ -197,7 +197,7 @@ fn headers_of(out: &mut Map<String, Value>) -> &mut Map<String, Value> {
 async fn run_item(ctx: &Ctx, version: ApiVersion, item: &Item) -> GraphResponse {
     let (segments, query) = match split_url(&item.url, version) {
         Ok(x) => x,
-        Err(e) => return ctx.error_response(&bad(format!("Invalid request URL: {e}."))),
+        Err(e) => return ctx.error_response(&bad(format!("{e}."))),
     };
     let f = ctx.state.faults.config();
     if f.fault_rate > 0.0 {
@@ -229,7 +229,9 @@ mod tests {
         let (s, q) = split_url("/users?$top=5&$select=id", ApiVersion::V1).unwrap();
         assert_eq!(s, vec!["users"]);
         assert_eq!(q, vec![("$top".to_string(), "5".to_string()), ("$select".to_string(), "id".to_string())]);
-        let (s, _) = split_url("https://graph.microsoft.com/v1.0/users/abc", ApiVersion::V1).unwrap();
+        let absolute = split_url("https://graph.microsoft.com/v1.0/users/abc", ApiVersion::V1).unwrap_err();
+        assert_eq!(absolute, "Resource not found for the segment 'https:'");
+        let (s, _) = split_url("/users/abc", ApiVersion::V1).unwrap();
         assert_eq!(s, vec!["users", "abc"]);
         assert!(split_url("/v1.0/users", ApiVersion::V1).is_err());
     }

@@ -36,6 +36,8 @@ pub struct EmulatorConfig {
     pub delta_token_ttl: Duration,
     /// Items per page of a `/users/delta` round unless `Prefer: odata.maxpagesize=N` asks otherwise.
     pub delta_page_size: usize,
+    /// Serve https with this certificate and key (`tls.rs`); `None`: plain HTTP.
+    pub tls: Option<super::tls::TlsIdentity>,
 }
 
 impl Default for EmulatorConfig {
@@ -53,6 +55,7 @@ impl Default for EmulatorConfig {
             faults: FaultConfig::default(),
             delta_token_ttl: Duration::from_secs(7 * 24 * 3600),
             delta_page_size: 100,
+            tls: None,
         }
     }
 }
@@ -150,7 +153,7 @@ impl Default for Limits {
             writes_tenant: Rate::per_secs(18_000.0, 300),
             invitations_tenant: Rate::per_secs(150.0, 5),
             global_app: Rate::per_secs(130_000.0, 10),
-            retry_after: RetryAfterFormat::Mixed,
+            retry_after: RetryAfterFormat::Integer,
         }
     }
 }
@@ -181,12 +184,12 @@ impl Limits {
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum RetryAfterFormat {
-    /// Whole seconds, rounded up.
-    Integer,
-    /// Seconds with up to three decimals, e.g. `2.128`.
-    Fractional,
-    /// Either, at random (seeded): clients must parse both.
+    /// Whole seconds, rounded up: what Graph sends (and all kiota-based SDKs can parse).
     #[default]
+    Integer,
+    /// Seconds with up to three decimals, e.g. `2.128` (to test a client's tolerance).
+    Fractional,
+    /// Either, at random (seeded).
     Mixed,
 }
 

@@ -34,6 +34,9 @@ pub enum JwtError {
 pub struct SigningKey {
     kid: String,
     private: RsaPrivateKey,
+    /// A self-signed X.509 certificate of the public key (DER), made on first use: Entra publishes
+    /// its keys with one (`x5c`, `x5t`), and some clients read the key from it.
+    certificate: std::sync::OnceLock<Option<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -55,7 +58,22 @@ impl SigningKey {
         h.update(public.n().to_bytes_be());
         h.update(public.e().to_bytes_be());
         let kid = URL_SAFE_NO_PAD.encode(&h.finalize()[..20]);
-        Self { kid, private }
+        Self { kid, private, certificate: std::sync::OnceLock::new() }
+    }
+
+    fn certificate(&self) -> Option<&[u8]> {
+        self.certificate
+            .get_or_init(|| {
+                let der = self.private.to_pkcs8_der().ok()?;
+                let pkcs8 = rustls_pki_types::PrivatePkcs8KeyDer::from(der.as_bytes().to_vec());
+                let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_RSA_SHA256).ok()?;
+                let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).ok()?;
+                params.distinguished_name.push(rcgen::DnType::CommonName, "entente Graph emulator token signing");
+                params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+                params.not_after = rcgen::date_time_ymd(2035, 1, 1);
+                Some(params.self_signed(&key).ok()?.der().to_vec())
+            })
+            .as_deref()
     }
 
     /// From a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
@@ -77,17 +95,24 @@ impl SigningKey {
         self.private.to_public_key()
     }
 
-    /// The public JWK (`kty`, `use`, `kid`, `n`, `e`, `alg`).
+    /// The public JWK (`kty`, `use`, `kid`, `n`, `e`, `alg`, and as Entra publishes them `x5t`, the
+    /// certificate's SHA-1 thumbprint, and `x5c`, the certificate).
     pub fn jwk(&self) -> Value {
         let public = self.public_key();
-        json!({
+        let mut jwk = json!({
             "kty": "RSA",
             "use": "sig",
             "kid": self.kid,
             "alg": "RS256",
             "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
             "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
-        })
+        });
+        if let Some(der) = self.certificate() {
+            use sha1::Digest as _;
+            jwk["x5t"] = json!(URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(der)));
+            jwk["x5c"] = json!([base64::engine::general_purpose::STANDARD.encode(der)]);
+        }
+        jwk
     }
 
     /// A compact RS256 JWT of `claims`, with `kid` in its header.

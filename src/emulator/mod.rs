@@ -49,6 +49,7 @@ mod router;
 mod server;
 mod store;
 mod throttle;
+pub mod tls;
 mod user_flows;
 mod users;
 mod xtap;

@@ -132,15 +132,21 @@ impl State {
         f(&mut self.stats.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
-    /// Links and issuers: the configured public URL, else `http://` and the request's Host.
+    /// Links and issuers: the configured public URL, else the scheme served and the request's Host.
     pub fn base_url(&self, headers: &HeaderMap) -> String {
         if let Some(u) = &self.config.public_url {
             return u.trim_end_matches('/').to_string();
         }
+        let scheme = self.scheme();
         match headers.get(http::header::HOST).and_then(|h| h.to_str().ok()) {
-            Some(host) => format!("http://{host}"),
-            None => format!("http://{}", self.local_addr),
+            Some(host) => format!("{scheme}://{host}"),
+            None => format!("{scheme}://{}", self.local_addr),
         }
+    }
+
+    /// `https` when serving TLS.
+    pub fn scheme(&self) -> &'static str {
+        if self.config.tls.is_some() { "https" } else { "http" }
     }
 
     /// The tenant's user count (for the S/M/L resource-unit limit), cached for two seconds.
@@ -162,7 +168,7 @@ impl State {
 pub(crate) struct Ctx {
     pub state: Arc<State>,
     pub caller: Caller,
-    /// `http://host:port`.
+    /// `https://host:port` (or `http://`).
     pub base: String,
     pub request_id: String,
     pub client_request_id: Option<String>,
@@ -221,9 +227,9 @@ impl EmulatorHandle {
         self.addr
     }
 
-    /// `http://127.0.0.1:port`: both the authority host and the Graph endpoint.
+    /// `https://127.0.0.1:port` (`http://` without TLS): both the authority host and the Graph endpoint.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.state.scheme(), self.addr)
     }
 
     pub fn contract_report(&self) -> ContractReport {
@@ -264,8 +270,8 @@ impl Drop for EmulatorHandle {
 pub(crate) async fn start(dir: Arc<LocalDirectory>, config: EmulatorConfig) -> Result<EmulatorHandle, EmulatorError> {
     if !config.allow_remote && !config.listen.ip().is_loopback() {
         return Err(EmulatorError::Config(format!(
-            "refusing to listen on {}: not a loopback address. The emulator speaks plain HTTP and its admin \
-             endpoints are unauthenticated; pass --allow-remote to listen there anyway",
+            "refusing to listen on {}: not a loopback address. The emulator's admin endpoints are \
+             unauthenticated; pass --allow-remote to listen there anyway",
             config.listen
         )));
     }
@@ -286,6 +292,7 @@ pub(crate) async fn start(dir: Arc<LocalDirectory>, config: EmulatorConfig) -> R
     } else {
         None
     };
+    let tls = config.tls.as_ref().map(super::tls::acceptor).transpose()?;
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let report = ContractReport {
@@ -308,12 +315,17 @@ pub(crate) async fn start(dir: Arc<LocalDirectory>, config: EmulatorConfig) -> R
         tenant_sizes: Mutex::new(HashMap::new()),
     });
     let (shutdown, rx) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(listener, state.clone(), rx));
+    let task = tokio::spawn(accept_loop(listener, tls, state.clone(), rx));
     tracing::info!(%addr, "Graph emulator listening");
     Ok(EmulatorHandle { addr, state, shutdown, task: Some(task) })
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<State>, mut shutdown: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    state: Arc<State>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -321,27 +333,81 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>, mut shutdown: wat
                 let Ok((stream, _peer)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
                 let state = state.clone();
-                let mut shutdown = shutdown.clone();
+                let shutdown = shutdown.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    // Set by a request whose connection is to be dropped without an answer.
-                    let dropper = Arc::new(Notify::new());
-                    let svc = {
-                        let dropper = dropper.clone();
-                        service_fn(move |req| {
-                            let state = state.clone();
-                            let dropper = dropper.clone();
-                            async move { Ok::<_, Infallible>(handle(state, dropper, req).await) }
-                        })
-                    };
-                    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
-                    tokio::select! {
-                        _ = conn => {}
-                        _ = dropper.notified() => {}
-                        _ = shutdown.changed() => {}
+                    match tls {
+                        // A failed handshake (a client that does not trust the CA, say) just ends the connection.
+                        Some(tls) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                serve_connection(stream, state, shutdown).await;
+                            }
+                        }
+                        None => serve_connection(stream, state, shutdown).await,
                     }
                 });
             }
         }
+    }
+}
+
+/// HTTP/1.1 on one connection until it ends, a fault drops it, or the emulator stops.
+async fn serve_connection<IO>(io: IO, state: Arc<State>, mut shutdown: watch::Receiver<bool>)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    // Set by a request whose connection is to be dropped without an answer.
+    let dropper = Arc::new(Notify::new());
+    let svc = {
+        let dropper = dropper.clone();
+        service_fn(move |req| {
+            let state = state.clone();
+            let dropper = dropper.clone();
+            async move { Ok::<_, Infallible>(handle(state, dropper, req).await) }
+        })
+    };
+    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc);
+    tokio::select! {
+        _ = conn => {}
+        _ = dropper.notified() => {}
+        _ = shutdown.changed() => {}
+    }
+}
+
+const TOKEN_TEMPLATE: &str = "/{tenant}/oauth2/v2.0/token";
+
+/// Parameters Microsoft's token libraries add to every token request beside the OAuth ones: MSAL's
+/// `client_info` and `claims` (client capabilities, "claims challenge"), its library and platform
+/// telemetry (`x-client-SKU`, `-VER`, `-OS`, `-CPU`, `x-client-current-telemetry`,
+/// `x-client-last-telemetry`, `x-ms-lib-capability`, `x-app-name`, `x-app-ver`), and the correlation
+/// id (`client-request-id`, `return-client-request-id`). The identity platform accepts them, so the
+/// contract check does not report them.
+const CLIENT_TELEMETRY: &[&str] = &[
+    "client_info",
+    "claims",
+    "client-request-id",
+    "return-client-request-id",
+    "x-client-sku",
+    "x-client-ver",
+    "x-client-os",
+    "x-client-cpu",
+    "x-client-brkrver",
+    "x-client-current-telemetry",
+    "x-client-last-telemetry",
+    "x-ms-lib-capability",
+    "x-app-name",
+    "x-app-ver",
+];
+
+fn without_client_telemetry(body: &Value) -> Value {
+    match body {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !CLIENT_TELEMETRY.contains(&k.to_ascii_lowercase().as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 
@@ -858,6 +924,9 @@ fn check_contract_with(
                 } else {
                     vec![]
                 }
+            }
+            (Some(b), None) if op.template == TOKEN_TEMPLATE => {
+                contract.validate(schema, &without_client_telemetry(b), options).iter().map(ToString::to_string).collect()
             }
             (Some(b), None) => contract.validate(schema, b, options).iter().map(ToString::to_string).collect(),
             (None, None) => vec!["the operation requires a request body".to_string()],
