@@ -802,13 +802,11 @@ fn prune_change(tenant_id: &str, r: &ManagedRecord, snapshot: &TenantSnapshot, r
     match delete {
         // A deleted guest's record becomes a tombstone: back in the manifests within 30 days, it is
         // restored from the recycle bin (same account, groups, redemption) instead of invited again.
-        Some((op @ Operation::DeleteGuest { .. }, note)) => {
-            let bury = Operation::Bury { kind: r.kind, key: r.key.clone(), reason: reason.to_string() };
-            base(Action::Delete, vec![op, bury], format!("{note}; restorable for {TOMBSTONE_DAYS} days"))
-        }
         // A partner's tombstone only tells the plan, if it comes back, when and why entente deleted it.
-        Some((op @ Operation::DeletePartner { .. }, note)) => {
+        Some((op @ (Operation::DeleteGuest { .. } | Operation::DeletePartner { .. }), note)) => {
             let bury = Operation::Bury { kind: r.kind, key: r.key.clone(), reason: reason.to_string() };
+            let note =
+                if r.kind == Kind::GuestInvitation { format!("{note}; restorable for {TOMBSTONE_DAYS} days") } else { note };
             base(Action::Delete, vec![op, bury], note)
         }
         Some((op, note)) => base(Action::Delete, vec![op, forget], note),
