@@ -4,6 +4,8 @@
 //! - `GET /directory/deletedItems/microsoft.graph.user` (directory-deleteditems-list): the deleted users, with
 //!   the users' `$filter`, `$select` (plus `deletedDateTime`), `$top` (≤ 999, default 100) and `$count`; pages by id
 //!   with an opaque `$skiptoken`.
+//! - `GET /directory/deletedItems/{id}` (directory-deleteditems-get): one deleted user, with `$select`; 404 for an
+//!   id the bin does not hold.
 //! - `POST /directory/deletedItems/{id}/restore` (directory-deleteditems-restore): the same user back (id, mail,
 //!   user principal name, redemption state, groups), answered with the user. A user whose mail or user principal
 //!   name a live user holds is refused as Graph refuses a duplicate unique value: 400 `Request_BadRequest` with an
@@ -50,14 +52,10 @@ pub(crate) async fn list(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse,
     let filter = odata::filter(req, "User", FILTERABLE)?;
     let top = odata::top(req, 100, 999)?;
     let count = odata::count(req)?;
-    let after = match req.param("skiptoken") {
-        Some(t) => odata::decode_token(t, "skip token")?.get("after").and_then(Value::as_str).map(str::to_string),
-        None => None,
-    };
     let all = load_all(ctx).await?;
     let matching: Vec<&Map<String, Value>> =
         all.iter().filter(|u| filter.as_ref().is_none_or(|f| odata::matches(f, u))).collect();
-    Ok(page_of(ctx, req, &matching, UserPage { after: after.as_deref(), top, select: select.as_deref(), count, what: "users" }))
+    page_of(ctx, req, &matching, UserPage { top, select: select.as_deref(), count, what: "users", by_id: true })
 }
 
 /// What a restore came to.
@@ -65,6 +63,24 @@ enum Restored {
     User(Map<String, Value>),
     NotInBin,
     Conflict(String),
+}
+
+/// `GET /directory/deletedItems/{id}`.
+pub(crate) async fn get(ctx: &Ctx, req: &GraphRequest, id: &str) -> Result<GraphResponse, GraphError> {
+    odata::refuse(req, &["expand"])?;
+    let known = properties();
+    let select = odata::select(req, "user", &known)?;
+    let all = load_all(ctx).await?;
+    let user = all
+        .iter()
+        .find(|u| u["id"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(id)))
+        .ok_or_else(|| GraphError::not_found(id))?;
+    let mut body = Map::new();
+    body.insert("@odata.context".into(), json!(ctx.context(req.version, "directory/deletedItems/$entity")));
+    body.insert("@odata.type".into(), json!("#microsoft.graph.user"));
+    let props: Vec<&str> = select.unwrap_or_else(|| DEFAULT_PROPERTIES.iter().copied().chain(["deletedDateTime"]).collect());
+    body.extend(odata::project(user, &props));
+    Ok(GraphResponse::ok(Value::Object(body)))
 }
 
 /// `POST /directory/deletedItems/{id}/restore`. The body, if any, is not read (v1.0 documents none for

@@ -1,5 +1,5 @@
-//! The state a delta or skip token carries, shared by `/users/delta` and `/groups/delta`, and the 410 Gone
-//! that answers a token the emulator can no longer honour. Tokens are opaque to clients (as Graph's): the
+//! The state a delta or skip token carries, shared by `/users/delta` and `/groups/delta`, and the refusal
+//! of a token the emulator can no longer honour (400 `syncStateNotFound`, or 410 Gone after a reset). Tokens are opaque to clients (as Graph's): the
 //! round (`i`: every object; `c`: changes from `from` to `to` of the directory's feed), where a page ended,
 //! the query the round began with, the tenant, when it was issued and the emulator's delta epoch.
 
@@ -21,8 +21,12 @@ pub(super) struct DeltaToken {
     pub to: i64,
     /// The last object served, on a skip token.
     pub after: Option<String>,
-    /// The groups a group delta tracks (named by the first round's filter); `None` for users.
+    /// The groups a group delta tracks (named by the first round's filter; empty when it tracks every
+    /// group, see `feed`); `None` for users.
     pub groups: Option<Vec<String>>,
+    /// A group delta of every group of the tenant: the change feed's window (from, to] in which groups
+    /// were created or deleted.
+    pub feed: Option<(i64, i64)>,
     pub select: Option<String>,
     pub filter: Option<String>,
     pub tenant: String,
@@ -39,6 +43,10 @@ impl DeltaToken {
         });
         if let Some(g) = &self.groups {
             v["g"] = json!(g);
+        }
+        if let Some((from, to)) = self.feed {
+            v["ff"] = json!(from);
+            v["ft"] = json!(to);
         }
         odata::encode_token(&v)
     }
@@ -60,6 +68,7 @@ impl DeltaToken {
                 .get("g")
                 .and_then(Value::as_array)
                 .map(|g| g.iter().filter_map(Value::as_str).map(str::to_string).collect()),
+            feed: v.get("ff").and_then(Value::as_i64).zip(v.get("ft").and_then(Value::as_i64)),
             select: s("sel"),
             filter: s("flt"),
             tenant: s("tid").unwrap_or_default(),
@@ -71,26 +80,47 @@ impl DeltaToken {
     /// Why the token can no longer be honoured (`None`: it can). `end` is the newest position of the feed
     /// (`feed` names it in the reason); `horizon` the oldest it still holds (`i64::MIN`: it holds all). A
     /// token of another tenant is an error, not a resync.
-    pub fn stale(&self, ctx: &Ctx, end: i64, horizon: i64, now_ms: i64, feed: &str) -> Result<Option<String>, GraphError> {
+    pub fn stale(&self, ctx: &Ctx, end: i64, horizon: i64, now_ms: i64, feed: &str) -> Result<Option<Stale>, GraphError> {
         if !self.tenant.eq_ignore_ascii_case(ctx.tenant()) {
             return Err(GraphError::bad_request("The delta token was issued for another tenant."));
         }
         let ttl = ctx.state.config.delta_token_ttl.as_millis() as i64;
         Ok(if self.issued_ms + ttl < now_ms {
-            Some("the delta token has expired".into())
+            Some(Stale::Expired("the delta token has expired (directory delta tokens last 7 days)".into()))
         } else if self.epoch != ctx.state.delta_epoch.load(Ordering::SeqCst) {
-            Some("the delta state was reset".into())
+            Some(Stale::Reset)
         } else if self.from > end || self.to > end {
-            Some(format!("the delta token is ahead of {feed}"))
+            Some(Stale::Expired(format!("the delta token is ahead of {feed}")))
         } else if self.to < horizon || (self.phase == "c" && self.from < horizon) {
-            Some(format!("{feed} no longer holds the changes since the delta token"))
+            Some(Stale::Expired(format!("{feed} no longer holds the changes since the delta token")))
         } else {
             None
         })
     }
 }
 
-/// 410 Gone with a `Location` to start over and no body, as the contract documents it.
-pub(super) fn gone(location: String) -> GraphResponse {
-    GraphResponse { status: StatusCode::GONE, headers: vec![("Location".into(), location)], body: ResponseBody::Empty }
+/// Why a delta token can no longer be honoured.
+pub(super) enum Stale {
+    /// Too old, or from a feed this one never was: Graph's documented answer for directory objects is a
+    /// 4xx with the code `syncStateNotFound`; the client starts an initial round again.
+    Expired(String),
+    /// The service dropped its delta state (`POST /_emulator/delta/invalidate`): 410 Gone with a
+    /// `Location` to start over (the contract's other documented answer).
+    Reset,
+}
+
+/// The answer to a stale token. `location` is the initial delta URL of the same query. An expired one
+/// gets an OData error body, so SDKs raise their `ODataError` with the code; the 410 has none, as the
+/// OpenAPI subset documents it.
+pub(super) fn refusal(ctx: &Ctx, stale: Stale, location: String) -> GraphResponse {
+    match stale {
+        Stale::Expired(why) => ctx.error_response(&GraphError::new(
+            StatusCode::BAD_REQUEST,
+            "syncStateNotFound",
+            format!("The sync state could not be found: {why}. Start a new initial round (without a token)."),
+        )),
+        Stale::Reset => {
+            GraphResponse { status: StatusCode::GONE, headers: vec![("Location".into(), location)], body: ResponseBody::Empty }
+        }
+    }
 }

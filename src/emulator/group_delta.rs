@@ -1,21 +1,22 @@
-//! `/groups/delta()` for groups named by id (`$filter=id eq '{id}'`, up to 50 joined by `or`): their
-//! membership as `members@delta`, over the local directory's membership change log (migration 9).
+//! `/groups/delta()`: the membership of groups as `members@delta`, over the local directory's membership
+//! change log (migration 9) — of groups named by id (`$filter=id eq '{id}'`, up to 50 joined by `or`), or
+//! of every group of the tenant without a filter (groups created or deleted between rounds come from the
+//! directory's change feed).
 //!
 //! As in Graph (group: delta; "Get incremental changes for groups"): the first round pages through the
 //! current members of each group (`{"@odata.type": "#microsoft.graph.user", "id"}`), the same group
 //! coming back on each page with the next part of its members (a group without members comes once,
 //! without `members@delta`), and ends with an `@odata.deltaLink`; a round from a delta link returns the
-//! groups whose membership changed since, with the members added and the ones removed (`"@removed":
-//! {"reason": "deleted"}`), and a group deleted since as `{"id", "@removed": {"reason": "deleted"}}`.
-//! `$select` (`id`, `displayName`, `description`, `members`; without it, `displayName` and the members)
-//! and `$filter` given in the first call live on in the tokens. A token older than the configured
-//! lifetime (7 days), issued before `POST /_emulator/delta/invalidate`, ahead of the log, or from before
-//! what the log still keeps (`LocalDirectory::purge_membership_log`) gets 410 Gone with a `Location` to
-//! start over. Page size (members per page): `Prefer: odata.maxpagesize=N`.
-//!
-//! Without a `$filter` on ids the emulator answers 501: it tracks the membership of named groups only.
+//! groups whose membership changed since (and, without a filter, the groups created since), with the
+//! members added and the ones removed (`"@removed": {"reason": "deleted"}`), and a group deleted since as
+//! `{"id", "@removed": {"reason": "deleted"}}`. `$select` (`id`, `displayName`, `description`, `members`;
+//! without it, `displayName` and the members) and `$filter` given in the first call live on in the
+//! tokens. A token older than the configured lifetime (7 days), ahead of the log, or from before what
+//! the log still keeps (`LocalDirectory::purge_membership_log`) gets 400 `syncStateNotFound`; one issued
+//! before `POST /_emulator/delta/invalidate` gets 410 Gone with a `Location` to start over. Page size
+//! (members per page): `Prefer: odata.maxpagesize=N`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 
 use http::StatusCode;
@@ -64,41 +65,43 @@ pub(crate) async fn delta(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse
         .unwrap_or(ctx.state.config.delta_page_size);
     let tenant = ctx.tenant().to_string();
     let (end, horizon) = ctx.db(|dir| dir.membership_log_bounds()).await?;
+    let feed_end = ctx.db(|dir| dir.change_seq()).await?;
     let now_ms = chrono::Utc::now().timestamp_millis();
     let epoch = ctx.state.delta_epoch.load(Ordering::SeqCst);
 
     let state = if let Some(token) = req.param("deltatoken") {
         let s = group_token(token, "delta token")?;
-        if let Err(gone) = check_fresh(ctx, req, &s, end, horizon, now_ms) {
-            return Ok(gone);
+        if let Err(refused) = check_fresh(ctx, req, &s, end, horizon, now_ms)? {
+            return Ok(refused);
         }
-        DeltaToken { phase: "c".into(), from: s.to, to: end, after: None, issued_ms: now_ms, epoch, ..s }
+        let feed = s.feed.map(|(_, to)| (to, feed_end));
+        DeltaToken { phase: "c".into(), from: s.to, to: end, after: None, issued_ms: now_ms, epoch, feed, ..s }
     } else if let Some(token) = req.param("skiptoken") {
         let s = group_token(token, "skip token")?;
-        if let Err(gone) = check_fresh(ctx, req, &s, end, horizon, now_ms) {
-            return Ok(gone);
+        if let Err(refused) = check_fresh(ctx, req, &s, end, horizon, now_ms)? {
+            return Ok(refused);
         }
         s
     } else {
-        let filter = odata::filter(req, "Group", &["id"])?.ok_or_else(|| {
-            GraphError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "NotImplemented",
-                "The emulator's /groups/delta tracks named groups only: $filter=id eq '{group-id}' (up to 50, joined by or).",
-            )
-        })?;
-        let t = tenant.clone();
-        let all = ctx.db(move |dir| dir.groups(&t)).await?;
-        let mut groups: Vec<String> = all
-            .iter()
-            .filter(|g| odata::matches(&filter, json!({ "id": g.id }).as_object().expect("an object")))
-            .map(|g| g.id.clone())
-            .collect();
-        groups.sort();
-        if groups.len() > MAX_IDS {
-            return Err(GraphError::unsupported_query(format!("A delta $filter may name at most {MAX_IDS} objects.")));
-        }
+        let (groups, feed) = match odata::filter(req, "Group", &["id"])? {
+            Some(filter) => {
+                let t = tenant.clone();
+                let all = ctx.db(move |dir| dir.groups(&t)).await?;
+                let mut groups: Vec<String> = all
+                    .iter()
+                    .filter(|g| odata::matches(&filter, json!({ "id": g.id }).as_object().expect("an object")))
+                    .map(|g| g.id.clone())
+                    .collect();
+                groups.sort();
+                if groups.len() > MAX_IDS {
+                    return Err(GraphError::unsupported_query(format!("A delta $filter may name at most {MAX_IDS} objects.")));
+                }
+                (groups, None)
+            }
+            None => (Vec::new(), Some((feed_end, feed_end))),
+        };
         DeltaToken {
+            feed,
             phase: "i".into(),
             from: end,
             to: end,
@@ -121,11 +124,13 @@ pub(crate) async fn delta(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse
     let props: Vec<&str> = select.unwrap_or_else(|| vec!["displayName", "members"]);
 
     // The groups as they are now, and the round's entries in (group, user) order.
-    let t = tenant.clone();
-    let all = ctx.db(move |dir| dir.groups(&t)).await?;
-    let names: BTreeMap<String, String> = all.into_iter().map(|g| (g.id, g.display_name)).collect();
+    let names: BTreeMap<String, String> = super::groups::display_names(ctx).await?;
+    let (tracked, created) = match state.feed {
+        None => (state.groups.clone().unwrap_or_default(), BTreeSet::new()),
+        Some((from, to)) => every_group(ctx, &names, state.phase == "c", from, to).await?,
+    };
     let mut entries: Vec<Entry> = Vec::new();
-    for gid in state.groups.iter().flatten() {
+    for gid in &tracked {
         let present = names.contains_key(gid);
         let (t, g, phase, from, to) = (tenant.clone(), gid.clone(), state.phase.clone(), state.from, state.to);
         let changes: Vec<(String, bool)> = if !present {
@@ -138,7 +143,7 @@ pub(crate) async fn delta(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse
         };
         if changes.is_empty() {
             // A first round lists every group, members or not; a later one only what changed.
-            if state.phase == "i" && present {
+            if (state.phase == "i" || created.contains(gid)) && present {
                 entries.push(Entry { group: gid.clone(), user: String::new(), added: true });
             } else if state.phase != "i" && !present {
                 entries.push(Entry { group: gid.clone(), user: String::new(), added: false });
@@ -201,6 +206,35 @@ pub(crate) async fn delta(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse
     Ok(GraphResponse::ok(Value::Object(body)))
 }
 
+/// The groups a delta of every group covers: those there now and, in a later round, those deleted in
+/// the feed's window (from, to]; and the ones created in it (served even without member changes).
+async fn every_group(
+    ctx: &Ctx,
+    names: &BTreeMap<String, String>,
+    later: bool,
+    from: i64,
+    to: i64,
+) -> Result<(Vec<String>, BTreeSet<String>), GraphError> {
+    let mut tracked: BTreeSet<String> = names.keys().cloned().collect();
+    let mut created = BTreeSet::new();
+    if later {
+        let tenant = ctx.tenant().to_ascii_lowercase();
+        let changes = ctx.db(move |dir| dir.changes_since(from)).await?;
+        for c in changes.iter().filter(|c| c.seq <= to && c.entity == "group" && c.tenant_id.eq_ignore_ascii_case(&tenant)) {
+            match c.change.as_str() {
+                "deleted" => {
+                    tracked.insert(c.entity_id.clone());
+                }
+                "created" => {
+                    created.insert(c.entity_id.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok((tracked.into_iter().collect(), created))
+}
+
 /// A token of a group delta (it names the groups it tracks; a users' delta token is not one).
 fn group_token(token: &str, what: &str) -> Result<DeltaToken, GraphError> {
     let t = DeltaToken::decode(token, what)?;
@@ -210,13 +244,16 @@ fn group_token(token: &str, what: &str) -> Result<DeltaToken, GraphError> {
     Ok(t)
 }
 
-/// 410 Gone (with a `Location` to start over) for a token that can no longer be honoured.
-fn check_fresh(ctx: &Ctx, req: &GraphRequest, s: &DeltaToken, end: i64, horizon: i64, now_ms: i64) -> Result<(), GraphResponse> {
-    let why = match s.stale(ctx, end, horizon, now_ms, "the membership log") {
-        Ok(None) => return Ok(()),
-        Ok(Some(why)) => why,
-        Err(e) => return Err(ctx.error_response(&e)),
-    };
+/// The refusal of a token that can no longer be honoured (see `delta_token::refusal`).
+fn check_fresh(
+    ctx: &Ctx,
+    req: &GraphRequest,
+    s: &DeltaToken,
+    end: i64,
+    horizon: i64,
+    now_ms: i64,
+) -> Result<Result<(), GraphResponse>, GraphError> {
+    let Some(stale) = s.stale(ctx, end, horizon, now_ms, "the membership log")? else { return Ok(Ok(())) };
     let mut fresh = GraphRequest { query: Vec::new(), ..req.clone() };
     if let Some(f) = &s.filter {
         fresh.query.push(("$filter".into(), f.clone()));
@@ -229,6 +266,6 @@ fn check_fresh(ctx: &Ctx, req: &GraphRequest, s: &DeltaToken, end: i64, horizon:
         }
         None => ctx.url(req.version, "/groups/delta"),
     };
-    tracing::debug!(why, "group delta token refused: resync required");
-    Err(delta_token::gone(location))
+    tracing::debug!("group delta token refused: resync required");
+    Ok(Err(delta_token::refusal(ctx, stale, location)))
 }

@@ -1,10 +1,14 @@
-//! Security groups, as far as entente needs them (outside the OpenAPI subset): `GET/POST /groups`,
-//! `GET /groups/{id}`, `GET /groups/{id}/members`, `POST /groups/{id}/members/$ref`,
+//! Security groups, as far as entente needs them (outside the OpenAPI subset): `GET/POST /groups`
+//! (`$filter`, `$select`, `$orderby=displayName`, `$search` with `ConsistencyLevel: eventual`),
+//! `GET/DELETE /groups/{id}`, `GET /groups/{id}/members`, `POST /groups/{id}/members/$ref`,
 //! `DELETE /groups/{id}/members/{id}/$ref`, and `GET /users/{id}/memberOf`.
 //!
-//! The local directory keeps group display names unique per tenant, where Graph allows duplicates: a
-//! second `POST /groups` with the same name gets 409. Only security groups exist (`mailEnabled:
-//! false`, `securityEnabled: true`, no `groupTypes`).
+//! Graph allows several groups with one display name; the local directory names groups uniquely per
+//! tenant (operations and manifests refer to groups by name). A second `POST /groups` with a name
+//! taken is stored under `"{name} (duplicate N)"` and served under the name it was given (kept with the
+//! emulator's extras), so Graph clients see what Graph would show and the local directory stays
+//! unambiguous. Only security groups exist (`mailEnabled: false`, `securityEnabled: true`, no
+//! `groupTypes`); deleting one removes it for good (security groups skip the recycle bin in Graph too).
 
 use serde_json::{Map, Value, json};
 
@@ -75,31 +79,54 @@ async fn find(ctx: &Ctx, id: &str) -> Result<Map<String, Value>, GraphError> {
         .ok_or_else(|| GraphError::not_found(id))
 }
 
+/// Each group's display name as Graph clients see it, by id.
+pub(super) async fn display_names(ctx: &Ctx) -> Result<std::collections::BTreeMap<String, String>, GraphError> {
+    Ok(load(ctx)
+        .await?
+        .into_iter()
+        .filter_map(|g| Some((g["id"].as_str()?.to_string(), g["displayName"].as_str()?.to_string())))
+        .collect())
+}
+
+/// The name the local directory keeps a new group under: its own, or, when another group of the tenant
+/// has it, the first free `"{name} (duplicate N)"`.
+fn stored_name(taken: &[Group], name: &str) -> String {
+    let free = |n: &str| !taken.iter().any(|g| g.display_name == n);
+    if free(name) {
+        return name.to_string();
+    }
+    (2..).map(|n| format!("{name} (duplicate {n})")).find(|n| free(n)).expect("a free name")
+}
+
 fn collection(
     ctx: &Ctx,
     req: &GraphRequest,
     what: &str,
     items: Vec<Map<String, Value>>,
     props: Option<&[&str]>,
+    by_id: bool,
 ) -> Result<GraphResponse, GraphError> {
     let top = odata::top(req, 100, 999)?;
-    let after = match req.param("skiptoken") {
-        Some(t) => odata::decode_token(t, "skip token")?.get("after").and_then(Value::as_str).map(str::to_string),
-        None => None,
+    let token = req.param("skiptoken").map(|t| odata::decode_token(t, "skip token")).transpose()?;
+    let start = match token {
+        None => 0,
+        Some(t) => match (t.get("after").and_then(Value::as_str), t.get("skip").and_then(Value::as_u64)) {
+            (Some(a), _) => items.iter().position(|i| i["id"].as_str().unwrap_or_default() > a).unwrap_or(items.len()),
+            (None, Some(n)) => (n as usize).min(items.len()),
+            (None, None) => return Err(GraphError::bad_request("The skip token is not valid.")),
+        },
     };
-    let start = after
-        .as_ref()
-        .map_or(0, |a| items.iter().position(|i| i["id"].as_str().unwrap_or_default() > a.as_str()).unwrap_or(items.len()));
     let page: Vec<&Map<String, Value>> = items[start..].iter().take(top).collect();
     let mut body = Map::new();
     body.insert("@odata.context".into(), json!(ctx.context(req.version, what)));
     if items.len() - start > page.len()
         && let Some(last) = page.last()
     {
-        let token = odata::encode_token(&json!({ "after": last["id"] }));
+        let token = if by_id { json!({ "after": last["id"] }) } else { json!({ "skip": start + page.len() }) };
+        let keep = ["select", "filter", "top", "count", "orderby", "search"];
         body.insert(
             "@odata.nextLink".into(),
-            json!(odata::link_with(ctx, req, "$skiptoken", &token, &["select", "filter", "top"])),
+            json!(odata::link_with(ctx, req, "$skiptoken", &odata::encode_token(&token), &keep)),
         );
     }
     let value = page.iter().map(|i| Value::Object(props.map_or_else(|| (*i).clone(), |p| odata::project(i, p)))).collect();
@@ -109,11 +136,33 @@ fn collection(
 
 /// `GET /groups`.
 pub(crate) async fn list(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse, GraphError> {
-    odata::refuse(req, &["skip", "search", "expand", "orderby"])?;
+    odata::refuse(req, &["skip", "expand"])?;
     let select = odata::select(req, "group", PROPERTIES)?;
     let filter = odata::filter(req, "Group", FILTERABLE)?;
-    let groups: Vec<_> = load(ctx).await?.into_iter().filter(|g| filter.as_ref().is_none_or(|f| odata::matches(f, g))).collect();
-    collection(ctx, req, "groups", groups, select.as_deref())
+    let search = odata::search(req, "Group", &["displayName", "description", "mailNickname"])?;
+    let order = odata::order_by(req, "Group", &["displayName"])?;
+    let all = load(ctx).await?;
+    let mut groups: Vec<&Map<String, Value>> = all
+        .iter()
+        .filter(|g| filter.as_ref().is_none_or(|f| odata::matches(f, g)) && search.as_ref().is_none_or(|s| s.matches(g)))
+        .collect();
+    if let Some((prop, descending)) = order {
+        odata::sort(&mut groups, prop, descending);
+    }
+    let groups = groups.into_iter().cloned().collect();
+    collection(ctx, req, "groups", groups, select.as_deref(), order.is_none())
+}
+
+/// `DELETE /groups/{id}`: the group and its memberships, for good.
+pub(crate) async fn delete(ctx: &Ctx, id: &str) -> Result<GraphResponse, GraphError> {
+    let tenant = ctx.tenant().to_string();
+    let gid = id.to_string();
+    let deleted =
+        ctx.db(move |dir| dir.delete_group_then(&tenant, &gid, |c| store::delete_extras(c, &tenant, kind::GROUP, &gid))).await?;
+    match deleted {
+        Some(()) => Ok(GraphResponse::no_content()),
+        None => Err(GraphError::not_found(id)),
+    }
 }
 
 /// `GET /groups/{id}`.
@@ -153,6 +202,7 @@ pub(crate) async fn create(ctx: &Ctx, req: &GraphRequest) -> Result<GraphRespons
         }
     }
     let mut extras = Map::new();
+    extras.insert("displayName".into(), json!(name));
     for k in ["mailNickname", "description"] {
         if let Some(v) = body.get(k) {
             extras.insert(k.to_string(), v.clone());
@@ -161,27 +211,18 @@ pub(crate) async fn create(ctx: &Ctx, req: &GraphRequest) -> Result<GraphRespons
     let tenant = ctx.tenant().to_string();
     let created = ctx
         .db(move |dir| {
-            if dir.groups(&tenant)?.iter().any(|g| g.display_name == name) {
-                return Ok(None);
-            }
-            dir.apply_then(&tenant, &[Operation::EnsureGroups { display_names: vec![name.clone()] }], |_, _| Ok(()))?;
-            let group = dir.groups(&tenant)?.into_iter().find(|g| g.display_name == name);
-            if let Some(g) = &group {
-                dir.emulator_write(|c| store::put_extras(c, &tenant, kind::GROUP, &g.id, &extras))?;
-                return Ok(Some(full(g, Some(&extras))));
-            }
-            Ok(None)
+            let stored = stored_name(&dir.groups(&tenant)?, &name);
+            let ops = [Operation::EnsureGroups { display_names: vec![stored.clone()] }];
+            dir.apply_then(&tenant, &ops, |c, _| {
+                let group = crate::directory::local::group_named(c, &tenant, &stored)?;
+                store::put_extras(c, &tenant, kind::GROUP, &group.id, &extras)?;
+                Ok(full(&group, Some(&extras)))
+            })
         })
         .await?;
-    match created {
-        Some(mut g) => {
-            g.insert("@odata.context".into(), json!(ctx.context(req.version, "groups/$entity")));
-            Ok(GraphResponse::created(Value::Object(g)))
-        }
-        None => Err(GraphError::conflict(
-            "Another object with the same value for property displayName already exists. (emulator: group names are unique per tenant)",
-        )),
-    }
+    let mut g = created;
+    g.insert("@odata.context".into(), json!(ctx.context(req.version, "groups/$entity")));
+    Ok(GraphResponse::created(Value::Object(g)))
 }
 
 /// `GET /groups/{id}/members`.
@@ -209,7 +250,7 @@ pub(crate) async fn members(ctx: &Ctx, req: &GraphRequest, id: &str) -> Result<G
             m
         })
         .collect();
-    collection(ctx, req, "directoryObjects", members, None)
+    collection(ctx, req, "directoryObjects", members, None, true)
 }
 
 /// `GET /users/{id}/memberOf`.
@@ -238,7 +279,7 @@ pub(crate) async fn member_of(ctx: &Ctx, req: &GraphRequest, user_id: &str) -> R
             m
         })
         .collect();
-    collection(ctx, req, "directoryObjects", items, None)
+    collection(ctx, req, "directoryObjects", items, None, true)
 }
 
 /// `POST /groups/{id}/members/$ref` with `{"@odata.id": ".../directoryObjects/{id}"}`.

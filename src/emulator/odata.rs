@@ -1,5 +1,5 @@
-//! OData query options as Graph's directory APIs take them: `$select`, `$top`, `$skiptoken`, `$count`
-//! and a `$filter` subset (`eq`, `ne`, `gt`/`ge`/`lt`/`le`, `in`, `startsWith`, `endsWith`, `and`,
+//! OData query options as Graph's directory APIs take them: `$select`, `$top`, `$skiptoken`, `$count`,
+//! `$orderby` (one property), `$search` (tokenized, `ConsistencyLevel: eventual`) and a `$filter` subset (`eq`, `ne`, `gt`/`ge`/`lt`/`le`, `in`, `startsWith`, `endsWith`, `and`,
 //! `or`, `not`, parentheses, `null`/`true`/`false` and string literals). Like Graph, `ne`, `not` and
 //! `endsWith` are advanced queries: they need `ConsistencyLevel: eventual` and `$count=true`. String
 //! comparisons ignore case, as directory properties do.
@@ -73,6 +73,154 @@ pub fn count(req: &GraphRequest) -> Result<bool, GraphError> {
         }
         Some(c) => Err(GraphError::bad_request(format!("Invalid value '{c}' for $count."))),
     }
+}
+
+/// `$orderby`: one property (of `orderable`, spelled as the entity spells it) and whether descending.
+/// Like Graph's directory, ordering a filtered or searched list needs the advanced query parameters.
+pub fn order_by(
+    req: &GraphRequest,
+    entity: &str,
+    orderable: &[&'static str],
+) -> Result<Option<(&'static str, bool)>, GraphError> {
+    let Some(raw) = req.param("orderby") else { return Ok(None) };
+    let mut words = raw.split_whitespace();
+    let (Some(name), direction, None) = (words.next(), words.next(), words.next()) else {
+        return Err(GraphError::unsupported_query(format!(
+            "Sorting by more than one property is not supported: '$orderby={raw}' on resource '{entity}'."
+        )));
+    };
+    let Some(prop) = orderable.iter().find(|p| p.eq_ignore_ascii_case(name)) else {
+        return Err(GraphError::unsupported_query(format!(
+            "Sorting on property '{name}' of resource '{entity}' is not supported."
+        )));
+    };
+    let descending = match direction.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => return Err(GraphError::bad_request(format!("Invalid sort direction '{other}' in '$orderby={raw}'."))),
+    };
+    let narrowed = req.param("filter").is_some() || req.param("search").is_some();
+    if narrowed && !(req.eventual() && req.param("count").is_some_and(|c| c.eq_ignore_ascii_case("true"))) {
+        return Err(GraphError::unsupported_query(
+            "Sorting not supported for current query: $orderby with $filter or $search needs the advanced query parameters \
+             (header ConsistencyLevel: eventual and $count=true).",
+        ));
+    }
+    Ok(Some((prop, descending)))
+}
+
+/// Sorts objects by one property as the directory does (case-insensitively; objects without it last),
+/// ties by id.
+pub fn sort(items: &mut [&Map<String, Value>], prop: &str, descending: bool) {
+    let key = |m: &Map<String, Value>| m.get(prop).and_then(Value::as_str).map(str::to_lowercase);
+    items.sort_by(|a, b| {
+        let by = match (key(a), key(b)) {
+            (Some(x), Some(y)) if descending => y.cmp(&x),
+            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        };
+        by.then_with(|| a.get("id").and_then(Value::as_str).cmp(&b.get("id").and_then(Value::as_str)))
+    });
+}
+
+/// A `$search` of directory objects: `"property:words"` clauses joined by `AND` / `OR` (no precedence
+/// beyond left to right, as in the docs' examples).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Search {
+    first: (String, String),
+    rest: Vec<(bool, String, String)>,
+}
+
+/// `$search`, which needs `ConsistencyLevel: eventual`; each property must be one of `searchable`.
+pub fn search(req: &GraphRequest, entity: &str, searchable: &[&'static str]) -> Result<Option<Search>, GraphError> {
+    let Some(raw) = req.param("search") else { return Ok(None) };
+    if !req.eventual() {
+        return Err(GraphError::bad_request(
+            "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'",
+        ));
+    }
+    let invalid = |why: &str| GraphError::bad_request(format!("Invalid $search clause: {why} (in '{raw}')."));
+    let mut clauses: Vec<(bool, String, String)> = Vec::new();
+    let mut rest = raw.trim();
+    let mut and = true;
+    loop {
+        let Some(quoted) = rest.strip_prefix('"') else { return Err(invalid("expected a quoted \"property:value\"")) };
+        let Some(end) = quoted.find('"') else { return Err(invalid("a quote is not closed")) };
+        let clause = &quoted[..end];
+        let Some((name, value)) = clause.split_once(':') else {
+            return Err(invalid("each clause names its property, as in \"displayName:contoso\""));
+        };
+        let Some(prop) = searchable.iter().find(|p| p.eq_ignore_ascii_case(name.trim())) else {
+            return Err(GraphError::unsupported_query(format!(
+                "Searching on property '{}' of resource '{entity}' is not supported.",
+                name.trim()
+            )));
+        };
+        clauses.push((and, prop.to_string(), value.trim().to_string()));
+        rest = quoted[end + 1..].trim_start();
+        if rest.is_empty() {
+            break;
+        }
+        let (word, after) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        and = match word {
+            "AND" => true,
+            "OR" => false,
+            _ => return Err(invalid("clauses are joined by AND or OR")),
+        };
+        rest = after.trim_start();
+    }
+    let mut clauses = clauses.into_iter();
+    let (_, p, v) = clauses.next().expect("one clause at least");
+    Ok(Some(Search { first: (p, v), rest: clauses.collect() }))
+}
+
+impl Search {
+    /// Whether an object (its full representation) matches: the directory's tokenized search, where each
+    /// word searched for starts a word of the value (words split at spaces, punctuation and case changes).
+    pub fn matches(&self, obj: &Map<String, Value>) -> bool {
+        let hit = |prop: &str, value: &str| {
+            let have: Vec<String> = match obj.get(prop) {
+                Some(Value::String(s)) => words(s),
+                Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).flat_map(words).collect(),
+                _ => return false,
+            };
+            let want = words(value);
+            !want.is_empty() && want.iter().all(|w| have.iter().any(|h| h.starts_with(w.as_str())))
+        };
+        let mut result = hit(&self.first.0, &self.first.1);
+        for (and, prop, value) in &self.rest {
+            result = if *and { result && hit(prop, value) } else { result || hit(prop, value) };
+        }
+        result
+    }
+}
+
+/// The lowercase words of a value: split at anything not a letter or digit, and where a lowercase letter
+/// is followed by an uppercase one (`AdeleVance` → `adele`, `vance`).
+fn words(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut prev_lower = false;
+    for ch in s.chars() {
+        if !ch.is_alphanumeric() {
+            if !word.is_empty() {
+                out.push(std::mem::take(&mut word));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if ch.is_uppercase() && prev_lower && !word.is_empty() {
+            out.push(std::mem::take(&mut word));
+        }
+        prev_lower = ch.is_lowercase();
+        word.extend(ch.to_lowercase());
+    }
+    if !word.is_empty() {
+        out.push(word);
+    }
+    out
 }
 
 /// An opaque continuation token (base64url JSON).
@@ -169,6 +317,29 @@ enum Tok {
     Comma,
 }
 
+impl std::fmt::Display for Tok {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Tok::Ident(w) => write!(f, "'{w}'"),
+            Tok::Str(s) => write!(f, "the string '{s}'"),
+            Tok::Num(n) => write!(f, "the number {n}"),
+            Tok::Open => f.write_str("'('"),
+            Tok::Close => f.write_str("')'"),
+            Tok::Comma => f.write_str("','"),
+        }
+    }
+}
+
+/// What a client reads in an error: a token as it wrote it, or the end of the clause.
+fn shown(t: Option<&Tok>) -> String {
+    t.map_or_else(|| "the end of the clause".to_string(), Tok::to_string)
+}
+
+/// How deeply `not` and parentheses may nest: a clause past it is refused instead of recursing
+/// until the stack runs out (Graph refuses long clauses too; no real filter comes near this).
+const MAX_DEPTH: usize = 64;
+const MAX_TERMS: usize = 500;
+
 fn lex(s: &str) -> Result<Vec<Tok>, String> {
     let chars: Vec<char> = s.chars().collect();
     let mut i = 0;
@@ -227,7 +398,7 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
                 }
                 out.push(Tok::Ident(chars[start..i].iter().collect()));
             }
-            other => return Err(format!("unexpected character {other:?}")),
+            other => return Err(format!("the character '{other}' is not valid at position {i}")),
         }
     }
     Ok(out)
@@ -236,6 +407,10 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
+    depth: usize,
+    /// Comparisons so far: a clause past `MAX_TERMS` is refused (matching and dropping a long
+    /// chain recurse through it).
+    terms: usize,
 }
 
 impl Parser {
@@ -250,7 +425,7 @@ impl Parser {
     fn expect(&mut self, t: Tok) -> Result<(), String> {
         match self.next() {
             Some(x) if x == t => Ok(()),
-            other => Err(format!("expected {t:?}, found {other:?}")),
+            other => Err(format!("expected {t}, found {}", shown(other.as_ref()))),
         }
     }
     fn or(&mut self) -> Result<Expr, String> {
@@ -270,17 +445,25 @@ impl Parser {
         Ok(left)
     }
     fn unary(&mut self) -> Result<Expr, String> {
-        if self.peek_word("not") {
-            self.pos += 1;
-            return Ok(Expr::Not(Box::new(self.unary()?)));
+        let nested = self.peek_word("not") || self.toks.get(self.pos) == Some(&Tok::Open);
+        if !nested {
+            return self.comparison();
         }
-        if self.toks.get(self.pos) == Some(&Tok::Open) {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!("'not' and parentheses nest more than {MAX_DEPTH} deep"));
+        }
+        let e = if self.peek_word("not") {
+            self.pos += 1;
+            Expr::Not(Box::new(self.unary()?))
+        } else {
             self.pos += 1;
             let e = self.or()?;
             self.expect(Tok::Close)?;
-            return Ok(e);
-        }
-        self.comparison()
+            e
+        };
+        self.depth -= 1;
+        Ok(e)
     }
     fn literal(&mut self) -> Result<Value, String> {
         match self.next() {
@@ -289,11 +472,18 @@ impl Parser {
             Some(Tok::Ident(w)) if w.eq_ignore_ascii_case("null") => Ok(Value::Null),
             Some(Tok::Ident(w)) if w.eq_ignore_ascii_case("true") => Ok(Value::Bool(true)),
             Some(Tok::Ident(w)) if w.eq_ignore_ascii_case("false") => Ok(Value::Bool(false)),
-            other => Err(format!("expected a literal, found {other:?}")),
+            other => Err(format!("expected a value, found {}", shown(other.as_ref()))),
         }
     }
     fn comparison(&mut self) -> Result<Expr, String> {
-        let Some(Tok::Ident(name)) = self.next() else { return Err("expected a property or function".into()) };
+        self.terms += 1;
+        if self.terms > MAX_TERMS {
+            return Err(format!("more than {MAX_TERMS} comparisons"));
+        }
+        let name = match self.next() {
+            Some(Tok::Ident(name)) => name,
+            other => return Err(format!("expected a property or function, found {}", shown(other.as_ref()))),
+        };
         let lower = name.to_ascii_lowercase();
         if (lower == "startswith" || lower == "endswith") && self.toks.get(self.pos) == Some(&Tok::Open) {
             self.pos += 1;
@@ -303,7 +493,10 @@ impl Parser {
             self.expect(Tok::Close)?;
             return Ok(if lower == "startswith" { Expr::StartsWith { prop, value } } else { Expr::EndsWith { prop, value } });
         }
-        let Some(Tok::Ident(op)) = self.next() else { return Err(format!("expected an operator after {name}")) };
+        let op = match self.next() {
+            Some(Tok::Ident(op)) => op,
+            other => return Err(format!("expected an operator after '{name}', found {}", shown(other.as_ref()))),
+        };
         let op = match op.to_ascii_lowercase().as_str() {
             "eq" => Op::Eq,
             "ne" => Op::Ne,
@@ -321,7 +514,7 @@ impl Parser {
                 self.expect(Tok::Close)?;
                 return Ok(Expr::In { prop: name, values });
             }
-            other => return Err(format!("unsupported operator {other}")),
+            other => return Err(format!("'{other}' is not a supported operator")),
         };
         Ok(Expr::Compare { prop: name, op, value: self.literal()? })
     }
@@ -331,7 +524,7 @@ impl Parser {
 /// canonical spelling) and the advanced-query rule.
 pub fn filter(req: &GraphRequest, entity: &str, filterable: &[&str]) -> Result<Option<Expr>, GraphError> {
     let Some(raw) = req.param("filter") else { return Ok(None) };
-    let mut p = Parser { toks: lex(raw).map_err(|e| invalid_filter(raw, &e))?, pos: 0 };
+    let mut p = Parser { toks: lex(raw).map_err(|e| invalid_filter(raw, &e))?, pos: 0, depth: 0, terms: 0 };
     let mut expr = p.or().map_err(|e| invalid_filter(raw, &e))?;
     if p.pos < p.toks.len() {
         return Err(invalid_filter(raw, "unexpected text after the expression"));
@@ -430,7 +623,7 @@ mod tests {
     use super::*;
 
     fn parse(s: &str) -> Expr {
-        let mut p = Parser { toks: lex(s).unwrap(), pos: 0 };
+        let mut p = Parser { toks: lex(s).unwrap(), pos: 0, depth: 0, terms: 0 };
         p.or().unwrap()
     }
 
@@ -450,5 +643,32 @@ mod tests {
             Expr::Compare { prop: "mail".into(), op: Op::Eq, value: json!("O'Brien@x.com") }
         );
         assert!(lex("mail eq 'open").is_err());
+    }
+
+    fn error_of(s: &str) -> String {
+        let toks = match lex(s) {
+            Ok(t) => t,
+            Err(e) => return e,
+        };
+        let mut p = Parser { toks, pos: 0, depth: 0, terms: 0 };
+        p.or().map(|e| format!("parsed: {e:?}")).unwrap_or_else(|e| e)
+    }
+
+    #[test]
+    fn filter_errors_speak_odata_and_hostile_clauses_are_refused_without_recursing_away() {
+        assert_eq!(error_of("mail eq"), "expected a value, found the end of the clause");
+        assert_eq!(error_of("(mail eq 'a'"), "expected ')', found the end of the clause");
+        assert_eq!(error_of("mail 'a'"), "expected an operator after 'mail', found the string 'a'");
+        assert_eq!(error_of("mail eq *"), "the character '*' is not valid at position 8");
+        for e in [error_of("mail eq"), error_of("eq eq eq"), error_of("(((")] {
+            assert!(!e.contains("Some(") && !e.contains("Ident(") && !e.contains("None"), "{e}");
+        }
+        let parens = format!("{}mail eq 'a'{}", "(".repeat(2_000), ")".repeat(2_000));
+        assert!(error_of(&parens).contains("nest more than 64 deep"));
+        let nots = format!("{}mail eq 'a'", "not ".repeat(5_000));
+        assert!(error_of(&nots).contains("nest more than 64 deep"));
+        let chain = vec!["mail eq 'a'"; 5_000].join(" or ");
+        assert!(error_of(&chain).contains("more than 500 comparisons"));
+        assert!(error_of(&vec!["mail eq 'a'"; 500].join(" or ")).starts_with("parsed"));
     }
 }

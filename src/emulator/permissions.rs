@@ -61,6 +61,7 @@ const GROUP_READ: &[&str] = &[
     "Directory.ReadWrite.All",
 ];
 const GROUP_CREATE: &[&str] = &["Group.Create", "Group.ReadWrite.All", "Directory.ReadWrite.All"];
+const GROUP_WRITE: &[&str] = &["Group.ReadWrite.All", "Directory.ReadWrite.All"];
 const GROUP_MEMBER_WRITE: &[&str] = &["GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"];
 const MEMBER_OF: &[&str] = &[
     "GroupMember.Read.All",
@@ -119,7 +120,8 @@ pub fn required(route: &Route, method: &Method) -> &'static [&'static str] {
         Route::UserMemberOf(_) => MEMBER_OF,
         Route::Groups | Route::Group(_) | Route::GroupMembers(_) if read => GROUP_READ,
         Route::GroupsDelta => GROUP_READ,
-        Route::Groups | Route::Group(_) | Route::GroupMembers(_) => GROUP_CREATE,
+        Route::Group(_) => GROUP_WRITE,
+        Route::Groups | Route::GroupMembers(_) => GROUP_CREATE,
         Route::GroupMembersRef(_) | Route::GroupMemberRef(..) => GROUP_MEMBER_WRITE,
         Route::Organization | Route::OrganizationById(_) => ORG_READ,
         Route::OrganizationBranding(_) if read => BRANDING_READ,
@@ -150,7 +152,7 @@ pub fn required(route: &Route, method: &Method) -> &'static [&'static str] {
         Route::EmailMethod => EMAIL_METHOD_WRITE,
         Route::FederationConfiguration(_) => FEDERATION_DELETE,
         // directory-deleteditems-list / -restore (v1.0), for users: User.Read.All / User.ReadWrite.All.
-        Route::DeletedUsers => USER_READ,
+        Route::DeletedUsers | Route::DeletedItem(_) => USER_READ,
         Route::DeletedItemRestore(_) => USER_WRITE,
         Route::Federations | Route::Federation(_) | Route::FederationDomains(_) if read => IDP_READ,
         Route::Federations | Route::Federation(_) | Route::FederationDomains(_) => IDP_WRITE,

@@ -174,6 +174,8 @@ pub enum Route {
     DeletedUsers,
     /// `/directory/deletedItems/{id}/restore` (contract extension).
     DeletedItemRestore(String),
+    /// `/directory/deletedItems/{id}` (contract extension).
+    DeletedItem(String),
     /// `/identity/b2xUserFlows` (R17).
     UserFlows,
     UserFlow(String),
@@ -281,6 +283,7 @@ impl Route {
             }
             (ApiVersion::V1, ["directory", "deletedItems", "microsoft.graph.user" | "graph.user"]) => Route::DeletedUsers,
             (ApiVersion::V1, ["directory", "deletedItems", id, "restore"]) => Route::DeletedItemRestore(id.to_string()),
+            (ApiVersion::V1, ["directory", "deletedItems", id]) => Route::DeletedItem(id.to_string()),
             (ApiVersion::V1, ["identity", "b2xUserFlows"]) => Route::UserFlows,
             (ApiVersion::V1, ["identity", "b2xUserFlows", id]) => Route::UserFlow(id.to_string()),
             (ApiVersion::V1, ["identity", "b2xUserFlows", id, "userFlowIdentityProviders"]) => {
@@ -358,7 +361,8 @@ impl Route {
             Route::Invitations | Route::XtapDefaultReset | Route::GroupMembersRef(_) | Route::Batch => POST,
             Route::Users | Route::UsersCount | Route::UsersDelta | Route::UserMemberOf(_) => GET,
             Route::GroupsDelta => GET,
-            Route::Group(_) | Route::GroupMembers(_) | Route::Organization | Route::OrganizationById(_) => GET,
+            Route::GroupMembers(_) | Route::Organization | Route::OrganizationById(_) | Route::DeletedItem(_) => GET,
+            Route::Group(_) => &[Method::GET, Method::DELETE],
             Route::User(_) | Route::Partner(_) | Route::B2bPolicy(_) => GET_PATCH_DELETE,
             Route::Groups | Route::Partners | Route::B2bPolicies => GET_POST,
             Route::GroupMemberRef(..) => DELETE,
@@ -472,6 +476,7 @@ impl Route {
             }
             Route::DeletedUsers => "/directory/deletedItems/microsoft.graph.user",
             Route::DeletedItemRestore(_) => "/directory/deletedItems/{directoryObject-id}/restore",
+            Route::DeletedItem(_) => "/directory/deletedItems/{directoryObject-id}",
             Route::UserFlows => "/identity/b2xUserFlows",
             Route::UserFlow(_) => "/identity/b2xUserFlows/{b2xIdentityUserFlow-id}",
             Route::UserFlowProviders(_) => "/identity/b2xUserFlows/{b2xIdentityUserFlow-id}/userFlowIdentityProviders",

@@ -1,19 +1,21 @@
 //! `/users`: list (paging with `$top` up to 999 and an opaque `$skiptoken`, `$filter`, `$select`,
-//! `$count`), `/users/$count`, `/users/{id | userPrincipalName}` (GET, PATCH, DELETE) and
+//! `$count`, `$orderby` on `displayName` or `userPrincipalName`, `$search` with `ConsistencyLevel:
+//! eventual`), `/users/$count`, `/users/{id | userPrincipalName}` (GET, PATCH, DELETE) and
 //! `/users/delta()` over the directory's change feed.
 //!
 //! As in Graph, a user read without `$select` carries only the default properties (`businessPhones`,
 //! `displayName`, `givenName`, `jobTitle`, `mail`, `mobilePhone`, `officeLocation`,
 //! `preferredLanguage`, `surname`, `userPrincipalName`, `id`): `userType`, `externalUserState` and
-//! the like must be selected. Pages are ordered by id.
+//! the like must be selected. Pages are ordered by id unless `$orderby` says otherwise.
 //!
 //! Delta: the first round pages through every user and ends with an `@odata.deltaLink`; later rounds
 //! return the users changed since (whole, as selected) and the deleted ones as
 //! `{"id", "@removed": {"reason": "deleted"}}` (a deleted user is in the recycle bin, `deleted_items`). `$select` and
 //! `$filter` (`id eq` only) given in the first call live on in the tokens. `$deltatoken=latest` skips
-//! the first round. A token older than the configured lifetime (7 days), issued before
-//! `POST /_emulator/delta/invalidate`, or ahead of the file's change feed gets 410 Gone with a
-//! `Location` to start over (and no body, as the OpenAPI subset documents it). Page size: `Prefer: odata.maxpagesize=N`.
+//! the first round. A token older than the configured lifetime (7 days) or ahead of the file's change
+//! feed gets 400 `syncStateNotFound` (Graph's documented code for directory objects); one issued before
+//! `POST /_emulator/delta/invalidate` gets 410 Gone with a `Location` to start over (and no body, as the
+//! OpenAPI subset documents it). Page size: `Prefer: odata.maxpagesize=N`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
@@ -235,45 +237,66 @@ fn context_for(ctx: &Ctx, req: &GraphRequest, what: &str, select: Option<&[&str]
     }
 }
 
+/// Properties `$orderby` takes on users (without advanced queries Graph sorts by these two).
+const ORDERABLE: &[&str] = &["displayName", "userPrincipalName"];
+/// Properties `$search` looks in (tokenized, `ConsistencyLevel: eventual`).
+const SEARCHABLE: &[&str] = &["displayName", "givenName", "surname", "mail", "userPrincipalName", "otherMails", "jobTitle"];
+
 /// `GET /users`.
 pub(crate) async fn list(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse, GraphError> {
-    odata::refuse(req, &["skip", "search", "expand", "orderby"])?;
+    odata::refuse(req, &["skip", "expand"])?;
     let select = odata::select(req, "user", PROPERTIES)?;
     let filter = odata::filter(req, "User", FILTERABLE)?;
+    let search = odata::search(req, "User", SEARCHABLE)?;
+    let order = odata::order_by(req, "User", ORDERABLE)?;
     let top = odata::top(req, 100, 999)?;
     let count = odata::count(req)?;
-    let after = match req.param("skiptoken") {
-        Some(t) => odata::decode_token(t, "skip token")?.get("after").and_then(Value::as_str).map(str::to_string),
-        None => None,
-    };
     // `mail eq '…'` (how clients find a user by address, once per invitation) reads the one candidate
     // through the mail index instead of every user; the filter still decides, so answers are the same.
     let all = match req.param("filter").and_then(mail_equals) {
         Some(mail) => load_by_mail(ctx, &mail).await?,
         None => load_all(ctx).await?,
     };
-    let matching: Vec<&Map<String, Value>> =
-        all.iter().filter(|u| filter.as_ref().is_none_or(|f| odata::matches(f, u))).collect();
-    Ok(page_of(ctx, req, &matching, UserPage { after: after.as_deref(), top, select: select.as_deref(), count, what: "users" }))
+    let mut matching: Vec<&Map<String, Value>> = all
+        .iter()
+        .filter(|u| filter.as_ref().is_none_or(|f| odata::matches(f, u)) && search.as_ref().is_none_or(|s| s.matches(u)))
+        .collect();
+    if let Some((prop, descending)) = order {
+        odata::sort(&mut matching, prop, descending);
+    }
+    let p = UserPage { top, select: select.as_deref(), count, what: "users", by_id: order.is_none() };
+    page_of(ctx, req, &matching, p)
 }
 
-/// Where a page of a user list starts and what it shows.
+/// What a page of a user list shows.
 pub(super) struct UserPage<'a> {
-    /// The id the previous page ended with (`$skiptoken`).
-    pub after: Option<&'a str>,
     pub top: usize,
     pub select: Option<&'a [&'static str]>,
     pub count: bool,
     /// The entity set the context names (`users`, `users` of deleted items…).
     pub what: &'a str,
+    /// Whether `matching` is in id order: the skip token then names the last id served (stable while users
+    /// come and go); otherwise it counts the users served.
+    pub by_id: bool,
 }
 
-/// One page of `matching` (ordered by id), as Graph answers a user list: `@odata.count` when asked, a
-/// `@odata.nextLink` with a skip token when more follow, each user projected on the selected properties.
-pub(super) fn page_of(ctx: &Ctx, req: &GraphRequest, matching: &[&Map<String, Value>], p: UserPage<'_>) -> GraphResponse {
-    let start = match p.after {
-        Some(a) => matching.iter().position(|u| u["id"].as_str().unwrap_or_default() > a).unwrap_or(matching.len()),
+/// One page of `matching`, as Graph answers a user list: from the request's `$skiptoken`,
+/// `@odata.count` when asked, a `@odata.nextLink` with a skip token when more follow, each user projected
+/// on the selected properties.
+pub(super) fn page_of(
+    ctx: &Ctx,
+    req: &GraphRequest,
+    matching: &[&Map<String, Value>],
+    p: UserPage<'_>,
+) -> Result<GraphResponse, GraphError> {
+    let token = req.param("skiptoken").map(|t| odata::decode_token(t, "skip token")).transpose()?;
+    let start = match token {
         None => 0,
+        Some(t) => match (t.get("after").and_then(Value::as_str), t.get("skip").and_then(Value::as_u64)) {
+            (Some(a), _) => matching.iter().position(|u| u["id"].as_str().unwrap_or_default() > a).unwrap_or(matching.len()),
+            (None, Some(n)) => (n as usize).min(matching.len()),
+            (None, None) => return Err(GraphError::bad_request("The skip token is not valid.")),
+        },
     };
     let page: Vec<&Map<String, Value>> = matching[start..].iter().take(p.top).copied().collect();
     let more = matching.len() - start > page.len();
@@ -284,14 +307,15 @@ pub(super) fn page_of(ctx: &Ctx, req: &GraphRequest, matching: &[&Map<String, Va
         body.insert("@odata.count".into(), json!(matching.len()));
     }
     if more && let Some(last) = page.last() {
-        let token = odata::encode_token(&json!({ "after": last["id"] }));
+        let token = if p.by_id { json!({ "after": last["id"] }) } else { json!({ "skip": start + page.len() }) };
+        let keep = ["select", "filter", "top", "count", "orderby", "search"];
         body.insert(
             "@odata.nextLink".into(),
-            json!(odata::link_with(ctx, req, "$skiptoken", &token, &["select", "filter", "top", "count"])),
+            json!(odata::link_with(ctx, req, "$skiptoken", &odata::encode_token(&token), &keep)),
         );
     }
     body.insert("value".into(), Value::Array(page.iter().map(|u| Value::Object(odata::project(u, props))).collect()));
-    GraphResponse::ok(Value::Object(body))
+    Ok(GraphResponse::ok(Value::Object(body)))
 }
 
 /// `GET /users/$count` (needs `ConsistencyLevel: eventual`).
@@ -449,14 +473,14 @@ pub(crate) async fn delta(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse
             return Ok(GraphResponse::ok(Value::Object(body)));
         }
         let s = DeltaToken::decode(token, "delta token")?;
-        if let Err(gone) = check_fresh(ctx, req, &s, current, now_ms) {
-            return Ok(gone);
+        if let Err(refused) = check_fresh(ctx, req, &s, current, now_ms)? {
+            return Ok(refused);
         }
         DeltaToken { phase: "c".into(), from: s.from, to: current, after: None, issued_ms: now_ms, epoch, ..s }
     } else if let Some(token) = req.param("skiptoken") {
         let s = DeltaToken::decode(token, "skip token")?;
-        if let Err(gone) = check_fresh(ctx, req, &s, current, now_ms) {
-            return Ok(gone);
+        if let Err(refused) = check_fresh(ctx, req, &s, current, now_ms)? {
+            return Ok(refused);
         }
         s
     } else {
@@ -543,17 +567,19 @@ fn delta_link(ctx: &Ctx, req: &GraphRequest, s: &DeltaToken) -> String {
     odata::link_with(ctx, &bare, "$deltatoken", &s.encode(), &[])
 }
 
-/// 410 Gone (with a `Location` to start over) for a token that can no longer be honoured.
-fn check_fresh(ctx: &Ctx, req: &GraphRequest, s: &DeltaToken, current: i64, now_ms: i64) -> Result<(), GraphResponse> {
-    let why = match s.stale(ctx, current, i64::MIN, now_ms, "the directory's change feed") {
-        Ok(None) => return Ok(()),
-        Ok(Some(why)) => why,
-        Err(e) => return Err(ctx.error_response(&e)),
-    };
+/// The refusal of a token that can no longer be honoured (see `delta_token::refusal`).
+fn check_fresh(
+    ctx: &Ctx,
+    req: &GraphRequest,
+    s: &DeltaToken,
+    current: i64,
+    now_ms: i64,
+) -> Result<Result<(), GraphResponse>, GraphError> {
+    let Some(stale) = s.stale(ctx, current, i64::MIN, now_ms, "the directory's change feed")? else { return Ok(Ok(())) };
     let location = match &s.select {
         Some(sel) => odata::link_with(ctx, &GraphRequest { query: Vec::new(), ..req.clone() }, "$select", sel, &[]),
         None => ctx.url(req.version, "/users/delta"),
     };
-    tracing::debug!(why, "delta token refused: resync required");
-    Err(delta_token::gone(location))
+    tracing::debug!("delta token refused: resync required");
+    Ok(Err(delta_token::refusal(ctx, stale, location)))
 }

@@ -243,6 +243,18 @@ const MICROSOFT_GRAPH_HOSTS: [&str; 4] =
 
 /// The `.default` scope for an endpoint: its own for Microsoft's clouds, global Graph's for anything
 /// else (an emulator stands in for Graph, so tokens are asked for Graph).
+/// The refusal of a group name several groups of a tenant share: Graph allows it, entente names groups by
+/// display name (on Tenants, GuestInvitations and sync scopes), so the name must pick one.
+pub(super) fn ambiguous_group(tenant_id: &str, name: &str, groups: &[&wire::Group]) -> DirectoryError {
+    let ids: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
+    DirectoryError::Invalid(format!(
+        "tenant {tenant_id}: {} groups are named {name:?} ({}); entente names groups by display name, so the name \
+         must belong to one group: rename or delete the others",
+        ids.len(),
+        ids.join(", ")
+    ))
+}
+
 fn default_scope(endpoint: &str) -> String {
     let host = Url::parse(endpoint).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase));
     match host {

@@ -126,31 +126,17 @@ impl GraphDirectory {
         self.fetch_users(&ids, &mapping::sync_user_select()).await?.iter().map(decode).collect()
     }
 
-    /// `Directory::group_member_ids` for Graph: the groups with this display name (`$filter`), then the
-    /// members of each (paged). Several groups of the same name count as one.
+    /// `Directory::group_member_ids` for Graph: the group with this display name (`$filter`), then its
+    /// members (paged). A name several groups share is an error (`groups_named`).
     pub(super) async fn read_group_member_ids(&self, display_name: &str) -> Result<Option<BTreeSet<String>>, DirectoryError> {
-        let filter = format!("displayName eq {}", odata_string(display_name));
-        let top = self.page_size.to_string();
-        let url = self.url(paths::GROUPS, &[("$filter", &filter), ("$select", "id,displayName"), ("$top", &top)])?;
-        let (groups, _) = self.get_pages::<wire::Group>(url).await?;
-        // Match here too: a server that ignored the filter must not widen the scope.
-        let groups: Vec<wire::Group> =
-            groups.into_iter().filter(|g| g.display_name.as_deref() == Some(display_name) && !g.id.is_empty()).collect();
-        if groups.is_empty() {
-            return Ok(None);
-        }
-        let mut members = BTreeSet::new();
-        for g in &groups {
-            members.extend(self.group_members(&g.id).await?);
-        }
-        Ok(Some(members))
+        let groups = self.groups_named(display_name).await?;
+        let Some(group) = groups.first() else { return Ok(None) };
+        Ok(Some(self.group_members(&group.id).await?))
     }
 }
 
 /// `/groups/delta`, which the wire paths do not list.
 const GROUPS_DELTA: &str = "/groups/delta";
-/// Graph's limit on objects in one delta `$filter` (`id eq … or id eq …`).
-const MAX_DELTA_FILTER_IDS: usize = 50;
 
 impl GraphDirectory {
     /// `Directory::group_member_changes` for Graph: `GET /groups/delta?$filter=id eq '{id}'&$select=
@@ -161,8 +147,8 @@ impl GraphDirectory {
     /// With a cursor: one request when nothing changed. The group reported deleted (`@removed`) or
     /// under another display name, a 410 / `syncStateNotFound` / `resyncRequired` (the link expired:
     /// Graph's directory delta tokens last 7 days) or a link that is not a `/groups/delta` link of this
-    /// endpoint read the membership in full again (`full: true`): the groups with this display name
-    /// (one `$filter` request), then an initial delta round for all of them at once.
+    /// endpoint read the membership in full again (`full: true`): the group with this display name
+    /// (one `$filter` request; a name several groups share is an error), then an initial delta round.
     pub(super) async fn read_group_member_changes(
         &self,
         display_name: &str,
@@ -189,18 +175,8 @@ impl GraphDirectory {
             }
         }
         let groups = self.groups_named(display_name).await?;
-        if groups.is_empty() {
-            return Ok(None);
-        }
-        if groups.len() > MAX_DELTA_FILTER_IDS {
-            // Beyond what one delta query may filter: the plain read, without a cursor.
-            let mut added = BTreeSet::new();
-            for g in &groups {
-                added.extend(self.group_members(&g.id).await?);
-            }
-            return Ok(Some(MemberChanges { added, removed: BTreeSet::new(), cursor: None, full: true }));
-        }
-        let filter = groups.iter().map(|g| format!("id eq {}", odata_string(&g.id))).collect::<Vec<_>>().join(" or ");
+        let Some(group) = groups.first() else { return Ok(None) };
+        let filter = format!("id eq {}", odata_string(&group.id));
         for _ in 0..INITIAL_TRIES {
             let first = self.url(GROUPS_DELTA, &[("$filter", &filter), ("$select", "displayName,members")])?;
             match self.delta_pages(first, Some(self.page_size), false).await? {
@@ -219,14 +195,20 @@ impl GraphDirectory {
         )))
     }
 
-    /// The groups with this display name (`$filter`), matched here too: a server that ignored the
-    /// filter must not widen the scope.
+    /// The group with this display name (`$filter`; none or one), matched here too: a server that ignored
+    /// the filter must not widen the scope. Graph allows several groups with one name; a sync scope that
+    /// names one of those is refused rather than read as their union.
     async fn groups_named(&self, display_name: &str) -> Result<Vec<wire::Group>, DirectoryError> {
         let filter = format!("displayName eq {}", odata_string(display_name));
         let top = self.page_size.to_string();
         let url = self.url(paths::GROUPS, &[("$filter", &filter), ("$select", "id,displayName"), ("$top", &top)])?;
         let (groups, _) = self.get_pages::<wire::Group>(url).await?;
-        Ok(groups.into_iter().filter(|g| g.display_name.as_deref() == Some(display_name) && !g.id.is_empty()).collect())
+        let named: Vec<wire::Group> =
+            groups.into_iter().filter(|g| g.display_name.as_deref() == Some(display_name) && !g.id.is_empty()).collect();
+        if named.len() > 1 {
+            return Err(super::ambiguous_group(&self.tenant_id, display_name, &named.iter().collect::<Vec<_>>()));
+        }
+        Ok(named)
     }
 
     /// A stored delta link, if it is one this backend may follow: on the configured endpoint's

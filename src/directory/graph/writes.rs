@@ -281,16 +281,22 @@ impl GraphDirectory {
     // ------------------------------------------------------------------------------------------
     // Groups
 
-    /// Group display name → id, reading the groups again when a name is unknown.
+    /// Group display name → id, reading the groups again when a name is unknown. A name several groups
+    /// share (Graph allows it) is an error: entente names groups by display name, so it must name one.
     async fn group_ids(&self, names: &[String]) -> Result<BTreeMap<String, Option<String>>, DirectoryError> {
         let mut groups = self.known_groups().await?;
         if names.iter().any(|n| !groups.iter().any(|g| g.display_name.as_deref() == Some(n))) {
             groups = self.list_groups().await?;
         }
-        Ok(names
-            .iter()
-            .map(|n| (n.clone(), groups.iter().find(|g| g.display_name.as_deref() == Some(n)).map(|g| g.id.clone())))
-            .collect())
+        let mut out = BTreeMap::new();
+        for n in names {
+            let named: Vec<&wire::Group> = groups.iter().filter(|g| g.display_name.as_deref() == Some(n)).collect();
+            if named.len() > 1 {
+                return Err(super::ambiguous_group(&self.tenant_id, n, &named));
+            }
+            out.insert(n.clone(), named.first().map(|g| g.id.clone()));
+        }
+        Ok(out)
     }
 
     async fn ensure_groups(&self, names: &[String]) -> Result<(), DirectoryError> {

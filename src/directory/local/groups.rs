@@ -27,6 +27,15 @@ fn id_of(c: &Connection, tenant_id: &str, display_name: &str) -> Result<Option<S
         .ctx("looking up a group")
 }
 
+/// The tenant's group with this display name, inside a transaction of the emulator (which creates a group,
+/// then keeps what Graph clients see of it beside it).
+pub(crate) fn named(c: &Connection, tenant_id: &str, display_name: &str) -> Result<Group> {
+    let tenant_id = tenant_id.trim().to_ascii_lowercase();
+    let id = id_of(c, &tenant_id, display_name)?
+        .ok_or_else(|| DirectoryError::Invalid(format!("group {display_name:?} does not exist in tenant {tenant_id}")))?;
+    Ok(Group { id, display_name: display_name.to_string() })
+}
+
 /// The ids of the members of the group with this display name; `None` when there is no such group.
 pub(super) fn member_ids(c: &Connection, tenant_id: &str, display_name: &str) -> Result<Option<BTreeSet<String>>> {
     let Some(group_id) = id_of(c, tenant_id, display_name)? else { return Ok(None) };
@@ -179,8 +188,30 @@ pub(super) fn member_changes(
     Ok(Some(changes))
 }
 
-/// What the emulator's `/groups/delta` reads.
+/// What the emulator's `/groups` and `/groups/delta` read and write.
 impl super::LocalDirectory {
+    /// Deletes a group by id with its memberships (each removal goes to the membership log), then runs
+    /// `then` in the same transaction; `None` when the tenant has no such group. Security groups do not
+    /// go to the recycle bin, in Graph either.
+    pub(crate) fn delete_group_then<T>(
+        &self,
+        tenant_id: &str,
+        group_id: &str,
+        then: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let tenant_id = tenant_id.trim().to_ascii_lowercase();
+        self.write(|c| {
+            let n = c
+                .execute("DELETE FROM groups WHERE tenant_id = ?1 AND id = ?2 COLLATE NOCASE", params![tenant_id, group_id])
+                .ctx("deleting a group")?;
+            if n == 0 {
+                return Ok(None);
+            }
+            feed::append(c, &tenant_id, "group", &group_id.to_ascii_lowercase(), "deleted")?;
+            then(c).map(Some)
+        })
+    }
+
     /// The membership log's last sequence number and its horizon (the last one purged).
     pub(crate) fn membership_log_bounds(&self) -> Result<(i64, i64)> {
         self.read(|c| Ok((log_end(c)?, log_horizon(c)?)))

@@ -15,6 +15,7 @@ mod entitlement;
 mod feed;
 mod gates;
 mod groups;
+pub(crate) use groups::named as group_named;
 mod identity;
 mod managed;
 mod mto;
