@@ -113,6 +113,9 @@ async fn the_cli_converges_examples_through_the_graph_backend() {
         tokio::task::spawn_blocking(move || run(&w, &e, &a.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap();
     assert_eq!(code, 0, "apply failed:\n{out}\n{err}");
     assert!(out.contains("refused") && out.contains("DomainBlocked"), "{out}");
+    // Graph's invitation answer has no user principal name: none is printed rather than an empty one.
+    assert!(out.contains("    invited: user ") && !out.contains(" ()"), "{out}");
+    assert!(out.contains("    redeem URL: http"), "the emulator's redeem links are web links: {out}");
 
     let (w, e, a) = (workdir.clone(), envs.clone(), ["plan", "-f", &m, "--directory", &l].map(String::from));
     let (code, out, err) =

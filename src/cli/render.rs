@@ -114,6 +114,19 @@ fn past(action: Action) -> &'static str {
     }
 }
 
+/// What an invitation came back with. Graph's invitation answer carries no user principal name (the next
+/// read has it) and an adopted user no redeem URL: what is not known is left out, not printed empty.
+fn write_invited(out: &mut dyn Write, i: &crate::core::operation::InvitationResult) -> io::Result<()> {
+    match i.user_principal_name.as_str() {
+        "" => writeln!(out, "    invited: user {}, {}", i.user_id, i.status)?,
+        upn => writeln!(out, "    invited: user {} ({upn}), {}", i.user_id, i.status)?,
+    }
+    match i.invite_redeem_url.as_str() {
+        "" => writeln!(out, "    no invitation sent: the user with this address was already there"),
+        url => writeln!(out, "    redeem URL: {url}"),
+    }
+}
+
 pub fn write_apply(out: &mut dyn Write, plan: &Plan, report: &ApplyReport) -> io::Result<()> {
     let (mut done, mut refused, mut failed) = (0, 0, 0);
     for (c, r) in plan.changes.iter().zip(&report.results) {
@@ -133,8 +146,7 @@ pub fn write_apply(out: &mut dyn Write, plan: &Plan, report: &ApplyReport) -> io
                 write_diff(out, &c.diff)?;
                 for o in outcomes {
                     if let Outcome::Invited(i) = o {
-                        writeln!(out, "    invited: user {} ({}), {}", i.user_id, i.user_principal_name, i.status)?;
-                        writeln!(out, "    redeem URL: {}", i.invite_redeem_url)?;
+                        write_invited(out, i)?;
                     }
                 }
             }

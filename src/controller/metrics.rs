@@ -17,7 +17,7 @@ use prometheus_client::registry::Registry;
 use crate::core::model::{Kind, TenantSnapshot};
 use crate::core::operation::{Operation, Outcome};
 use crate::core::sync::{DirectoryUser, SyncCounts, UserChanges};
-use crate::directory::{Directory, DirectoryError};
+use crate::directory::{Directory, DirectoryError, SnapshotScope};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindOutcome {
@@ -276,6 +276,13 @@ impl Directory for Instrumented {
     async fn snapshot(&self, tenant_id: &str) -> Result<Option<TenantSnapshot>, DirectoryError> {
         let start = Instant::now();
         let r = self.inner.snapshot(tenant_id).await;
+        self.metrics.directory_request("snapshot", status_of(&r), start.elapsed());
+        r
+    }
+
+    async fn snapshot_of(&self, tenant_id: &str, scope: &SnapshotScope) -> Result<Option<TenantSnapshot>, DirectoryError> {
+        let start = Instant::now();
+        let r = self.inner.snapshot_of(tenant_id, scope).await;
         self.metrics.directory_request("snapshot", status_of(&r), start.elapsed());
         r
     }

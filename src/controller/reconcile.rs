@@ -48,7 +48,7 @@ use crate::core::model::{DeletionPolicy, GuestUser, Kind, ObjectRef, TenantSnaps
 use crate::core::operation::{InvitationResult, Outcome};
 use crate::core::plan::{Action as PlanAction, Change, Observed, PlanOptions, Prune, plan};
 use crate::core::validate;
-use crate::directory::Directory;
+use crate::directory::{Directory, SnapshotScope};
 use crate::engine::{self, ChangeResult, Routes};
 use crate::manifest::Live;
 
@@ -218,7 +218,14 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         .lock_writers([(tenant_id.as_str(), &backend)], "entente controller", super::WRITER_WAIT, |_, _| {})
         .await
         .map_err(|e| Error::Busy(e.to_string()))?;
-    let observed = observe(&tenant_id, &routes).await;
+    let scope = manifests
+        .desired
+        .tenants
+        .iter()
+        .find(|t| t.identity.tenant_id.eq_ignore_ascii_case(&tenant_id))
+        .map(engine::scope_of)
+        .unwrap_or_default();
+    let observed = observe(&tenant_id, &scope, &routes).await;
     // Never orphan what a deleted object owns: when its ownership record is missing (the record store was
     // lost, e.g. a replica started on empty storage) but its directory object exists, adopt it again now
     // and delete it on the next pass.
@@ -247,7 +254,7 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     super::mto::report(ctx, tenant, &organizations, &invalid, &the_plan, &report.results);
     let before = observed.get(&tenant_id).cloned().unwrap_or_else(|| Err("not read".into()));
     let after = if report.writes > 0 {
-        observe(&tenant_id, &routes).await.remove(&tenant_id).unwrap_or_else(|| Err("not read".into()))
+        observe(&tenant_id, &scope, &routes).await.remove(&tenant_id).unwrap_or_else(|| Err("not read".into()))
     } else {
         before.clone()
     };
@@ -331,9 +338,9 @@ fn unrecorded(
 /// `engine::observe` for the one tenant of a reconcile. (`engine::observe` itself cannot be used here:
 /// its future is not provably `Send` in the controller's generic context, rust-lang/rust#102211, because
 /// its per-tenant closure borrows a `&DesiredTenant`; see the report on the engine.)
-async fn observe(tenant_id: &str, routes: &Routes) -> Observed {
+async fn observe(tenant_id: &str, scope: &SnapshotScope, routes: &Routes) -> Observed {
     let result = match routes.get(tenant_id) {
-        Some(Ok(dir)) => dir.snapshot(tenant_id).await.map_err(|e| e.to_string()),
+        Some(Ok(dir)) => dir.snapshot_of(tenant_id, scope).await.map_err(|e| e.to_string()),
         Some(Err(why)) => Err(why.clone()),
         None => Err("no directory is configured for this tenant".to_string()),
     };

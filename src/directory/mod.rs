@@ -18,11 +18,27 @@ use crate::core::operation::{Operation, Outcome};
 use crate::core::policy::Refusal;
 use crate::core::sync::{DirectoryUser, UserChanges};
 
+/// What the manifests name in one tenant, for `Directory::snapshot_of`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotScope {
+    /// Display names of the groups the Tenant declares and its guests belong to.
+    pub groups: BTreeSet<String>,
+}
+
 #[async_trait]
 pub trait Directory: Send + Sync {
     /// Reads everything the planner needs about one tenant, in a few bulk reads and no writes.
     /// `Ok(None)` when the directory has no such tenant.
     async fn snapshot(&self, tenant_id: &str) -> Result<Option<TenantSnapshot>, DirectoryError>;
+
+    /// `snapshot`, told what the manifests name in the tenant. A backend that reads part of a tenant on
+    /// demand (Graph reads group memberships group by group) reads what `scope` names too, so that what
+    /// exists but entente does not manage yet (a guest about to be adopted, already in its groups) is seen
+    /// as it is. The default reads the whole tenant anyway.
+    async fn snapshot_of(&self, tenant_id: &str, scope: &SnapshotScope) -> Result<Option<TenantSnapshot>, DirectoryError> {
+        let _ = scope;
+        self.snapshot(tenant_id).await
+    }
 
     /// Executes the operations of one change, in order, and returns one outcome per operation.
     /// Backends that can (the local directory) do it atomically: all or nothing.

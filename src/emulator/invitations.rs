@@ -2,6 +2,9 @@
 //! again returns the same user with a fresh redeem URL; `resetRedemption` with `invitedUser.id` sends
 //! a guest back to `PendingAcceptance`. A refusal by the tenant's settings (R3–R5, R9) answers
 //! `403` with the reason as `error.code` and `error.details[0].code` (see `errors::REFUSAL_STATUS`).
+//!
+//! The redeem URL is the emulator's own `https://{host}/redeem?tenant=…&ticket=…` (Graph's are https
+//! links a person opens): `GET /redeem` accepts the invitation as that person would, without a token.
 
 use serde_json::{Value, json};
 
@@ -104,7 +107,7 @@ pub(crate) async fn create(ctx: &Ctx, req: &GraphRequest) -> Result<GraphRespons
     Ok(GraphResponse::created(json!({
         "@odata.context": ctx.context(req.version, "invitations/$entity"),
         "id": uuid::Uuid::new_v4().to_string(),
-        "inviteRedeemUrl": result.invite_redeem_url,
+        "inviteRedeemUrl": redeem_link(&ctx.base, &result.invite_redeem_url),
         "invitedUserDisplayName": display_name,
         "invitedUserType": user_type.as_str(),
         "invitedUserEmailAddress": email,
@@ -119,6 +122,29 @@ pub(crate) async fn create(ctx: &Ctx, req: &GraphRequest) -> Result<GraphRespons
         },
         "invitedUser": { "id": result.user_id },
     })))
+}
+
+/// The local directory's `entente://redeem?…` as a link into this emulator.
+fn redeem_link(base: &str, url: &str) -> String {
+    match url.strip_prefix("entente://redeem?") {
+        Some(query) => format!("{base}/redeem?{query}"),
+        None => url.to_string(),
+    }
+}
+
+/// `GET /redeem?tenant=…&ticket=…`: the guest accepts the invitation (what opening the link does).
+pub(crate) async fn redeem_page(state: &std::sync::Arc<super::server::State>, query: Option<&str>) -> GraphResponse {
+    let url = format!("entente://redeem?{}", query.unwrap_or_default());
+    let dir = state.dir.clone();
+    let redeemed = tokio::task::spawn_blocking(move || dir.redeem_url(&url)).await;
+    match redeemed {
+        Ok(Ok(user)) => GraphResponse::text(
+            http::StatusCode::OK,
+            format!("Invitation accepted: {} is signed in as {}.\n", user.mail, user.user_principal_name),
+        ),
+        Ok(Err(e)) => GraphResponse::text(http::StatusCode::BAD_REQUEST, format!("This invitation link cannot be used: {e}\n")),
+        Err(e) => GraphResponse::text(http::StatusCode::INTERNAL_SERVER_ERROR, format!("redeeming failed: {e}\n")),
+    }
 }
 
 fn opt_string(v: Option<&Value>, name: &str) -> Result<Option<String>, GraphError> {

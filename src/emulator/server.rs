@@ -1,7 +1,7 @@
 //! HTTP and the request pipeline.
 //!
 //! One task per connection (HTTP/1.1, keep-alive). A request is classified as an admin call
-//! (`/_emulator/*`), OIDC discovery or JWKS, the token endpoint, or a Graph call (`/v1.0/…`,
+//! (`/_emulator/*`), OIDC discovery or JWKS, the token endpoint, a redeem link (`/redeem`), or a Graph call (`/v1.0/…`,
 //! `/beta/…`). A Graph call goes: added latency → injected drop or 5xx → bearer token (401) →
 //! route (404/405) → permission (403) → throttling (429) → handler → for a write, maybe a lost
 //! answer → contract check of the request and response bodies. `$batch` items take the same path
@@ -504,6 +504,7 @@ async fn route_http(
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
         ["_emulator", rest @ ..] => Outcome::Respond(admin::handle(state, method, rest, &bytes, request_id).await),
+        ["redeem"] if method == Method::GET => Outcome::Respond(super::invitations::redeem_page(state, uri.query()).await),
         [tenant, "v2.0", ".well-known", "openid-configuration"] if method == Method::GET => {
             Outcome::Respond(auth::discovery(state, tenant, &base, request_id).await)
         }

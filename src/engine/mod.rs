@@ -13,11 +13,11 @@ use std::sync::Arc;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
-use crate::core::model::{DesiredState, Kind};
+use crate::core::model::{DesiredState, DesiredTenant, Kind};
 use crate::core::operation::Outcome;
 use crate::core::plan::{Change, Observed, Plan, PlanOptions, plan};
 use crate::core::policy::Refusal;
-use crate::directory::{Directory, DirectoryError};
+use crate::directory::{Directory, DirectoryError, SnapshotScope};
 
 /// Which directory holds each tenant (by tenant id), or why none can be used.
 pub type Routes = BTreeMap<String, Route>;
@@ -31,17 +31,27 @@ const READ_CONCURRENCY: usize = 8;
 /// Reads every desired tenant from its directory.
 pub async fn observe(desired: &DesiredState, routes: &Routes) -> Observed {
     // Owned (id, route) pairs: the future borrows nothing from `desired`, so it is `Send` in any executor.
-    let targets: Vec<(String, Option<Route>)> =
-        desired.tenants.iter().map(|t| (t.identity.tenant_id.clone(), routes.get(&t.identity.tenant_id).cloned())).collect();
-    let reads = targets.into_iter().map(|(id, route)| async move {
+    let targets: Vec<(String, SnapshotScope, Option<Route>)> = desired
+        .tenants
+        .iter()
+        .map(|t| (t.identity.tenant_id.clone(), scope_of(t), routes.get(&t.identity.tenant_id).cloned()))
+        .collect();
+    let reads = targets.into_iter().map(|(id, scope, route)| async move {
         let result = match route {
-            Some(Ok(dir)) => dir.snapshot(&id).await.map_err(|e| e.to_string()),
+            Some(Ok(dir)) => dir.snapshot_of(&id, &scope).await.map_err(|e| e.to_string()),
             Some(Err(why)) => Err(why),
             None => Err("no directory is configured for this tenant".to_string()),
         };
         (id, result)
     });
     stream::iter(reads).buffer_unordered(READ_CONCURRENCY).collect::<Vec<_>>().await.into_iter().collect()
+}
+
+/// What a tenant's manifests name, for the backends that read parts of a tenant on demand.
+pub fn scope_of(t: &DesiredTenant) -> SnapshotScope {
+    let mut groups = t.groups.clone();
+    groups.extend(t.invitations.iter().flat_map(|i| i.groups.iter().cloned()));
+    SnapshotScope { groups }
 }
 
 /// Observes and plans in one step.

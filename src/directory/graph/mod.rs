@@ -69,7 +69,7 @@ use self::auth::TokenSource;
 use self::http::Http;
 use self::limiter::RateLimiter;
 use super::inventory::Inventory;
-use super::{Directory, DirectoryError};
+use super::{Directory, DirectoryError, SnapshotScope};
 use crate::api::tenant::GraphBackend;
 use crate::core::model::TenantSnapshot;
 use crate::core::operation::{Operation, Outcome};
@@ -266,8 +266,12 @@ fn default_scope(endpoint: &str) -> String {
 #[async_trait]
 impl Directory for GraphDirectory {
     async fn snapshot(&self, tenant_id: &str) -> Result<Option<TenantSnapshot>, DirectoryError> {
+        self.snapshot_of(tenant_id, &SnapshotScope::default()).await
+    }
+
+    async fn snapshot_of(&self, tenant_id: &str, scope: &SnapshotScope) -> Result<Option<TenantSnapshot>, DirectoryError> {
         self.check_tenant(tenant_id)?;
-        self.read_snapshot().await.map(Some)
+        self.read_snapshot(scope).await.map(Some)
     }
 
     async fn apply(&self, tenant_id: &str, ops: &[Operation]) -> Result<Vec<Outcome>, DirectoryError> {

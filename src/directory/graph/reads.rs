@@ -23,8 +23,8 @@ use super::http::Call;
 use super::limiter::Cost;
 use super::mapping;
 use crate::core::model::{Cloud, Group, Kind, ManagedRecord, TenantIdentity, TenantSnapshot};
-use crate::directory::DirectoryError;
 use crate::directory::inventory::DeltaCheckpoint;
+use crate::directory::{DirectoryError, SnapshotScope};
 use crate::graph::wire::{
     self, AuthorizationPolicy, B2bManagementPolicy, CrossTenantAccessPolicyConfigurationDefault,
     CrossTenantAccessPolicyConfigurationPartner, CrossTenantIdentitySyncPolicyPartner, DirectoryObject, Organization, Page,
@@ -408,8 +408,8 @@ impl GraphDirectory {
         identity
     }
 
-    /// The whole snapshot.
-    pub(super) async fn read_snapshot(&self) -> Result<TenantSnapshot, DirectoryError> {
+    /// The whole snapshot; the members of the groups entente manages or `scope` names.
+    pub(super) async fn read_snapshot(&self, scope: &SnapshotScope) -> Result<TenantSnapshot, DirectoryError> {
         self.size_tenant().await;
         let managed = self.inventory.records(&self.directory_key, &self.tenant_id)?;
         let tombstones = self.inventory.tombstones(&self.directory_key, &self.tenant_id)?;
@@ -432,8 +432,9 @@ impl GraphDirectory {
             None => None,
         };
 
-        // Members of the groups entente manages, one paged read per group.
-        let managed_names = managed_group_names(&managed);
+        // Members of the groups entente manages or the manifests name, one paged read per group.
+        let mut managed_names = managed_group_names(&managed);
+        managed_names.extend(scope.groups.iter().cloned());
         let mut members = BTreeMap::new();
         for g in groups.iter().filter(|g| g.display_name.as_deref().is_some_and(|n| managed_names.contains(n))) {
             members.insert(g.id.clone(), self.group_members(&g.id).await?);

@@ -245,12 +245,25 @@ fn issue_ticket(c: &Connection, tenant_id: &str, user_id: &str, redirect_url: &s
     Ok(format!("entente://redeem?tenant={tenant_id}&ticket={ticket}"))
 }
 
-/// `entente://redeem?tenant=<id>&ticket=<ticket>` → (tenant id, ticket).
+/// `entente://redeem?tenant=<id>&ticket=<ticket>` → (tenant id, ticket). The emulator hands the same
+/// ticket out as `https://{host}/redeem?tenant=…&ticket=…` (Graph's redeem URLs are https): that form is
+/// read too.
 pub(super) fn parse_redeem_url(url: &str) -> Result<(String, String)> {
     let invalid = || {
-        DirectoryError::Invalid(format!("{url:?} is not a redeem URL (expected entente://redeem?tenant=<id>&ticket=<ticket>)"))
+        DirectoryError::Invalid(format!(
+            "{url:?} is not a redeem URL (expected entente://redeem?tenant=<id>&ticket=<ticket>, or the emulator's \
+             https://…/redeem?tenant=<id>&ticket=<ticket>)"
+        ))
     };
-    let query = url.trim().strip_prefix("entente://redeem?").ok_or_else(invalid)?;
+    let url = url.trim();
+    let query = match url.strip_prefix("entente://redeem?") {
+        Some(q) => q,
+        None => {
+            let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).ok_or_else(invalid)?;
+            let (_, path_and_query) = rest.split_once('/').ok_or_else(invalid)?;
+            path_and_query.strip_prefix("redeem?").ok_or_else(invalid)?
+        }
+    };
     let (mut tenant, mut ticket) = (None, None);
     for pair in query.split('&') {
         match pair.split_once('=') {
