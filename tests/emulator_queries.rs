@@ -180,7 +180,7 @@ async fn a_deleted_user_is_read_by_id_from_deleted_items() {
 }
 
 #[tokio::test]
-async fn an_expired_delta_token_is_refused_with_sync_state_not_found_and_a_reset_with_410() {
+async fn an_expired_or_reset_delta_token_is_refused_with_sync_state_not_found() {
     let env = env_with(EmulatorConfig { delta_token_ttl: Duration::from_secs(1), ..config() }).await;
     let token = env.token(&env.contoso).await;
     let latest = env.get(&token, "/v1.0/users/delta?$deltatoken=latest").await;
@@ -193,11 +193,11 @@ async fn an_expired_delta_token_is_refused_with_sync_state_not_found_and_a_reset
         assert_eq!((expired.status, expired.code()), (StatusCode::BAD_REQUEST, "syncStateNotFound"), "{link}");
         assert!(expired.body["error"]["message"].as_str().unwrap().contains("expired"), "{:?}", expired.body);
     }
-    // A reset keeps the contract's other answer: 410 with a Location to start over.
+    // A reset (the service dropped its state) is answered the same way.
     let fresh = env.get(&token, "/v1.0/users/delta?$deltatoken=latest").await;
     env.emu.invalidate_delta_tokens();
     let reset = env.get(&token, fresh.body["@odata.deltaLink"].as_str().unwrap()).await;
-    assert_eq!(reset.status, StatusCode::GONE);
-    assert!(reset.header("Location").is_some_and(|l| l.contains("/users/delta")));
+    assert_eq!((reset.status, reset.code()), (StatusCode::BAD_REQUEST, "syncStateNotFound"));
+    assert!(reset.body["error"]["message"].as_str().unwrap().contains("dropped its delta state"));
     env.assert_contract_clean();
 }

@@ -4,7 +4,7 @@
 //! - `GET /_emulator/contract-violations`: the contract report (count, violations, paths outside the
 //!   OpenAPI subset); `DELETE` clears it.
 //! - `GET /_emulator/stats`: request, fault, drop and throttling counters.
-//! - `POST /_emulator/delta/invalidate`: every delta token issued so far answers 410 Gone.
+//! - `POST /_emulator/delta/invalidate`: every delta token issued so far answers 400 `syncStateNotFound`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -32,7 +32,7 @@ pub struct EmulatorConfig {
     pub contract: ContractConfig,
     pub limits: Limits,
     pub faults: FaultConfig,
-    /// How long a delta token stays valid (Graph: 7 days for directory objects); older ones get 410.
+    /// How long a delta token stays valid (Graph: 7 days for directory objects); older ones get 400 `syncStateNotFound`.
     pub delta_token_ttl: Duration,
     /// Items per page of a `/users/delta` round unless `Prefer: odata.maxpagesize=N` asks otherwise.
     pub delta_page_size: usize,

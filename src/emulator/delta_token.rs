@@ -1,5 +1,5 @@
 //! The state a delta or skip token carries, shared by `/users/delta` and `/groups/delta`, and the refusal
-//! of a token the emulator can no longer honour (400 `syncStateNotFound`, or 410 Gone after a reset). Tokens are opaque to clients (as Graph's): the
+//! of a token the emulator can no longer honour (400 `syncStateNotFound`). Tokens are opaque to clients (as Graph's): the
 //! round (`i`: every object; `c`: changes from `from` to `to` of the directory's feed), where a page ended,
 //! the query the round began with, the tenant, when it was issued and the emulator's delta epoch.
 
@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::errors::GraphError;
 use super::odata;
-use super::router::{GraphResponse, ResponseBody};
+use super::router::GraphResponse;
 use super::server::Ctx;
 
 #[derive(Clone, Debug, Default)]
@@ -101,26 +101,23 @@ impl DeltaToken {
 
 /// Why a delta token can no longer be honoured.
 pub(super) enum Stale {
-    /// Too old, or from a feed this one never was: Graph's documented answer for directory objects is a
-    /// 4xx with the code `syncStateNotFound`; the client starts an initial round again.
+    /// Too old, or from a feed this one never was.
     Expired(String),
-    /// The service dropped its delta state (`POST /_emulator/delta/invalidate`): 410 Gone with a
-    /// `Location` to start over (the contract's other documented answer).
+    /// The service dropped its delta state (`POST /_emulator/delta/invalidate`).
     Reset,
 }
 
-/// The answer to a stale token. `location` is the initial delta URL of the same query. An expired one
-/// gets an OData error body, so SDKs raise their `ODataError` with the code; the 410 has none, as the
-/// OpenAPI subset documents it.
-pub(super) fn refusal(ctx: &Ctx, stale: Stale, location: String) -> GraphResponse {
-    match stale {
-        Stale::Expired(why) => ctx.error_response(&GraphError::new(
-            StatusCode::BAD_REQUEST,
-            "syncStateNotFound",
-            format!("The sync state could not be found: {why}. Start a new initial round (without a token)."),
-        )),
-        Stale::Reset => {
-            GraphResponse { status: StatusCode::GONE, headers: vec![("Location".into(), location)], body: ResponseBody::Empty }
-        }
-    }
+/// The answer to a stale token: Graph's documented one for directory objects (delta query overview, "a
+/// 40X-series error with error codes such as syncStateNotFound"), a 400 with an OData error body, so SDKs
+/// raise their `ODataError` with the code; the client starts a new initial round.
+pub(super) fn refusal(ctx: &Ctx, stale: Stale) -> GraphResponse {
+    let why = match stale {
+        Stale::Expired(why) => why,
+        Stale::Reset => "the service dropped its delta state".to_string(),
+    };
+    ctx.error_response(&GraphError::new(
+        StatusCode::BAD_REQUEST,
+        "syncStateNotFound",
+        format!("The sync state could not be found: {why}. Start a new initial round (without a token)."),
+    ))
 }

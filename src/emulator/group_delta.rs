@@ -11,9 +11,9 @@
 //! members added and the ones removed (`"@removed": {"reason": "deleted"}`), and a group deleted since as
 //! `{"id", "@removed": {"reason": "deleted"}}`. `$select` (`id`, `displayName`, `description`, `members`;
 //! without it, `displayName` and the members) and `$filter` given in the first call live on in the
-//! tokens. A token older than the configured lifetime (7 days), ahead of the log, or from before what
-//! the log still keeps (`LocalDirectory::purge_membership_log`) gets 400 `syncStateNotFound`; one issued
-//! before `POST /_emulator/delta/invalidate` gets 410 Gone with a `Location` to start over. Page size
+//! tokens. A token older than the configured lifetime (7 days), ahead of the log, from before what the
+//! log still keeps (`LocalDirectory::purge_membership_log`) or issued before `POST
+//! /_emulator/delta/invalidate` gets 400 `syncStateNotFound` (see `delta_token::refusal`). Page size
 //! (members per page): `Prefer: odata.maxpagesize=N`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -71,14 +71,14 @@ pub(crate) async fn delta(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse
 
     let state = if let Some(token) = req.param("deltatoken") {
         let s = group_token(token, "delta token")?;
-        if let Err(refused) = check_fresh(ctx, req, &s, end, horizon, now_ms)? {
+        if let Err(refused) = check_fresh(ctx, &s, end, horizon, now_ms)? {
             return Ok(refused);
         }
         let feed = s.feed.map(|(_, to)| (to, feed_end));
         DeltaToken { phase: "c".into(), from: s.to, to: end, after: None, issued_ms: now_ms, epoch, feed, ..s }
     } else if let Some(token) = req.param("skiptoken") {
         let s = group_token(token, "skip token")?;
-        if let Err(refused) = check_fresh(ctx, req, &s, end, horizon, now_ms)? {
+        if let Err(refused) = check_fresh(ctx, &s, end, horizon, now_ms)? {
             return Ok(refused);
         }
         s
@@ -245,27 +245,8 @@ fn group_token(token: &str, what: &str) -> Result<DeltaToken, GraphError> {
 }
 
 /// The refusal of a token that can no longer be honoured (see `delta_token::refusal`).
-fn check_fresh(
-    ctx: &Ctx,
-    req: &GraphRequest,
-    s: &DeltaToken,
-    end: i64,
-    horizon: i64,
-    now_ms: i64,
-) -> Result<Result<(), GraphResponse>, GraphError> {
+fn check_fresh(ctx: &Ctx, s: &DeltaToken, end: i64, horizon: i64, now_ms: i64) -> Result<Result<(), GraphResponse>, GraphError> {
     let Some(stale) = s.stale(ctx, end, horizon, now_ms, "the membership log")? else { return Ok(Ok(())) };
-    let mut fresh = GraphRequest { query: Vec::new(), ..req.clone() };
-    if let Some(f) = &s.filter {
-        fresh.query.push(("$filter".into(), f.clone()));
-    }
-    let location = match &s.select {
-        Some(sel) => odata::link_with(ctx, &fresh, "$select", sel, &["filter"]),
-        None if s.filter.is_some() => {
-            let f = fresh.query.remove(0).1;
-            odata::link_with(ctx, &fresh, "$filter", &f, &[])
-        }
-        None => ctx.url(req.version, "/groups/delta"),
-    };
-    tracing::debug!("group delta token refused: resync required");
-    Ok(Err(delta_token::refusal(ctx, stale, location)))
+    tracing::debug!("delta token refused: resync required");
+    Ok(Err(delta_token::refusal(ctx, stale)))
 }

@@ -119,7 +119,7 @@ pub(crate) struct State {
     pub contract: Option<Contract>,
     pub report: Mutex<ContractReport>,
     pub stats: Mutex<Stats>,
-    /// Bumped by a forced resync: delta tokens of an older epoch get 410.
+    /// Bumped by a forced resync: delta tokens of an older epoch get 400 `syncStateNotFound`.
     pub delta_epoch: AtomicI64,
     /// Serializes read-modify-write of a tenant's settings.
     pub settings_lock: tokio::sync::Mutex<()>,
@@ -240,7 +240,7 @@ impl EmulatorHandle {
         self.state.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Makes every delta token issued so far answer 410 Gone (a forced resync).
+    /// Makes every delta token issued so far answer 400 `syncStateNotFound` (a forced resync).
     pub fn invalidate_delta_tokens(&self) {
         self.state.delta_epoch.fetch_add(1, Ordering::SeqCst);
     }
@@ -858,7 +858,13 @@ fn check_graph_contract(state: &State, req: &GraphRequest, resp: &GraphResponse,
         Ok(r) => r.template(req.version),
         Err(_) => format!("/{}{path}", req.version.as_str()),
     };
-    let lookup = (req.version == ApiVersion::V1).then_some(path.as_str());
+    // A cast spelled short (`graph.user`, as the SDKs write it) is the operation of its long spelling,
+    // not an id in the path template beside it.
+    let cast = match Route::resolve(req.version, &req.segments) {
+        Ok(Route::DeletedUsers) => Some("/directory/deletedItems/microsoft.graph.user".to_string()),
+        _ => None,
+    };
+    let lookup = (req.version == ApiVersion::V1).then(|| cast.as_deref().unwrap_or(path.as_str()));
     let display = format!("/{}{path}", req.version.as_str());
     let raw = req.raw.as_ref().map(|b| (req.header("Content-Type").unwrap_or_default(), b.as_ref()));
     check_contract_with(state, &req.method, lookup, &display, req.body.as_ref(), raw, resp, request_id, template);

@@ -1,6 +1,7 @@
 //! `/identity/b2xUserFlows` (graph-contract 1.8) over the local directory's identity tables (R17):
 //! flows are listed, created (`B2X_1_` prefix, `Location`), read and deleted, with
-//! `userFlowIdentityProviders` inline on create and with `$expand`. Writes go through the directory's
+//! `userFlowIdentityProviders` inline on create (without any, the built-in email sign-up, as Graph's
+//! "default values" example creates a flow) and with `$expand`. Writes go through the directory's
 //! operations, so a flow offering a missing or disabled provider is refused (`SignUpProviderUnavailable`).
 //!
 //! Also what entente's contract extension (`contract/user_flows.yaml`) adds from Graph v1.0: a flow's
@@ -102,6 +103,12 @@ pub(crate) async fn create_flow(ctx: &Ctx, req: &GraphRequest) -> Result<GraphRe
             })?
         };
         keys.insert(key);
+    }
+    if keys.is_empty() {
+        // b2xidentityuserflow-post, "Example 1: Create a user flow with the default values" (only id,
+        // userFlowType and userFlowTypeVersion): the flow starts with the built-in local account sign-up,
+        // and providers are added later through userFlowIdentityProviders/$ref.
+        keys.insert(BUILT_IN_EMAIL.to_string());
     }
     let id = flow_id(&name);
     if s.flows.iter().any(|f| f.id.eq_ignore_ascii_case(&id)) {

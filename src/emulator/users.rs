@@ -12,10 +12,9 @@
 //! return the users changed since (whole, as selected) and the deleted ones as
 //! `{"id", "@removed": {"reason": "deleted"}}` (a deleted user is in the recycle bin, `deleted_items`). `$select` and
 //! `$filter` (`id eq` only) given in the first call live on in the tokens. `$deltatoken=latest` skips
-//! the first round. A token older than the configured lifetime (7 days) or ahead of the file's change
-//! feed gets 400 `syncStateNotFound` (Graph's documented code for directory objects); one issued before
-//! `POST /_emulator/delta/invalidate` gets 410 Gone with a `Location` to start over (and no body, as the
-//! OpenAPI subset documents it). Page size: `Prefer: odata.maxpagesize=N`.
+//! the first round. A token older than the configured lifetime (7 days), ahead of the file's change feed
+//! or issued before `POST /_emulator/delta/invalidate` gets 400 `syncStateNotFound` (Graph's documented
+//! code for directory objects, with an OData error body). Page size: `Prefer: odata.maxpagesize=N`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
@@ -473,13 +472,13 @@ pub(crate) async fn delta(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse
             return Ok(GraphResponse::ok(Value::Object(body)));
         }
         let s = DeltaToken::decode(token, "delta token")?;
-        if let Err(refused) = check_fresh(ctx, req, &s, current, now_ms)? {
+        if let Err(refused) = check_fresh(ctx, &s, current, now_ms)? {
             return Ok(refused);
         }
         DeltaToken { phase: "c".into(), from: s.from, to: current, after: None, issued_ms: now_ms, epoch, ..s }
     } else if let Some(token) = req.param("skiptoken") {
         let s = DeltaToken::decode(token, "skip token")?;
-        if let Err(refused) = check_fresh(ctx, req, &s, current, now_ms)? {
+        if let Err(refused) = check_fresh(ctx, &s, current, now_ms)? {
             return Ok(refused);
         }
         s
@@ -568,18 +567,8 @@ fn delta_link(ctx: &Ctx, req: &GraphRequest, s: &DeltaToken) -> String {
 }
 
 /// The refusal of a token that can no longer be honoured (see `delta_token::refusal`).
-fn check_fresh(
-    ctx: &Ctx,
-    req: &GraphRequest,
-    s: &DeltaToken,
-    current: i64,
-    now_ms: i64,
-) -> Result<Result<(), GraphResponse>, GraphError> {
+fn check_fresh(ctx: &Ctx, s: &DeltaToken, current: i64, now_ms: i64) -> Result<Result<(), GraphResponse>, GraphError> {
     let Some(stale) = s.stale(ctx, current, i64::MIN, now_ms, "the directory's change feed")? else { return Ok(Ok(())) };
-    let location = match &s.select {
-        Some(sel) => odata::link_with(ctx, &GraphRequest { query: Vec::new(), ..req.clone() }, "$select", sel, &[]),
-        None => ctx.url(req.version, "/users/delta"),
-    };
     tracing::debug!("delta token refused: resync required");
-    Ok(Err(delta_token::refusal(ctx, stale, location)))
+    Ok(Err(delta_token::refusal(ctx, stale)))
 }
