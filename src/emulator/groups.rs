@@ -107,27 +107,14 @@ fn collection(
     by_id: bool,
 ) -> Result<GraphResponse, GraphError> {
     let top = odata::top(req, 100, 999)?;
-    let token = req.param("skiptoken").map(|t| odata::decode_token(t, "skip token")).transpose()?;
-    let start = match token {
-        None => 0,
-        Some(t) => match (t.get("after").and_then(Value::as_str), t.get("skip").and_then(Value::as_u64)) {
-            (Some(a), _) => items.iter().position(|i| i["id"].as_str().unwrap_or_default() > a).unwrap_or(items.len()),
-            (None, Some(n)) => (n as usize).min(items.len()),
-            (None, None) => return Err(GraphError::bad_request("The skip token is not valid.")),
-        },
-    };
+    let start = odata::page_start(req, &items)?;
     let page: Vec<&Map<String, Value>> = items[start..].iter().take(top).collect();
     let mut body = Map::new();
     body.insert("@odata.context".into(), json!(ctx.context(req.version, what)));
     if items.len() - start > page.len()
         && let Some(last) = page.last()
     {
-        let token = if by_id { json!({ "after": last["id"] }) } else { json!({ "skip": start + page.len() }) };
-        let keep = ["select", "filter", "top", "count", "orderby", "search"];
-        body.insert(
-            "@odata.nextLink".into(),
-            json!(odata::link_with(ctx, req, "$skiptoken", &odata::encode_token(&token), &keep)),
-        );
+        body.insert("@odata.nextLink".into(), json!(odata::next_page_link(ctx, req, by_id, last, start + page.len())));
     }
     let value = page.iter().map(|i| Value::Object(props.map_or_else(|| (*i).clone(), |p| odata::project(i, p)))).collect();
     body.insert("value".into(), Value::Array(value));

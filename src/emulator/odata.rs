@@ -223,6 +223,25 @@ fn words(s: &str) -> Vec<String> {
     out
 }
 
+/// Where a page of `items` starts, from the request's `$skiptoken`: after the id it names (lists in id
+/// order, stable while objects come and go) or after as many items as it counts (sorted lists).
+pub fn page_start<M: std::borrow::Borrow<Map<String, Value>>>(req: &GraphRequest, items: &[M]) -> Result<usize, GraphError> {
+    let Some(raw) = req.param("skiptoken") else { return Ok(0) };
+    let t = decode_token(raw, "skip token")?;
+    match (t.get("after").and_then(Value::as_str), t.get("skip").and_then(Value::as_u64)) {
+        (Some(a), _) => Ok(items.iter().position(|i| i.borrow()["id"].as_str().unwrap_or_default() > a).unwrap_or(items.len())),
+        (None, Some(n)) => Ok((n as usize).min(items.len())),
+        (None, None) => Err(GraphError::bad_request("The skip token is not valid.")),
+    }
+}
+
+/// The `@odata.nextLink` of a page that ended with `last` after `served` items, keeping the list's query.
+pub fn next_page_link(ctx: &Ctx, req: &GraphRequest, by_id: bool, last: &Map<String, Value>, served: usize) -> String {
+    let token = if by_id { serde_json::json!({ "after": last["id"] }) } else { serde_json::json!({ "skip": served }) };
+    let keep = ["select", "filter", "top", "count", "orderby", "search"];
+    link_with(ctx, req, "$skiptoken", &encode_token(&token), &keep)
+}
+
 /// An opaque continuation token (base64url JSON).
 pub fn encode_token(v: &Value) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap_or_default())

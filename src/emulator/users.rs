@@ -288,15 +288,7 @@ pub(super) fn page_of(
     matching: &[&Map<String, Value>],
     p: UserPage<'_>,
 ) -> Result<GraphResponse, GraphError> {
-    let token = req.param("skiptoken").map(|t| odata::decode_token(t, "skip token")).transpose()?;
-    let start = match token {
-        None => 0,
-        Some(t) => match (t.get("after").and_then(Value::as_str), t.get("skip").and_then(Value::as_u64)) {
-            (Some(a), _) => matching.iter().position(|u| u["id"].as_str().unwrap_or_default() > a).unwrap_or(matching.len()),
-            (None, Some(n)) => (n as usize).min(matching.len()),
-            (None, None) => return Err(GraphError::bad_request("The skip token is not valid.")),
-        },
-    };
+    let start = odata::page_start(req, matching)?;
     let page: Vec<&Map<String, Value>> = matching[start..].iter().take(p.top).copied().collect();
     let more = matching.len() - start > page.len();
     let props = p.select.unwrap_or(DEFAULT_PROPERTIES);
@@ -306,12 +298,7 @@ pub(super) fn page_of(
         body.insert("@odata.count".into(), json!(matching.len()));
     }
     if more && let Some(last) = page.last() {
-        let token = if p.by_id { json!({ "after": last["id"] }) } else { json!({ "skip": start + page.len() }) };
-        let keep = ["select", "filter", "top", "count", "orderby", "search"];
-        body.insert(
-            "@odata.nextLink".into(),
-            json!(odata::link_with(ctx, req, "$skiptoken", &odata::encode_token(&token), &keep)),
-        );
+        body.insert("@odata.nextLink".into(), json!(odata::next_page_link(ctx, req, p.by_id, last, start + page.len())));
     }
     body.insert("value".into(), Value::Array(page.iter().map(|u| Value::Object(odata::project(u, props))).collect()));
     Ok(GraphResponse::ok(Value::Object(body)))
