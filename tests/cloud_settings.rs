@@ -731,18 +731,41 @@ async fn the_emulator_serves_tenant_type_and_rejects_a_malformed_branding_per_th
         entente::emulator::apps::create_app(&env.dir, CONTOSO, "brander", &["OrganizationalBranding.ReadWrite.All".to_string()])
             .unwrap();
     let token = env.token(&app).await;
-    // A workforce tenant has no branding: the directory's rule answers.
+    // A workforce tenant has a branding too, as in Graph: kept by the emulator, not in the directory
+    // (which models branding for external tenants only), read back, checked by the same rules, removed.
+    let patch = |body: serde_json::Value| {
+        env.call_with(reqwest::Method::PATCH, Some(&token), &path, Some(body), &[("Accept-Language", "0")])
+    };
+    let r = patch(serde_json::json!({"signInPageText": "hi", "backgroundColor": "#00aa00"})).await;
+    assert_eq!(r.status, reqwest::StatusCode::NO_CONTENT, "{}", r.text);
+    let r = env.call_with(reqwest::Method::GET, Some(&token), &path, None, &[("Accept-Language", "0")]).await;
+    assert_eq!(
+        (r.body["signInPageText"].as_str(), r.body["backgroundColor"].as_str()),
+        (Some("hi"), Some("#00AA00")),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(env.dir.tenant_profile(CONTOSO).unwrap().branding, None, "the directory's profile is untouched");
+    let r = patch(serde_json::json!({"backgroundColor": "green"})).await;
+    assert_eq!(r.status, reqwest::StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.text.contains("backgroundColor"), "{}", r.text);
+    let logo = format!("{path}/localizations/0/bannerLogo");
     let r = env
-        .call_with(
-            reqwest::Method::PATCH,
-            Some(&token),
-            &path,
-            Some(serde_json::json!({"signInPageText": "hi"})),
-            &[("Accept-Language", "0")],
-        )
-        .await;
-    assert_eq!(r.status, reqwest::StatusCode::BAD_REQUEST, "{:?}", r.body);
-    assert!(r.text.contains("external tenants only"), "{}", r.text);
+        .http
+        .put(env.url(&logo))
+        .bearer_auth(&token)
+        .header("Content-Type", "image/png")
+        .body(png(b"wf"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::NO_CONTENT);
+    let got = env.http.get(env.url(&logo)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(got.bytes().await.unwrap().as_ref(), png(b"wf").as_slice());
+    assert_eq!(env.delete(&token, &path).await.status, reqwest::StatusCode::BAD_REQUEST, "an image is still set");
+    assert_eq!(env.delete(&token, &logo).await.status, reqwest::StatusCode::NO_CONTENT);
+    assert_eq!(env.delete(&token, &path).await.status, reqwest::StatusCode::NO_CONTENT);
+    assert_eq!(env.get(&token, &path).await.status, reqwest::StatusCode::NOT_FOUND);
     env.assert_contract_clean();
 
     // A number where the contract says string: 400, and the contract report names the request's field.

@@ -107,7 +107,10 @@ async fn strict_mode_records_violations_and_paths_outside_the_subset() {
     let token = env.token(&env.contoso).await;
     assert_eq!(env.invite(&token, "ok@adatum.com").await.status, StatusCode::CREATED);
     assert_eq!(env.get(&token, "/v1.0/users?$select=id,userType").await.status, StatusCode::OK);
-    assert_eq!(env.get(&token, "/v1.0/groups").await.status, StatusCode::OK);
+    // an operation the subset and entente's fragments leave out: served, recorded as outside the subset
+    let reader = entente::emulator::apps::create_app(&env.dir, CONTOSO, "reader", &["Application.Read.All".to_string()]).unwrap();
+    let reader = env.token(&reader).await;
+    assert_eq!(env.get(&reader, "/v1.0/servicePrincipals").await.status, StatusCode::OK);
     env.assert_contract_clean();
 
     // a client bug: a misspelled property. The emulator refuses it (400) as Graph does, and the
@@ -129,7 +132,7 @@ async fn strict_mode_records_violations_and_paths_outside_the_subset() {
     assert_eq!(v["operationId"], "invitations.invitation.CreateInvitation");
     assert!(v["findings"][0].as_str().unwrap().contains("sendInvitationMesage"), "{v}");
     let outside: Vec<&Value> = report.body["outsideSubset"].as_array().unwrap().iter().collect();
-    assert!(outside.iter().any(|o| o["path"] == "/v1.0/groups" && o["method"] == "GET"), "{outside:?}");
+    assert!(outside.iter().any(|o| o["path"] == "/v1.0/servicePrincipals" && o["method"] == "GET"), "{outside:?}");
     assert!(report.body["checkedRequests"].as_u64().unwrap() >= 3);
 
     // cleared on DELETE

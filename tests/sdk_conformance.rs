@@ -119,6 +119,21 @@ async fn microsofts_python_sdks_work_against_the_emulator() {
             println!("{} {} {} {:?}: {}", v.direction, v.method, v.path, v.status, v.findings.join("; "));
         }
     }
+    if !report.outside_subset.is_empty() {
+        println!("--- operations outside the contract subset ({}):", report.outside_subset.len());
+        for o in &report.outside_subset {
+            println!("{} {} ×{}", o.method, o.path, o.count);
+        }
+    }
+    // msgraph-sdk's BatchRequestItem serializes `depends_on` where Graph's JSON batching takes `dependsOn`
+    // (msgraph-sdk-python 1.65, kiota's snake-case name): Graph ignores the field, and so does the emulator,
+    // whose contract check reports it. Every other finding is the emulator's fault.
+    let ours: Vec<_> = report
+        .violations
+        .iter()
+        .filter(|v| !(v.path == "/v1.0/$batch" && v.findings.iter().all(|f| f.contains("/depends_on: property \"depends_on\""))))
+        .collect();
+    assert!(ours.is_empty(), "contract violations other than the SDK's depends_on: {ours:#?}");
     assert!(output.status.success(), "the SDK conformance script failed ({}): see the FAIL lines above", output.status);
     main.shutdown().await;
     throttled.shutdown().await;

@@ -660,7 +660,7 @@ mod tests {
         assert_eq!(c.operation(&Method::GET, "/users/$count").unwrap().template, "/users/$count");
         assert_eq!(c.operation(&Method::GET, "/users/abc").unwrap().template, "/users/{user-id}");
         assert!(c.operation(&Method::GET, "/invitations").is_none(), "only POST is documented");
-        assert!(c.operation(&Method::GET, "/groups").is_none());
+        assert!(c.operation(&Method::GET, "/servicePrincipals").is_none());
         let token = c.operation(&Method::POST, "/contoso.onmicrosoft.com/oauth2/v2.0/token").unwrap();
         assert_eq!(token.template, "/{tenant}/oauth2/v2.0/token");
         let patch = c.operation(&Method::PATCH, "/policies/crossTenantAccessPolicy/partners/x").unwrap();

@@ -210,7 +210,7 @@ fn email_otp_state(s: &IdentityState) -> &'static str {
 
 pub(crate) async fn get_email_method(ctx: &Ctx, req: &GraphRequest) -> Result<GraphResponse, GraphError> {
     let s = state(ctx).await?;
-    let method = super::organization::email_method_settings(ctx).await?;
+    let method = super::branding::email_method_settings(ctx).await?;
     Ok(GraphResponse::ok(json!({
         "@odata.context": ctx.context(req.version, "authenticationMethodConfigurations/$entity"),
         "@odata.type": EMAIL_METHOD,
@@ -310,7 +310,7 @@ pub(crate) async fn update_email_method(ctx: &Ctx, req: &GraphRequest) -> Result
         apply(ctx, Operation::PutIdentityProvider { provider: config, existing_id: current.map(|p| p.id.clone()) }).await?;
     }
     if method_state.is_some() || targets.is_some() {
-        super::organization::update_email_method_settings(ctx, method_state, targets).await?;
+        super::branding::update_email_method_settings(ctx, method_state, targets).await?;
     }
     Ok(GraphResponse::no_content())
 }

@@ -27,6 +27,7 @@ mod admin;
 pub mod apps;
 mod auth;
 mod batch;
+mod branding;
 mod conditional_access;
 pub mod config;
 pub mod contract;

@@ -242,9 +242,9 @@ impl Route {
             (_, ["organization", id]) => Route::OrganizationById(id.to_string()),
             (ApiVersion::V1, ["organization", id, "branding"]) => Route::OrganizationBranding(id.to_string()),
             (ApiVersion::V1, ["organization", id, "branding", "localizations", locale, image])
-                if super::organization::branding_image(image).is_some() =>
+                if super::branding::branding_image(image).is_some() =>
             {
-                let image = super::organization::branding_image(image).expect("checked");
+                let image = super::branding::branding_image(image).expect("checked");
                 Route::OrganizationBrandingImage(id.to_string(), locale.to_string(), image)
             }
             (ApiVersion::V1, ["policies", "crossTenantAccessPolicy"]) => Route::CrossTenantAccessPolicy,

@@ -35,8 +35,8 @@ use super::jwt::SigningKey;
 use super::router::{ApiVersion, GraphRequest, GraphResponse, ResponseBody, Route, parse_query, split_path};
 use super::throttle::{Charge, Throttle, Verdict};
 use super::{
-    EmulatorError, admin, auth, batch, group_delta, groups, invitations, mto, organization, permissions, policies, store, users,
-    xtap,
+    EmulatorError, admin, auth, batch, branding, group_delta, groups, invitations, mto, organization, permissions, policies,
+    store, users, xtap,
 };
 use crate::directory::DirectoryError;
 use crate::directory::local::LocalDirectory;
@@ -736,16 +736,16 @@ async fn dispatch(ctx: &Ctx, route: Route, req: &GraphRequest) -> Result<GraphRe
         Route::GroupMemberRef(id, member) => groups::remove_member(ctx, &id, &member).await,
         Route::Organization => organization::list(ctx, req).await,
         Route::OrganizationById(id) => organization::get(ctx, req, &id).await,
-        Route::OrganizationBranding(id) if m == Method::GET => organization::get_branding(ctx, req, &id).await,
-        Route::OrganizationBranding(id) if m == Method::PATCH => organization::update_branding(ctx, req, &id).await,
-        Route::OrganizationBranding(id) => organization::delete_branding(ctx, &id).await,
+        Route::OrganizationBranding(id) if m == Method::GET => branding::get_branding(ctx, req, &id).await,
+        Route::OrganizationBranding(id) if m == Method::PATCH => branding::update_branding(ctx, req, &id).await,
+        Route::OrganizationBranding(id) => branding::delete_branding(ctx, &id).await,
         Route::OrganizationBrandingImage(id, locale, image) if m == Method::GET => {
-            organization::get_image(ctx, &id, &locale, image).await
+            branding::get_image(ctx, &id, &locale, image).await
         }
         Route::OrganizationBrandingImage(id, locale, image) if m == Method::PUT => {
-            organization::put_image(ctx, req, &id, &locale, image).await
+            branding::put_image(ctx, req, &id, &locale, image).await
         }
-        Route::OrganizationBrandingImage(id, locale, image) => organization::delete_image(ctx, &id, &locale, image).await,
+        Route::OrganizationBrandingImage(id, locale, image) => branding::delete_image(ctx, &id, &locale, image).await,
         Route::CrossTenantAccessPolicy if m == Method::GET => xtap::get_policy(ctx, req).await,
         Route::CrossTenantAccessPolicy => xtap::update_policy(ctx, req).await,
         Route::XtapDefault if m == Method::GET => xtap::get_default(ctx, req).await,

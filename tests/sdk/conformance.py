@@ -896,18 +896,31 @@ async def organization(checks, client):
 
     await checks.run("organization GET /organization and /organization/{id}", org)
 
+    def default_locale():
+        # Graph serves the default branding for `Accept-Language: 0` (organizationalbranding-get/-update).
+        config = RequestConfiguration()
+        config.headers.add("Accept-Language", "0")
+        return config
+
+    async def workforce_branding():
+        # Graph brands workforce tenants too (organizationalbranding-update has no tenant-type condition).
+        item = client.organization.by_organization_id(tenant).branding
+        await item.patch(OrganizationalBranding(sign_in_page_text="Contoso staff", background_color="#112233"),
+                         default_locale())
+        b = await item.get(default_locale())
+        expect((b.sign_in_page_text, b.background_color) == ("Contoso staff", "#112233"),
+               f"read back {b.sign_in_page_text!r} {b.background_color!r}")
+        await item.delete(default_locale())
+        await expect_odata_error(item.get(default_locale()), 404)
+
+    await checks.run("organization branding PATCH/GET/DELETE (workforce tenant)", workforce_branding)
+
     if not ARGS.external_tenant_id:
         await checks.run("organization branding of an external tenant", lambda: expect(False, "no external tenant given"))
         return
     ext = ARGS.external_tenant_id
     ext_client = graph_client(ARGS.emulator_url, credential(
         ARGS.emulator_url, ext, ARGS.external_client_id, ARGS.external_client_secret))
-
-    def default_locale():
-        # Graph serves the default branding for `Accept-Language: 0` (organizationalbranding-get/-update).
-        config = RequestConfiguration()
-        config.headers.add("Accept-Language", "0")
-        return config
 
     async def branding():
         o = await ext_client.organization.by_organization_id(ext).get()
