@@ -1,5 +1,7 @@
 //! The `entente` binary: parse arguments, set up logging, run, exit with the command's code.
 
+use std::io::{IsTerminal, Write};
+
 use clap::Parser;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -16,14 +18,17 @@ async fn main() {
     // Logs go through `EnvFilter`; the throttling-metrics layer has its own filter (the Graph backend's
     // retry events at debug), so it measures throttling whatever the log level.
     let filter = EnvFilter::try_from_env("ENTENTE_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colour only on a terminal, and never with NO_COLOR set (https://no-color.org).
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(colour);
     let registry = tracing_subscriber::registry().with(entente::controller::metrics::throttle_layer());
     if json {
         registry.with(logs.json().with_filter(filter)).init();
     } else {
         registry.with(logs.with_filter(filter)).init();
     }
-    let code = match entente::cli::run(cli, &mut std::io::stdout(), &mut std::io::stderr()).await {
+    let mut out = ClosedPipeIsQuiet { inner: std::io::stdout(), closed: false };
+    let code = match entente::cli::run(cli, &mut out, &mut std::io::stderr()).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -31,4 +36,37 @@ async fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// Standard output that a closed pipe (`entente plan | head`) silences instead of failing: the command
+/// runs to its end (an apply is never cut short by its reader going away) and exits with its own code.
+struct ClosedPipeIsQuiet<W: Write> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W: Write> Write for ClosedPipeIsQuiet<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        match self.inner.write(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(buf.len())
+            }
+            other => other,
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self.inner.flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            other if self.closed => other.or(Ok(())),
+            other => other,
+        }
+    }
 }

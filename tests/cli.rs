@@ -33,7 +33,14 @@ fn applying_the_examples_twice_changes_then_makes_zero_writes() {
     assert!(out.contains("No changes: 0 write(s)"), "{out}");
     let (code, out, _) = ws.run(&["plan", "-f", &ex()]);
     assert_eq!(code, 0, "no changes after apply: {out}");
-    assert!(out.contains("GuestInvitation/default/alice-fabrikam unchanged"));
+    // Unchanged objects are counted, listed only on request.
+    assert!(!out.contains("alice-fabrikam"), "{out}");
+    assert!(
+        out.trim_end().lines().last().unwrap().starts_with("No changes: 0 to create, 0 to update, 0 to delete, 8 unchanged"),
+        "{out}"
+    );
+    let (_, out, _) = ws.run(&["plan", "-f", &ex(), "--show-unchanged"]);
+    assert!(out.contains("= GuestInvitation/default/alice-fabrikam unchanged <alice@fabrikam.com>"), "{out}");
 }
 
 #[test]

@@ -527,7 +527,7 @@ async fn shop_from_file(dir: &std::path::Path, branding: &str) -> DesiredState {
     std::fs::write(&file, shop_yaml(&format!("  tenantType: external\n  branding:\n    signInPageText: Welcome\n{branding}")))
         .unwrap();
     let mut m = entente::manifest::load(std::slice::from_ref(&file)).unwrap_or_else(|e| panic!("{e:?}"));
-    let files = entente::manifest::images::tenant_files(&[dir.to_path_buf()]);
+    let files = m.tenant_files.clone();
     entente::manifest::images::resolve_images(&mut m.desired, entente::manifest::images::FileBase::ManifestFiles(&files)).await;
     m.desired
 }

@@ -374,6 +374,17 @@ pub enum AppCommand {
     Delete { client_id: String },
 }
 
+impl DirectoryCommand {
+    /// Only reads: run against a directory file that does not exist, it creates none (an empty
+    /// directory answers instead).
+    pub fn is_read_only(&self) -> bool {
+        matches!(
+            self,
+            Self::Tenants { .. } | Self::Show { .. } | Self::Guests { .. } | Self::Policies { .. } | Self::Deleted { .. }
+        )
+    }
+}
+
 pub fn run(dir: &LocalDirectory, cmd: DirectoryCommand, out: &mut dyn Write) -> anyhow::Result<()> {
     match cmd {
         DirectoryCommand::Tenants { output } => tenants(dir, output, out),

@@ -6,13 +6,12 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::{EnvSecrets, Output, exit};
+use super::{EnvSecrets, Report, exit};
 use crate::core::entitlement::EntitlementView;
 use crate::core::explain::{Person, explain_with, render};
 use crate::core::plan::desired_policies;
 use crate::core::policy::{TenantPolicy, email_domain};
 use crate::engine::{self, routes::Backends};
-use crate::manifest;
 
 #[derive(Args, Debug)]
 pub struct ExplainArgs {
@@ -33,19 +32,13 @@ pub struct ExplainArgs {
     pub current: bool,
     #[arg(long, env = "ENTENTE_DIRECTORY", default_value = super::DEFAULT_DIRECTORY)]
     pub directory: PathBuf,
-    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
-    pub output: Output,
+    #[arg(short = 'o', long, value_enum, default_value_t = Report::Text)]
+    pub output: Report,
 }
 
 /// Exit 0 when some path lets the user in, 1 when none does, 2 on error.
 pub async fn run(args: ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
-    let manifests = match manifest::load(&args.paths) {
-        Ok(m) => m,
-        Err(e) => {
-            write!(err, "{e}")?;
-            return Ok(exit::ERROR);
-        }
-    };
+    let Some(manifests) = super::load_manifests(&args.paths, err)? else { return Ok(exit::ERROR) };
     let backends = Backends::new(&args.directory).preview();
     let routes = manifests.backends.iter().map(|(id, b)| (id.clone(), backends.route(id, b, &EnvSecrets))).collect();
     let observed = engine::observe(&manifests.desired, &routes).await;
@@ -130,8 +123,8 @@ pub async fn run(args: ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) ->
         ca.as_deref(),
     );
     match args.output {
-        Output::Json | Output::Markdown => writeln!(out, "{}", serde_json::to_string_pretty(&explanation)?)?,
-        Output::Text => write!(out, "{}", render(&explanation))?,
+        Report::Json | Report::Yaml => super::write_data(out, args.output == Report::Yaml, &serde_json::to_value(&explanation)?)?,
+        Report::Text => write!(out, "{}", render(&explanation))?,
     }
     Ok(if explanation.allowed() { exit::OK } else { exit::CHANGES_PENDING })
 }

@@ -87,6 +87,9 @@ pub struct RunArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// plan: also list the objects that are already as the manifests say (the summary always counts them).
+    #[arg(long)]
+    pub show_unchanged: bool,
     /// apply: how long to wait for another writer of the same tenants (`30s`, `5m`) before failing.
     #[arg(long, value_parser = parse_wait, default_value = "5m")]
     pub lock_timeout: std::time::Duration,
@@ -132,12 +135,32 @@ pub(crate) async fn lock_tenants(
     }
 }
 
+/// How plan and apply print.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Output {
     Text,
     Json,
-    /// A pull-request comment (plan): changes, refusals and access impact.
+    Yaml,
+    /// A pull-request comment (plan only): changes, refusals and access impact.
     Markdown,
+}
+
+/// How the other commands that report a result (explain, sync) print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Report {
+    Text,
+    Json,
+    Yaml,
+}
+
+/// A structured answer as JSON or, with `yaml`, YAML: the same document either way.
+pub(crate) fn write_data(out: &mut dyn Write, yaml: bool, v: &serde_json::Value) -> anyhow::Result<()> {
+    if yaml {
+        write!(out, "{}", serde_saphyr::to_string(v)?)?;
+    } else {
+        writeln!(out, "{}", serde_json::to_string_pretty(v)?)?;
+    }
+    Ok(())
 }
 
 /// Exit codes shared by plan and apply.
@@ -155,7 +178,12 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::
             Ok(exit::OK)
         }
         Command::Directory { directory, command } => {
-            let dir = LocalDirectory::open(&directory).with_context(|| format!("opening directory {}", directory.display()))?;
+            let dir = if command.is_read_only() && !directory.exists() {
+                LocalDirectory::open_in_memory()
+            } else {
+                LocalDirectory::open(&directory)
+            }
+            .with_context(|| format!("opening directory {}", directory.display()))?;
             directory::run(&dir, command, out)?;
             Ok(exit::OK)
         }
@@ -171,17 +199,15 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::
 }
 
 async fn plan_or_apply(args: RunArgs, apply: bool, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
-    let mut manifests = match manifest::load(&args.paths) {
-        Ok(m) => m,
-        Err(e) => {
-            write!(err, "{e}")?;
-            return Ok(exit::ERROR);
-        }
-    };
+    if apply && args.output == Output::Markdown {
+        writeln!(err, "error: -o markdown is a plan's pull-request comment; apply prints -o text, json or yaml")?;
+        return Ok(exit::ERROR);
+    }
+    let Some(mut manifests) = load_manifests(&args.paths, err)? else { return Ok(exit::ERROR) };
     // Identity provider and API connector secrets (R17) come from the environment, never the manifests.
     manifest::identity::resolve_secrets_from_env(&mut manifests.desired);
     // Branding images are compared and uploaded by content: files relative to each Tenant's manifest, https URLs fetched.
-    let files = manifest::images::tenant_files(&args.paths);
+    let files = std::mem::take(&mut manifests.tenant_files);
     manifest::images::resolve_images(&mut manifests.desired, manifest::images::FileBase::ManifestFiles(&files)).await;
     let backends = backends(&args.directory, args.inventory.as_deref(), args.state.as_deref());
     let backends = if apply { backends } else { backends.preview() };
@@ -212,17 +238,14 @@ async fn plan_or_apply(args: RunArgs, apply: bool, out: &mut dyn Write, err: &mu
         };
         match args.output {
             Output::Text => {
-                render::write_plan(out, &plan, &impact)?;
+                render::write_plan(out, &plan, &impact, args.show_unchanged)?;
                 sync::write_outcomes(out, &jobs, &names)?;
-                let pending: u64 = jobs.iter().map(JobOutcome::writes).sum();
-                if pending > 0 {
-                    writeln!(out, "\nSync jobs: {pending} user write(s) pending.")?;
-                }
+                writeln!(out, "\n{}", render::plan_footer(&plan, sync_totals(&jobs)))?;
             }
-            Output::Json => {
+            Output::Json | Output::Yaml => {
                 let mut v = render::plan_json(&plan, &impact);
                 v["syncJobs"] = sync::outcomes_json(&jobs);
-                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?
+                write_data(out, args.output == Output::Yaml, &v)?
             }
             Output::Markdown => {
                 write!(out, "{}{}", render::plan_markdown(&plan, &impact), sync::outcomes_markdown(&jobs, &names))?
@@ -240,10 +263,10 @@ async fn plan_or_apply(args: RunArgs, apply: bool, out: &mut dyn Write, err: &mu
     if !plan.errors.is_empty() {
         match args.output {
             Output::Text => render::write_refused_apply(out, &plan)?,
-            Output::Json | Output::Markdown => {
+            Output::Json | Output::Yaml | Output::Markdown => {
                 let mut v = render::apply_json(&plan, &engine::ApplyReport::default());
                 v["applied"] = serde_json::json!(false);
-                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?
+                write_data(out, args.output == Output::Yaml, &v)?
             }
         }
         return Ok(exit::ERROR);
@@ -255,20 +278,56 @@ async fn plan_or_apply(args: RunArgs, apply: bool, out: &mut dyn Write, err: &mu
         if with_sync && !failed { sync_jobs(&manifests, &routes, &backends, &RunOptions::default(), None).await } else { vec![] };
     match args.output {
         Output::Text => {
-            render::write_apply(out, &plan, &report)?;
+            let counts = render::write_apply(out, &plan, &report)?;
             sync::write_outcomes(out, &jobs, &names)?;
             if with_sync && failed {
                 writeln!(out, "Sync jobs not run: a change above failed.")?;
             }
+            writeln!(out, "\n{}", render::apply_footer(&plan, &report, counts, sync_totals(&jobs)))?;
         }
-        Output::Json | Output::Markdown => {
+        Output::Json | Output::Yaml | Output::Markdown => {
             let mut v = render::apply_json(&plan, &report);
             v["syncJobs"] = sync::outcomes_json(&jobs);
-            writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?
+            write_data(out, args.output == Output::Yaml, &v)?
         }
     }
     let sync_failed = jobs.iter().any(JobOutcome::failed);
     Ok(if failed || sync_failed || !plan.errors.is_empty() { exit::ERROR } else { exit::OK })
+}
+
+/// The manifests under `paths`, or `None` after writing every error to `err`. What was left out as
+/// another tool's is said in one note, so a GitOps folder can be pointed at as it is.
+pub(crate) fn load_manifests(paths: &[PathBuf], err: &mut dyn Write) -> anyhow::Result<Option<Manifests>> {
+    match manifest::load(paths) {
+        Ok(m) => {
+            if !m.skipped.is_empty() {
+                const SHOWN: usize = 3;
+                let mut list = m.skipped.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+                if m.skipped.len() > SHOWN {
+                    list.push_str(&format!(" and {} more", m.skipped.len() - SHOWN));
+                }
+                writeln!(err, "note: skipped {} that entente does not manage: {list}", plural(m.skipped.len(), "document"))?;
+            }
+            Ok(Some(m))
+        }
+        Err(e) => {
+            write!(err, "{e}")?;
+            Ok(None)
+        }
+    }
+}
+
+/// `1 document`, `3 documents`.
+pub(crate) fn plural(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
+fn sync_totals(jobs: &[JobOutcome]) -> render::SyncTotals {
+    render::SyncTotals {
+        jobs: jobs.len(),
+        writes: jobs.iter().map(JobOutcome::writes).sum(),
+        failed: jobs.iter().filter(|j| j.failed()).count(),
+    }
 }
 
 /// Runs (or previews) every SyncJob of the manifests.

@@ -30,16 +30,33 @@ fn write_diff(out: &mut dyn Write, diff: &[FieldChange]) -> io::Result<()> {
     Ok(())
 }
 
-fn headline(c: &Change) -> String {
-    let mut s = format!("{} {}", c.object, c.action.as_str());
+/// The action's mark, terraform's way: `+` create, `~` change in place, `-` delete, `±` brought back from
+/// the recycle bin, `!` refused, `=` unchanged.
+fn symbol(action: Action) -> char {
+    match action {
+        Action::Create => '+',
+        Action::Update | Action::Adopt | Action::Drift => '~',
+        Action::Delete | Action::Retain => '-',
+        Action::Restore => '±',
+        Action::Refused => '!',
+        Action::Unchanged => '=',
+    }
+}
+
+/// `+ Kind/ns/name action`, with the invitee's address for an invitation.
+fn headline(c: &Change, action: &str) -> String {
+    let mut s = format!("{} {} {action}", symbol(c.action), c.object);
     if c.drift && c.action != Action::Drift {
         s.push_str(" (drift)");
+    }
+    if let Some(who) = &c.subject {
+        s.push_str(&format!(" <{who}>"));
     }
     s
 }
 
 fn write_change(out: &mut dyn Write, c: &Change) -> io::Result<()> {
-    writeln!(out, "{}", headline(c))?;
+    writeln!(out, "{}", headline(c, c.action.as_str()))?;
     if let Some(r) = &c.refusal {
         writeln!(out, "    ! {r}")?;
     }
@@ -81,8 +98,30 @@ fn write_impact(out: &mut dyn Write, impact: &[ImpactLine]) -> io::Result<()> {
     Ok(())
 }
 
-pub fn write_plan(out: &mut dyn Write, plan: &Plan, impact: &[ImpactLine]) -> io::Result<()> {
-    for c in &plan.changes {
+/// Sync jobs' part of the last line: the user writes pending (plan) or made (apply), and failed runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SyncTotals {
+    pub jobs: usize,
+    pub writes: u64,
+    pub failed: usize,
+}
+
+impl SyncTotals {
+    fn clause(&self, done: &str) -> Option<String> {
+        if self.jobs == 0 {
+            return None;
+        }
+        let mut s = format!("sync: {} user write(s) {done}", self.writes);
+        if self.failed > 0 {
+            s.push_str(&format!(", {} job(s) failed", self.failed));
+        }
+        Some(s)
+    }
+}
+
+/// Every change, error and note; unchanged objects only with `show_unchanged` (the summary counts them).
+pub fn write_plan(out: &mut dyn Write, plan: &Plan, impact: &[ImpactLine], show_unchanged: bool) -> io::Result<()> {
+    for c in plan.changes.iter().filter(|c| show_unchanged || c.action != Action::Unchanged) {
         write_change(out, c)?;
     }
     for e in &plan.errors {
@@ -91,13 +130,17 @@ pub fn write_plan(out: &mut dyn Write, plan: &Plan, impact: &[ImpactLine]) -> io
     for n in &plan.notes {
         writeln!(out, "note: {n}")?;
     }
-    write_impact(out, impact)?;
+    write_impact(out, impact)
+}
+
+/// The plan's last line: everything it would do, object changes and sync writes alike, and what stops it.
+pub fn plan_footer(plan: &Plan, sync: SyncTotals) -> String {
     let s = plan.summary();
-    if plan.has_writes() {
-        writeln!(out, "\nPlan: {}.", summary_line(&s))
-    } else {
-        writeln!(out, "\nNo changes: {}.", summary_line(&s))
+    let mut line = summary_line(&s);
+    if let Some(clause) = sync.clause("pending") {
+        line.push_str(&format!("; {clause}"));
     }
+    if plan.has_writes() || sync.writes > 0 { format!("Plan: {line}.") } else { format!("No changes: {line}.") }
 }
 
 fn past(action: Action) -> &'static str {
@@ -127,22 +170,30 @@ fn write_invited(out: &mut dyn Write, i: &crate::core::operation::InvitationResu
     }
 }
 
-pub fn write_apply(out: &mut dyn Write, plan: &Plan, report: &ApplyReport) -> io::Result<()> {
-    let (mut done, mut refused, mut failed) = (0, 0, 0);
+/// What an apply did, counted for its last line.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ApplyCounts {
+    pub done: usize,
+    pub refused: usize,
+    pub failed: usize,
+}
+
+pub fn write_apply(out: &mut dyn Write, plan: &Plan, report: &ApplyReport) -> io::Result<ApplyCounts> {
+    let mut n = ApplyCounts::default();
     for (c, r) in plan.changes.iter().zip(&report.results) {
         match r {
             ChangeResult::Nothing => match c.action {
                 Action::Refused | Action::Drift => {
                     if c.action == Action::Refused {
-                        refused += 1;
+                        n.refused += 1;
                     }
                     write_change(out, c)?;
                 }
                 _ => {}
             },
             ChangeResult::Applied { outcomes, .. } => {
-                done += 1;
-                writeln!(out, "{} {}", c.object, past(c.action))?;
+                n.done += 1;
+                writeln!(out, "{}", headline(c, past(c.action)))?;
                 write_diff(out, &c.diff)?;
                 for o in outcomes {
                     if let Outcome::Invited(i) = o {
@@ -151,16 +202,16 @@ pub fn write_apply(out: &mut dyn Write, plan: &Plan, report: &ApplyReport) -> io
                 }
             }
             ChangeResult::Refused { refusal } => {
-                refused += 1;
-                writeln!(out, "{} refused\n    ! {refusal}", c.object)?;
+                n.refused += 1;
+                writeln!(out, "{}\n    ! {refusal}", headline(c, "refused"))?;
             }
             ChangeResult::Failed { message, .. } => {
-                failed += 1;
-                writeln!(out, "{} failed\n    ! {message}", c.object)?;
+                n.failed += 1;
+                writeln!(out, "{}\n    ! {message}", headline(c, "failed"))?;
             }
             ChangeResult::Skipped { reason } => {
-                failed += 1;
-                writeln!(out, "{} skipped\n    ! {reason}", c.object)?;
+                n.failed += 1;
+                writeln!(out, "{}\n    ! {reason}", headline(c, "skipped"))?;
             }
         }
     }
@@ -170,13 +221,26 @@ pub fn write_apply(out: &mut dyn Write, plan: &Plan, report: &ApplyReport) -> io
     for n in &plan.notes {
         writeln!(out, "note: {n}")?;
     }
+    Ok(n)
+}
+
+/// The apply's last line: writes made, objects changed, refused and failed, and the sync jobs' writes.
+pub fn apply_footer(plan: &Plan, report: &ApplyReport, n: ApplyCounts, sync: SyncTotals) -> String {
     let unchanged = plan.summary().unchanged;
-    let tail = format!(
+    let ApplyCounts { done, refused, failed } = n;
+    let mut tail = format!(
         "{} write(s); {done} changed, {unchanged} unchanged, {refused} refused, {failed} failed{}",
         report.writes,
         if plan.errors.is_empty() { String::new() } else { format!(", {} failed to plan", plan.errors.len()) }
     );
-    if done == 0 && failed == 0 { writeln!(out, "\nNo changes: {tail}.") } else { writeln!(out, "\nApply complete: {tail}.") }
+    if let Some(clause) = sync.clause("made") {
+        tail.push_str(&format!("; {clause}"));
+    }
+    if done == 0 && failed == 0 && sync.writes == 0 && sync.failed == 0 {
+        format!("No changes: {tail}.")
+    } else {
+        format!("Apply complete: {tail}.")
+    }
 }
 
 /// An apply that wrote nothing because objects failed to plan: every error, then why nothing was applied.

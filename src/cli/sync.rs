@@ -7,10 +7,9 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::{DEFAULT_DIRECTORY, Output, exit};
+use super::{DEFAULT_DIRECTORY, Report, exit};
 use crate::core::model::DesiredState;
 use crate::engine::sync::{JobOutcome, Selection, run_jobs};
-use crate::manifest;
 use crate::sync::{RunOptions, SyncRunReport, SyncStore};
 
 #[derive(Subcommand, Debug)]
@@ -52,8 +51,8 @@ pub struct SyncRunArgs {
     #[arg(long = "user")]
     pub users: Vec<String>,
     /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
-    pub output: Output,
+    #[arg(short = 'o', long, value_enum, default_value_t = Report::Text)]
+    pub output: Report,
     /// How long to wait for another writer of the target tenants (`30s`, `5m`) before failing.
     #[arg(long, value_parser = super::parse_wait, default_value = "5m")]
     pub lock_timeout: std::time::Duration,
@@ -68,8 +67,8 @@ pub struct SyncStatusArgs {
     #[arg(long, env = "ENTENTE_SYNC_STATE")]
     pub state: Option<PathBuf>,
     /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = Output::Text)]
-    pub output: Output,
+    #[arg(short = 'o', long, value_enum, default_value_t = Report::Text)]
+    pub output: Report,
 }
 
 pub async fn run(command: SyncCommand, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
@@ -80,13 +79,7 @@ pub async fn run(command: SyncCommand, out: &mut dyn Write, err: &mut dyn Write)
 }
 
 async fn run_now(args: SyncRunArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
-    let manifests = match manifest::load(&args.paths) {
-        Ok(m) => m,
-        Err(e) => {
-            write!(err, "{e}")?;
-            return Ok(exit::ERROR);
-        }
-    };
+    let Some(manifests) = super::load_manifests(&args.paths, err)? else { return Ok(exit::ERROR) };
     if manifests.desired.sync_jobs.is_empty() {
         writeln!(err, "the manifests declare no SyncJob")?;
         return Ok(exit::ERROR);
@@ -128,8 +121,8 @@ async fn run_now(args: SyncRunArgs, out: &mut dyn Write, err: &mut dyn Write) ->
     let options = RunOptions { full: args.full, dry_run: args.dry_run, only_users: args.users.clone(), full_membership: false };
     let outcomes = run_jobs(&manifests.desired, &routes, &store, &selection, &options, None).await;
     match args.output {
-        Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&outcomes_json(&outcomes))?)?,
-        Output::Text | Output::Markdown => write_outcomes(out, &outcomes, &tenant_names(&manifests.desired))?,
+        Report::Json | Report::Yaml => super::write_data(out, args.output == Report::Yaml, &outcomes_json(&outcomes))?,
+        Report::Text => write_outcomes(out, &outcomes, &tenant_names(&manifests.desired))?,
     }
     Ok(if outcomes.iter().any(JobOutcome::failed) {
         exit::ERROR
@@ -157,8 +150,8 @@ fn status(args: SyncStatusArgs, out: &mut dyn Write, err: &mut dyn Write) -> any
             "lastRun": last,
         }));
     }
-    if args.output == Output::Json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+    if args.output != Report::Text {
+        super::write_data(out, args.output == Report::Yaml, &Value::Array(rows))?;
         return Ok(exit::OK);
     }
     for row in &rows {
@@ -214,6 +207,7 @@ pub(crate) fn write_outcomes(out: &mut dyn Write, outcomes: &[JobOutcome], names
     for o in outcomes {
         match o {
             JobOutcome::NotDue { job, next_run } => writeln!(out, "{job}: not due until {next_run}")?,
+            JobOutcome::AfterApply { job, reason } => writeln!(out, "{job}: previewed after apply\n    # {reason}")?,
             JobOutcome::Error { job, message } => writeln!(out, "{job}: cannot run\n    ! {message}")?,
             JobOutcome::Ran { report: r } => {
                 let how = match (r.dry_run, r.full, r.on_demand.is_empty()) {
@@ -290,6 +284,7 @@ pub(crate) fn outcomes_markdown(outcomes: &[JobOutcome], names: &BTreeMap<String
                 ));
             }
             JobOutcome::NotDue { job, next_run } => s.push_str(&format!("| `{job}` | | not due until {next_run} |\n")),
+            JobOutcome::AfterApply { job, reason } => s.push_str(&format!("| `{job}` | | after apply: {reason} |\n")),
             JobOutcome::Error { job, message } => s.push_str(&format!("| `{job}` | | ⚠ {} |\n", message.replace('|', "\\|"))),
         }
     }

@@ -609,6 +609,7 @@ pub(super) async fn run_if_due(
                 ran = Some(report);
             }
             Some(JobOutcome::NotDue { next_run, .. }) => debug!(sync_job = %key, next_run = %next_run, "not due"),
+            Some(JobOutcome::AfterApply { reason, .. }) => debug!(sync_job = %key, reason = %reason, "after apply"),
             Some(JobOutcome::Error { message, .. }) => {
                 base.metrics.sync_run("error");
                 warn!(sync_job = %key, error = %message, "could not run");

@@ -230,6 +230,7 @@ mod tests {
             diff: vec![],
             refusal: None,
             note: None,
+            subject: None,
             ops,
         };
         Plan { changes: vec![change], errors: vec![], notes: vec![] }

@@ -96,6 +96,9 @@ pub struct Change {
     pub refusal: Option<Refusal>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Who the object stands for, for a reviewer: a GuestInvitation's invitee address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     /// The writes, in order. Empty unless `action.writes()`.
     #[serde(skip)]
     pub ops: Vec<Operation>,
@@ -207,7 +210,12 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
             mto::annotate_partner(&mut c, p, tenant, &tenant_domains);
             c
         }));
-        invitation_changes.extend(tenant.invitations.iter().map(|inv| ctx.invitation_change(inv, &policies)));
+        invitation_changes.extend(
+            tenant
+                .invitations
+                .iter()
+                .map(|inv| Change { subject: Some(inv.email.clone()), ..ctx.invitation_change(inv, &policies) }),
+        );
         identity_changes.extend(identity::changes(&ctx, &mut out.errors));
         entitlement_changes.extend(entitlement::changes(&ctx, desired, &mut out.errors));
         conditional_access_changes.extend(conditional_access::changes(&ctx, desired, &mut out.errors));
@@ -363,6 +371,7 @@ fn create_tenant(tenant: &DesiredTenant) -> Change {
         diff: diff(&defaults, &view),
         refusal: None,
         note: None,
+        subject: None,
         ops,
     }
 }
@@ -442,6 +451,7 @@ impl<'a> TenantContext<'a> {
             diff,
             refusal: None,
             note: None,
+            subject: None,
             ops,
         }
     }
@@ -772,6 +782,7 @@ fn prune_change(tenant_id: &str, r: &ManagedRecord, snapshot: &TenantSnapshot, r
         diff: vec![],
         refusal: None,
         note: Some(note),
+        subject: (r.kind == Kind::GuestInvitation).then(|| r.key.clone()),
         ops,
     };
     if r.deletion_policy == DeletionPolicy::Retain {

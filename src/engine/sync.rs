@@ -40,6 +40,12 @@ pub enum JobOutcome {
         job: ObjectRef,
         next_run: String,
     },
+    /// A preview that can only start once the plan is applied: a tenant of the job does not exist yet and
+    /// the same plan creates it.
+    AfterApply {
+        job: ObjectRef,
+        reason: String,
+    },
     /// The job could not run at all (no directory for a tenant, the state file failed).
     Error {
         job: ObjectRef,
@@ -52,7 +58,7 @@ impl JobOutcome {
     pub fn failed(&self) -> bool {
         match self {
             JobOutcome::Ran { report } => report.failed(),
-            JobOutcome::NotDue { .. } => false,
+            JobOutcome::NotDue { .. } | JobOutcome::AfterApply { .. } => false,
             JobOutcome::Error { .. } => true,
         }
     }
@@ -134,6 +140,17 @@ async fn run_one(
         (Ok(s), Ok(t)) => (s, t),
         (Err(e), _) | (_, Err(e)) => return error(e),
     };
+    if let Some(observed) = planned {
+        let created = |id: &str| {
+            matches!(observed.get(id), Some(Ok(None)))
+                && desired.tenants.iter().any(|t| t.identity.tenant_id.eq_ignore_ascii_case(id))
+        };
+        if let Some(id) = [&job.source_tenant_id, &job.target_tenant_id].into_iter().find(|id| created(id)) {
+            let reason =
+                format!("tenant {id} does not exist yet: this plan creates it, and the job's first run follows the apply");
+            return JobOutcome::AfterApply { job: job.object.clone(), reason };
+        }
+    }
     let missing = match planned {
         Some(observed) => sync::missing_after_apply(job, desired, observed),
         None if job.suspended => vec![],

@@ -28,6 +28,10 @@ use crate::core::validate;
 pub struct Manifests {
     pub desired: DesiredState,
     pub backends: BTreeMap<String, Backend>,
+    /// What was read and left out as another tool's (a ConfigMap, a kustomization file…), one entry each.
+    pub skipped: Vec<String>,
+    /// The file each Tenant came from (branding image paths are relative to it); empty for live objects.
+    pub tenant_files: BTreeMap<ObjectRef, std::path::PathBuf>,
 }
 
 enum Typed {

@@ -50,16 +50,45 @@ fn sets_key(line: &str, key: &str) -> bool {
         || [format!("{{ {k}"), format!("{{{k}"), format!(", {k}")].iter().any(|p| line.contains(p.as_str()))
 }
 
-/// Expands the given paths: files as they are, directories recursively (`*.yaml`, `*.yml`), sorted.
-pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ManifestError> {
-    let mut out = Vec::new();
+/// The files a set of paths names, as a GitOps repository holds them.
+#[derive(Debug, Default)]
+pub struct Expanded {
+    /// Manifest files, in order: those named, then the `.yaml`, `.yml` and `.json` files (any case) under
+    /// the directories named, recursively and sorted.
+    pub files: Vec<PathBuf>,
+    /// Kustomization files met in the directories: kustomize's, never entente's.
+    pub skipped: Vec<PathBuf>,
+}
+
+/// The path that means standard input.
+pub const STDIN: &str = "-";
+
+/// Expands the given paths: files as they are (`-`: standard input), directories recursively, leaving out
+/// hidden entries (`.git/`, `.github/`, editors' files) and kustomization files.
+pub fn expand(paths: &[PathBuf]) -> Result<Expanded, ManifestError> {
+    let mut out = Expanded::default();
     for p in paths {
-        collect(p, &mut out, true)?;
+        if p.as_os_str() == STDIN {
+            out.files.push(p.clone());
+        } else {
+            collect(p, &mut out, true)?;
+        }
     }
     Ok(out)
 }
 
-fn collect(path: &Path, out: &mut Vec<PathBuf>, explicit: bool) -> Result<(), ManifestError> {
+fn is_manifest_file(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| ["yaml", "yml", "json"].iter().any(|x| e.eq_ignore_ascii_case(x)))
+}
+
+/// `kustomization.yaml`, `kustomization.yml` or `Kustomization`: kustomize reads them, whatever they hold.
+fn is_kustomization(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| ["kustomization.yaml", "kustomization.yml", "kustomization"].iter().any(|k| n.eq_ignore_ascii_case(k)))
+}
+
+fn collect(path: &Path, out: &mut Expanded, explicit: bool) -> Result<(), ManifestError> {
     let io_err = |e: std::io::Error| ManifestError {
         file: path.to_path_buf(),
         line: 0,
@@ -67,6 +96,10 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>, explicit: bool) -> Result<(), Ma
         field: None,
         message: format!("cannot read: {e}"),
     };
+    let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+    if hidden && !explicit {
+        return Ok(());
+    }
     let meta = std::fs::metadata(path).map_err(io_err)?;
     if meta.is_dir() {
         let mut entries: Vec<PathBuf> =
@@ -75,10 +108,24 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>, explicit: bool) -> Result<(), Ma
         for e in entries {
             collect(&e, out, false)?;
         }
-    } else if explicit || matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
-        out.push(path.to_path_buf());
+    } else if !explicit && is_kustomization(path) {
+        out.skipped.push(path.to_path_buf());
+    } else if explicit || is_manifest_file(path) {
+        out.files.push(path.to_path_buf());
     }
     Ok(())
+}
+
+/// A document for another tool (a ConfigMap, a Kustomization, a HelmRelease…): its `kind (apiVersion)`.
+/// Only when neither its apiVersion nor its kind is entente's, so a misspelt apiVersion on an entente
+/// kind, or a misspelt kind under entente's apiVersion, is still an error and never silently dropped
+/// (with `--prune`, a dropped GuestInvitation would delete its guest).
+pub fn foreign(doc: &Document, is_entente_kind: impl Fn(&str) -> bool) -> Option<String> {
+    let api_version = doc.value.get("apiVersion")?.as_str()?;
+    let kind = doc.value.get("kind").and_then(Value::as_str).unwrap_or("?");
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    let entente = group.eq_ignore_ascii_case(crate::api::common::GROUP) || group.to_ascii_lowercase().contains("entente");
+    (!entente && !is_entente_kind(kind)).then(|| format!("{kind} ({api_version})"))
 }
 
 /// Splits a file into documents at `---` lines and parses each; empty documents are skipped.

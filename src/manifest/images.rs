@@ -4,7 +4,7 @@
 //! (`CompanyBranding::attach`; the plan shows `logo.png (sha256:…)`, never bytes).
 //!
 //! - **CLI**: a file path is relative to the directory of the manifest file holding the Tenant
-//!   (`tenant_files`); an https URL is fetched.
+//!   (`Manifests::tenant_files`); an https URL is fetched.
 //! - **Controller**: file paths mean nothing inside the cluster and are refused; https URLs are fetched.
 //!
 //! Either way the image must be a PNG or JPEG (by its signature; a served `Content-Type` must agree) of at
@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::core::model::{DesiredState, Kind, ObjectRef};
+use crate::core::model::{DesiredState, ObjectRef};
 use crate::core::tenant_profile::{ImageContent, MAX_IMAGE_BYTES, image_reference};
 
 /// Where image file paths are read from.
@@ -25,26 +25,6 @@ pub enum FileBase<'a> {
     ManifestFiles(&'a BTreeMap<ObjectRef, PathBuf>),
     /// Nowhere: file paths are refused (the controller).
     Refused,
-}
-
-/// The manifest file each Tenant under `paths` was read from (files that cannot be read or parsed are
-/// skipped: loading them reports the error).
-pub fn tenant_files(paths: &[PathBuf]) -> BTreeMap<ObjectRef, PathBuf> {
-    let mut out = BTreeMap::new();
-    for file in super::documents::expand(paths).unwrap_or_default() {
-        let Ok(text) = std::fs::read_to_string(&file) else { continue };
-        for doc in super::documents::parse_file(&file, &text).unwrap_or_default() {
-            if doc.value.get("kind").and_then(|k| k.as_str()) != Some("Tenant") {
-                continue;
-            }
-            let meta = doc.value.get("metadata");
-            let text = |k: &str| meta.and_then(|m| m.get(k)).and_then(|v| v.as_str()).map(str::to_string);
-            let Some(name) = text("name") else { continue };
-            let ns = text("namespace").unwrap_or_else(|| "default".into());
-            out.insert(ObjectRef::new(Kind::Tenant, ns, name), file.clone());
-        }
-    }
-    out
 }
 
 /// Resolves every branding image reference of `desired` (see the module comment).
@@ -129,7 +109,7 @@ mod tests {
         let file = tmp.path().join("shop.yaml");
         std::fs::write(&file, yaml).unwrap();
         let mut m = crate::manifest::load(std::slice::from_ref(&file)).unwrap();
-        let files = tenant_files(&[tmp.path().to_path_buf()]);
+        let files = m.tenant_files.clone();
         assert_eq!(files.values().collect::<Vec<_>>(), [&file]);
         resolve_images(&mut m.desired, FileBase::ManifestFiles(&files)).await;
         let b = m.desired.tenants[0].profile.branding.clone().unwrap();

@@ -34,6 +34,22 @@ impl Workspace {
             String::from_utf8_lossy(&out.stderr).into(),
         )
     }
+    /// `run`, with `stdin` on standard input.
+    pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
+        let out = Command::cargo_bin("entente")
+            .expect("binary")
+            .current_dir(self.dir.path())
+            .env("ENTENTE_DIRECTORY", self.db())
+            .args(args)
+            .write_stdin(stdin)
+            .output()
+            .expect("runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
         let p = self.path(name);
         if let Some(parent) = p.parent() {

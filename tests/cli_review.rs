@@ -1,0 +1,189 @@
+//! The CLI as a reviewer and a GitOps repository meet it: one true summary line, last; invitees' addresses;
+//! unchanged objects counted but not listed; folders read as repositories hold them; standard input;
+//! read-only commands that create nothing; a closed pipe that ends quietly; output formats refused where
+//! they mean nothing.
+
+mod common;
+
+use std::io::Read;
+use std::process::Stdio;
+
+use common::{Workspace, examples};
+
+fn ex() -> String {
+    examples().display().to_string()
+}
+
+fn last_line(out: &str) -> &str {
+    out.trim_end().lines().last().unwrap_or_default()
+}
+
+#[test]
+fn the_summary_is_the_last_line_and_counts_sync_writes_and_failures() {
+    let ws = Workspace::new();
+    let (code, out, err) = ws.run(&["plan", "-f", &ex()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(
+        last_line(&out),
+        "Plan: 8 to create, 0 to update, 0 to delete, 0 unchanged, 1 refused; sync: 0 user write(s) pending."
+    );
+    // On a fresh directory the sync job's tenants are created by this same plan: said so, not a failure.
+    assert!(out.contains("SyncJob/default/fabrikam-to-contoso: previewed after apply"), "{out}");
+    assert!(!out.contains("does not exist in the directory"), "{out}");
+    // Marks and addresses.
+    assert!(out.contains("+ GuestInvitation/default/alice-fabrikam create <alice@fabrikam.com>"), "{out}");
+    assert!(out.contains("! GuestInvitation/default/dave-litware refused <dave@litware.com>"), "{out}");
+
+    let (code, out, err) = ws.run(&["apply", "-f", &ex()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(last_line(&out).starts_with("Apply complete: "), "{out}");
+    assert!(last_line(&out).ends_with("; sync: 0 user write(s) made."), "{out}");
+
+    // A new member of the sync scope: one user write pending, in the last line, and plan exits 1.
+    let (code, _, err) =
+        ws.run(&["directory", "add-member", "fabrikam.onmicrosoft.com", "frank@fabrikam.com", "--display-name", "Frank"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = ws.run(&["plan", "-f", &ex()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("1 would be created"), "{out}");
+    assert_eq!(
+        last_line(&out),
+        "Plan: 0 to create, 0 to update, 0 to delete, 8 unchanged, 1 refused; sync: 1 user write(s) pending."
+    );
+    let (code, out, err) = ws.run(&["apply", "-f", &ex()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(last_line(&out).starts_with("Apply complete: 0 write(s); 0 changed"), "{out}");
+    assert!(last_line(&out).ends_with("; sync: 1 user write(s) made."), "{out}");
+}
+
+#[test]
+fn a_gitops_folder_is_read_as_it_is_and_only_entente_documents_count() {
+    let ws = Workspace::new();
+    let repo = ws.path("repo");
+    std::fs::create_dir_all(repo.join("apps")).unwrap();
+    std::fs::create_dir_all(repo.join(".git")).unwrap();
+    std::fs::copy(examples().join("tenants.yaml"), repo.join("TENANTS.YAML")).unwrap();
+    std::fs::copy(examples().join("partners.yaml"), repo.join("apps/partners.yml")).unwrap();
+    ws.write("repo/kustomization.yaml", "resources: [apps]\n");
+    ws.write("repo/apps/config.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {a: b}\n");
+    ws.write("repo/.git/junk.yaml", "this: [is not yaml\n");
+    ws.write("repo/.hidden.yaml", "this: [is not yaml\n");
+    ws.write("repo/apps/notes.txt", "not a manifest\n");
+    let invitation = serde_json::json!({
+        "apiVersion": "entente.dev/v1alpha1", "kind": "GuestInvitation",
+        "metadata": {"name": "alice-fabrikam"},
+        "spec": {"tenantRef": {"name": "contoso"}, "invitedUserEmailAddress": "alice@fabrikam.com"}
+    });
+    ws.write("repo/apps/alice.JSON", &invitation.to_string());
+    let (code, out, err) = ws.run(&["plan", "-f", repo.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("Plan: 5 to create"), "two tenants, two partners, one invitation: {out}");
+    assert!(out.contains("<alice@fabrikam.com>"), "{out}");
+    let notes: Vec<&str> = err.lines().filter(|l| l.starts_with("note: skipped")).collect();
+    assert_eq!(notes.len(), 1, "one note: {err}");
+    assert!(
+        notes[0].contains("2 documents") && notes[0].contains("ConfigMap (v1)") && notes[0].contains("kustomization"),
+        "{err}"
+    );
+
+    // An entente kind under a misspelt apiVersion is an error, never skipped (a pruned guest would follow).
+    ws.write("repo/apps/typo.yaml", "apiVersion: entente.dve/v1alpha1\nkind: GuestInvitation\nmetadata: {name: bob}\nspec: {}\n");
+    let (code, _, err) = ws.run(&["plan", "-f", repo.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("typo.yaml") && err.contains("unsupported apiVersion \"entente.dve/v1alpha1\""), "{err}");
+}
+
+#[test]
+fn manifests_are_read_from_standard_input() {
+    let ws = Workspace::new();
+    let invitations = std::fs::read_to_string(examples().join("invitations.yaml")).unwrap();
+    let tenants = examples().join("tenants.yaml");
+    let (code, out, err) = ws.run_with_stdin(&["plan", "-f", tenants.to_str().unwrap(), "-f", "-"], &invitations);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("<alice@fabrikam.com>"), "{out}");
+    let (code, _, err) = ws.run_with_stdin(&["plan", "-f", "-"], "apiVersion: entente.dev/v1alpha1\nkind: Tenant\n");
+    assert_eq!(code, 2);
+    assert!(err.contains("<stdin>:"), "errors name standard input: {err}");
+}
+
+#[test]
+fn read_only_commands_create_no_files() {
+    let ws = Workspace::new();
+    let db = ws.path(".entente/directory.db");
+    let run = |args: &[&str]| {
+        assert_cmd::Command::cargo_bin("entente")
+            .unwrap()
+            .current_dir(ws.dir.path())
+            .env_remove("ENTENTE_DIRECTORY")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    run(&["plan", "-f", &ex()]);
+    run(&["directory", "tenants"]);
+    run(&["directory", "guests", "contoso.onmicrosoft.com"]);
+    run(&["explain", "-f", &ex(), "--to", "contoso", "--user", "alice@fabrikam.com"]);
+    assert!(
+        !ws.path(".entente").exists(),
+        "nothing under .entente: {:?}",
+        std::fs::read_dir(ws.dir.path()).unwrap().collect::<Vec<_>>()
+    );
+    run(&["apply", "-f", &ex()]);
+    assert!(db.exists(), "apply creates the directory");
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly_with_the_commands_own_exit_code() {
+    let ws = Workspace::new();
+    // More output than a pipe buffers (64 KiB), so writing it meets the closed pipe.
+    let tenants = std::fs::read_to_string(examples().join("tenants.yaml")).unwrap();
+    let many: String = (0..1500)
+        .map(|i| {
+            format!(
+                "---\napiVersion: entente.dev/v1alpha1\nkind: GuestInvitation\nmetadata: {{name: guest-{i}}}\n\
+                 spec: {{tenantRef: {{name: contoso}}, invitedUserEmailAddress: guest{i}@fabrikam.com, invitedUserDisplayName: Guest {i}}}\n"
+            )
+        })
+        .collect();
+    let file = ws.write("many.yaml", &format!("{tenants}\n{many}"));
+    let bin = assert_cmd::cargo::cargo_bin("entente");
+    let mut child = std::process::Command::new(bin)
+        .current_dir(ws.dir.path())
+        .env("ENTENTE_DIRECTORY", ws.db())
+        .args(["plan", "-f", file.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read one byte, then close our end, as `| head -c1` does.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut byte = [0u8; 1];
+    stdout.read_exact(&mut byte).unwrap();
+    drop(stdout);
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let status = child.wait().unwrap();
+    assert!(!err.contains("Broken pipe"), "{err}");
+    assert_eq!(status.code(), Some(1), "changes pending, as without the pipe: {err}");
+}
+
+#[test]
+fn output_formats_are_refused_where_they_mean_nothing_and_yaml_is_offered() {
+    let ws = Workspace::new();
+    let (code, out, err) = ws.run(&["apply", "-f", &ex(), "-o", "markdown"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(err.contains("-o markdown is a plan's pull-request comment"), "{err}");
+    assert!(!ws.db().exists(), "nothing applied");
+    let (code, _, err) = ws.run(&["sync", "run", "-f", &ex(), "-o", "markdown"]);
+    assert_eq!(code, 2, "clap refuses the value: {err}");
+    assert!(err.contains("invalid value 'markdown'"), "{err}");
+
+    let (code, out, err) = ws.run(&["plan", "-f", &ex(), "-o", "yaml"]);
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_saphyr::from_str(&out).expect("valid YAML");
+    assert_eq!(v["summary"]["create"], 8);
+    let (code, out, _) = ws.run(&["apply", "-f", &ex(), "-o", "yaml"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_saphyr::from_str(&out).expect("valid YAML");
+    assert!(v["writes"].as_u64().unwrap() > 0, "{v}");
+}
