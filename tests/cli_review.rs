@@ -187,3 +187,19 @@ fn output_formats_are_refused_where_they_mean_nothing_and_yaml_is_offered() {
     let v: serde_json::Value = serde_saphyr::from_str(&out).expect("valid YAML");
     assert!(v["writes"].as_u64().unwrap() > 0, "{v}");
 }
+
+#[test]
+fn version_names_the_commit_and_completions_and_the_manual_are_printed() {
+    let ws = Workspace::new();
+    let (code, out, _) = ws.run(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("entente ") && out.contains("commit"), "{out}");
+    let (code, out, _) = ws.run(&["completions", "bash"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("_entente()") && out.contains("--show-unchanged"), "{}", &out[..out.len().min(300)]);
+    let (code, out, _) = ws.run(&["man"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(".TH entente 1"), "{}", &out[..out.len().min(300)]);
+    let (_, out, _) = ws.run(&["controller", "--help"]);
+    assert!(out.contains("all ten kinds"), "{out}");
+}

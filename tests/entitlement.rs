@@ -514,7 +514,7 @@ fn requests_approvals_and_expiry_from_the_command_line() {
     assert!(out.starts_with("delivered: alice@fabrikam.com has \"Partner portal\" of contoso.onmicrosoft.com through policy \"Fabrikam users\" (until "), "{out}");
 
     let (code, out, err) = run(&["request-access", "contoso", "Partner portal", "mallory@gmail.com"]);
-    assert_ne!(code, 0, "{out}{err}");
+    assert_eq!(code, 1, "denied is an answer (1), not an error (2): {out}{err}");
     assert!(
         err.contains("denied: mallory@gmail.com cannot have \"Partner portal\" of contoso.onmicrosoft.com")
             && err.contains("R16"),

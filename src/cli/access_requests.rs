@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Subcommand;
 
 use super::directory::{Format, resolve_tenant, write_json, write_table};
@@ -134,7 +134,7 @@ fn outcome_out(
         }
     }
     if let RequestOutcome::Denied { reason } = outcome {
-        bail!("denied: {email} cannot have {package:?} of {tenant}: {reason}");
+        return Err(Denied(format!("denied: {email} cannot have {package:?} of {tenant}: {reason}")).into());
     }
     Ok(())
 }
@@ -155,3 +155,8 @@ fn expiry_text(dir: &LocalDirectory, r: &ExpiryReport, out: &mut dyn Write) -> a
     }
     Ok(())
 }
+
+/// A request no policy admits: an answer, not a failure (exit code 1, as `explain`'s "no").
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Denied(String);

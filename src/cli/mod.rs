@@ -24,11 +24,14 @@ use crate::engine::{self, ChangeResult, Routes};
 use crate::manifest::{self, Manifests};
 use crate::sync::RunOptions;
 
+/// `--version`: the crate's version and the commit it was built from (`build.rs`).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("ENTENTE_COMMIT"), ")");
+
 /// Where the embedded directory lives unless `--directory` says otherwise.
 pub const DEFAULT_DIRECTORY: &str = ".entente/directory.db";
 
 #[derive(Parser, Debug)]
-#[command(name = "entente", version, about = "B2B identity across directory tenants, as code")]
+#[command(name = "entente", version = VERSION, about = "B2B identity across directory tenants, as code")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -58,9 +61,16 @@ pub enum Command {
         #[command(subcommand)]
         command: sync::SyncCommand,
     },
-    /// Run the Kubernetes controller: keep every Tenant, CrossTenantAccessPolicy and GuestInvitation in
-    /// the cluster converged with its directory.
+    /// Run the Kubernetes controller: keep every entente object in the cluster (all ten kinds) converged
+    /// with its directory.
     Controller(crate::controller::ControllerArgs),
+    /// Print a shell completion script: `entente completions bash > /etc/bash_completion.d/entente`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `entente man | man -l -`.
+    Man,
 }
 
 #[derive(Args, Debug)]
@@ -177,6 +187,14 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::
             write!(out, "{}", crate::api::crds_yaml())?;
             Ok(exit::OK)
         }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "entente", out);
+            Ok(exit::OK)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(out)?;
+            Ok(exit::OK)
+        }
         Command::Directory { directory, command } => {
             let dir = if command.is_read_only() && !directory.exists() {
                 LocalDirectory::open_in_memory()
@@ -184,8 +202,14 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::
                 LocalDirectory::open(&directory)
             }
             .with_context(|| format!("opening directory {}", directory.display()))?;
-            directory::run(&dir, command, out)?;
-            Ok(exit::OK)
+            match directory::run(&dir, command, out) {
+                Ok(()) => Ok(exit::OK),
+                Err(e) if e.downcast_ref::<access_requests::Denied>().is_some() => {
+                    writeln!(err, "{e}")?;
+                    Ok(exit::CHANGES_PENDING)
+                }
+                Err(e) => Err(e),
+            }
         }
         Command::Controller(args) => {
             crate::controller::run(args).await?;
