@@ -203,3 +203,46 @@ fn version_names_the_commit_and_completions_and_the_manual_are_printed() {
     let (_, out, _) = ws.run(&["controller", "--help"]);
     assert!(out.contains("all ten kinds"), "{out}");
 }
+
+/// `n` invitations to contoso, after the examples' tenants.
+fn tenants_and_guests(n: usize) -> String {
+    let tenants = std::fs::read_to_string(examples().join("tenants.yaml")).unwrap();
+    let guests: String = (0..n)
+        .map(|i| {
+            format!(
+                "---\napiVersion: entente.dev/v1alpha1\nkind: GuestInvitation\nmetadata: {{name: guest-{i}}}\n\
+                 spec: {{tenantRef: {{name: contoso}}, invitedUserEmailAddress: guest{i}@fabrikam.com}}\n"
+            )
+        })
+        .collect();
+    format!("{tenants}\n{guests}")
+}
+
+#[test]
+fn a_prune_deleting_more_than_the_guard_allows_is_refused_until_overridden() {
+    let ws = Workspace::new();
+    let all = ws.write("all.yaml", &tenants_and_guests(30));
+    let (code, out, err) = ws.run(&["apply", "-f", all.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    // A mistake: only the first 5 guests are left in the manifests. 25 of 30 would go; 10 are allowed.
+    let few = ws.write("all.yaml", &tenants_and_guests(5));
+    let (code, out, err) = ws.run(&["plan", "-f", few.to_str().unwrap(), "--prune"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.contains("prune refused: it would delete 25 of the 30 objects entente manages in tenant contoso.onmicrosoft.com (25 of them guests), more than the 10 allowed"), "{out}");
+    assert!(
+        out.contains("- GuestInvitation/default/guest-29 delete <guest29@fabrikam.com>"),
+        "the refused deletions are shown: {out}"
+    );
+    let (code, out, _) = ws.run(&["apply", "-f", few.to_str().unwrap(), "--prune"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("Nothing applied"), "{out}");
+    let (_, guests, _) = ws.run(&["directory", "guests", "contoso"]);
+    assert!(guests.contains("guest29@fabrikam.com"), "no guest deleted: {guests}");
+    // A lower explicit limit refuses too; one that covers the deletions lets them through.
+    let (code, out, _) = ws.run(&["plan", "-f", few.to_str().unwrap(), "--prune", "--max-prune", "3"]);
+    assert_eq!(code, 2);
+    assert!(out.contains("more than the 3 allowed (--max-prune 3)"), "{out}");
+    let (code, out, err) = ws.run(&["apply", "-f", few.to_str().unwrap(), "--prune", "--max-prune", "25"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("- GuestInvitation/default/guest-29 deleted <guest29@fabrikam.com>"), "{out}");
+}

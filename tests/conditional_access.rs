@@ -69,7 +69,7 @@ fn actions(plan: &Plan) -> Vec<(String, Action)> {
 }
 
 async fn plan(routes: &Routes, d: &DesiredState, prune: Prune) -> Plan {
-    engine::plan_against(d, routes, PlanOptions { prune }).await
+    engine::plan_against(d, routes, PlanOptions { prune, ..Default::default() }).await
 }
 
 fn failures(report: &engine::ApplyReport) -> Vec<String> {

@@ -101,7 +101,7 @@ impl Harness {
     }
 
     async fn plan(&self, desired: &DesiredState, prune: Prune) -> Plan {
-        engine::plan_against(desired, &self.routes, PlanOptions { prune }).await
+        engine::plan_against(desired, &self.routes, PlanOptions { prune, ..Default::default() }).await
     }
 
     async fn apply(&self, plan: &Plan) -> ApplyReport {

@@ -256,7 +256,7 @@ async fn crud(h: &Harness, resources: bool) {
     let fewer = load(&[tenants(LIFECYCLE, resources)]);
     let plan = engine::plan_against(&fewer, &h.routes, PlanOptions::default()).await;
     assert!(plan.notes.iter().any(|n| n.contains("AccessPackage/default/partner-portal")), "{:?}", plan.notes);
-    let plan = plan_and_apply_with(&fewer, &h.routes, PlanOptions { prune: Prune::All }).await;
+    let plan = plan_and_apply_with(&fewer, &h.routes, PlanOptions { prune: Prune::All, ..Default::default() }).await;
     let kinds: Vec<Kind> = plan.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.object.kind).collect();
     assert_eq!(kinds, [Kind::AccessPackage, Kind::AccessPackage, Kind::ConnectedOrganization], "{:#?}", plan.changes);
     let state = h.world.entitlement(CONTOSO).unwrap();
@@ -459,7 +459,7 @@ async fn requests_approvals_expiry_and_lifecycle_are_enforced() {
     // Deleting the package (prune) ends bob's assignment: his last, so the lifecycle blocks him.
     let fewer =
         load(&[tenants(LIFECYCLE, true), organization("configured"), packages(true).split("---\n").next().unwrap().to_string()]);
-    plan_and_apply_with(&fewer, &h.routes, PlanOptions { prune: Prune::All }).await;
+    plan_and_apply_with(&fewer, &h.routes, PlanOptions { prune: Prune::All, ..Default::default() }).await;
     assert!(!dir.user_by_mail(CONTOSO, "bob@fabrikam.com").unwrap().unwrap().account_enabled);
 }
 

@@ -81,11 +81,11 @@ async fn a_guest_already_in_its_groups_is_adopted_without_group_changes_or_membe
     let world = world(&tmp.path().join("directory.db")).await;
     // Someone set it all up by hand before entente: the groups, alice invited into both.
     let local: Routes = [(CONTOSO.to_string(), Ok(world.clone() as Arc<dyn Directory>))].into_iter().collect();
-    let by_hand = engine::plan_against(&desired(), &local, PlanOptions { prune: Prune::Off }).await;
+    let by_hand = engine::plan_against(&desired(), &local, PlanOptions { prune: Prune::Off, ..Default::default() }).await;
     assert!(failures(&engine::apply(&by_hand, &local).await).is_empty());
 
     let (emulator, graph) = emulator_support::graph_over_emulator(&world, &[CONTOSO], &tmp.path().join("inventory.db")).await;
-    let plan = engine::plan_against(&desired(), &graph, PlanOptions { prune: Prune::Off }).await;
+    let plan = engine::plan_against(&desired(), &graph, PlanOptions { prune: Prune::Off, ..Default::default() }).await;
     assert!(plan.errors.is_empty(), "{:?}", plan.errors);
     let change = alice(&plan);
     assert_eq!(change.action, Action::Adopt, "{change:#?}");
@@ -98,7 +98,7 @@ async fn a_guest_already_in_its_groups_is_adopted_without_group_changes_or_membe
     let bad = after.by_status.get(&400).copied().unwrap_or(0) - before.by_status.get(&400).copied().unwrap_or(0);
     assert_eq!(bad, 0, "no member request answered 400: {:?}", after.by_status);
 
-    let again = engine::plan_against(&desired(), &graph, PlanOptions { prune: Prune::Off }).await;
+    let again = engine::plan_against(&desired(), &graph, PlanOptions { prune: Prune::Off, ..Default::default() }).await;
     assert!(again.changes.iter().all(|c| c.action == Action::Unchanged), "{:#?}", again.changes);
     emulator_support::assert_contract_kept(&emulator);
 }
@@ -134,7 +134,7 @@ async fn a_group_name_two_groups_share_is_refused_naming_both() {
         ids.push(r.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_string());
     }
 
-    let plan = engine::plan_against(&desired(), &graph, PlanOptions { prune: Prune::Off }).await;
+    let plan = engine::plan_against(&desired(), &graph, PlanOptions { prune: Prune::Off, ..Default::default() }).await;
     let report = engine::apply(&plan, &graph).await;
     let failed = failures(&report).join("\n");
     assert!(failed.contains("2 groups are named \"Contractors\""), "{failed}");

@@ -111,7 +111,7 @@ fn local_routes(dir: &Arc<LocalDirectory>) -> Routes {
 }
 
 async fn plan(routes: &Routes, d: &DesiredState, prune: Prune) -> Plan {
-    engine::plan_against(d, routes, PlanOptions { prune }).await
+    engine::plan_against(d, routes, PlanOptions { prune, ..Default::default() }).await
 }
 
 fn failures(report: &engine::ApplyReport) -> Vec<String> {

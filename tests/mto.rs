@@ -275,7 +275,7 @@ async fn removing_a_member_deletes_exactly_what_was_generated_for_it(h: &Harness
     gone.multi_tenant_organizations.clear();
     let plan = engine::plan_against(&gone, routes, PlanOptions::default()).await;
     assert!(!plan.has_writes(), "nothing without --prune");
-    let plan = engine::plan_against(&gone, routes, PlanOptions { prune: Prune::All }).await;
+    let plan = engine::plan_against(&gone, routes, PlanOptions { prune: Prune::All, ..Default::default() }).await;
     let report = engine::apply(&plan, routes).await;
     assert_eq!(report.failed(), 0, "{:?}", report.results);
     for t in [CONTOSO, FABRIKAM] {

@@ -89,7 +89,7 @@ impl Harness {
     }
 
     async fn plan(&self) -> Plan {
-        let p = engine::plan_against(&desired(), &self.routes, PlanOptions { prune: Prune::Off }).await;
+        let p = engine::plan_against(&desired(), &self.routes, PlanOptions { prune: Prune::Off, ..Default::default() }).await;
         assert!(p.errors.is_empty(), "{:?}", p.errors);
         p
     }

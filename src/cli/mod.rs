@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::api::tenant::GraphBackend;
 use crate::core::impact::ImpactLine;
-use crate::core::plan::{PlanOptions, Prune};
+use crate::core::plan::{PlanOptions, Prune, PruneGuard};
 use crate::core::policy::TenantPolicy;
 use crate::directory::local::LocalDirectory;
 use crate::engine::routes::{Backends, SecretSource};
@@ -91,6 +91,10 @@ pub struct RunArgs {
     /// Also delete managed objects that are no longer in the manifests (honours deletionPolicy).
     #[arg(long)]
     pub prune: bool,
+    /// With --prune: the most objects one tenant may lose; more refuses the whole plan (default: 10, or
+    /// 10 % of the tenant's managed objects when that is more).
+    #[arg(long, value_name = "N")]
+    pub max_prune: Option<usize>,
     /// Do not run (apply) or preview (plan) the SyncJobs; `entente sync run` runs them on their own.
     #[arg(long)]
     pub no_sync: bool,
@@ -246,7 +250,8 @@ async fn plan_or_apply(args: RunArgs, apply: bool, out: &mut dyn Write, err: &mu
         None
     };
     let routes = routes_from(&manifests, &backends);
-    let options = PlanOptions { prune: if args.prune { Prune::All } else { Prune::Off } };
+    let prune_guard = args.max_prune.map_or(PruneGuard::Default, PruneGuard::AtMost);
+    let options = PlanOptions { prune: if args.prune { Prune::All } else { Prune::Off }, prune_guard };
     let observed = engine::observe(&manifests.desired, &routes).await;
     let plan = crate::core::plan::plan(&manifests.desired, &observed, options);
     let names = sync::tenant_names(&manifests.desired);

@@ -21,6 +21,36 @@ use super::tenant_profile::TenantProfile;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PlanOptions {
     pub prune: Prune,
+    pub prune_guard: PruneGuard,
+}
+
+/// How many deletions one prune may make in a tenant before the plan refuses it (a plan error: nothing
+/// is applied), so a folder dropped from a repository or a mistyped path does not delete hundreds of
+/// guests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PruneGuard {
+    /// At most `DEFAULT_PRUNE_ALLOWANCE` objects or `DEFAULT_PRUNE_PERCENT` % of the tenant's managed
+    /// objects, whichever is more.
+    #[default]
+    Default,
+    /// At most this many per tenant (the CLI's `--max-prune`).
+    AtMost(usize),
+    /// No limit.
+    Unguarded,
+}
+
+pub const DEFAULT_PRUNE_ALLOWANCE: usize = 10;
+pub const DEFAULT_PRUNE_PERCENT: usize = 10;
+
+impl PruneGuard {
+    /// The deletions allowed in a tenant managing `managed` objects; `None`: no limit.
+    pub fn allowance(self, managed: usize) -> Option<usize> {
+        match self {
+            PruneGuard::Default => Some(DEFAULT_PRUNE_ALLOWANCE.max(managed.div_ceil(100 / DEFAULT_PRUNE_PERCENT))),
+            PruneGuard::AtMost(n) => Some(n),
+            PruneGuard::Unguarded => None,
+        }
+    }
 }
 
 /// Which managed objects that are absent from the desired state get deleted (honouring `deletionPolicy`).
@@ -267,6 +297,7 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
             };
             let mut deletions: Vec<Change> = orphans.iter().map(|(tid, r, s)| prune_change(tid, r, s, reason)).collect();
             entitlement::order_deletions(&mut deletions);
+            guard_prune(&prunable, &deletions, options.prune_guard, &mut out);
             out.changes.extend(deletions);
         }
     }
@@ -769,6 +800,39 @@ fn predict_refusal(tenant: &DesiredTenant, email: &str, policies: &[TenantPolicy
 fn buried(tomb: &Tombstone) -> String {
     let day = tomb.deleted_at.get(..10).unwrap_or(&tomb.deleted_at);
     format!("deleted by entente on {day} ({})", tomb.reason)
+}
+
+/// Refuses (a plan error on the Tenant) a prune deleting more of a tenant's managed objects than the guard
+/// allows; the deletions stay in the plan, so the reviewer sees what was refused.
+fn guard_prune(prunable: &[(&DesiredTenant, TenantSnapshot)], deletions: &[Change], guard: PruneGuard, out: &mut Plan) {
+    for (tenant, snapshot) in prunable {
+        let id = &tenant.identity.tenant_id;
+        let deleting = deletions.iter().filter(|c| c.action == Action::Delete && c.tenant_id.eq_ignore_ascii_case(id)).count();
+        let managed = snapshot.managed.iter().filter(|r| r.kind != Kind::Tenant).count();
+        let Some(allowed) = guard.allowance(managed) else { continue };
+        if deleting <= allowed {
+            continue;
+        }
+        let guests = deletions
+            .iter()
+            .filter(|c| {
+                c.action == Action::Delete && c.tenant_id.eq_ignore_ascii_case(id) && c.object.kind == Kind::GuestInvitation
+            })
+            .count();
+        let limit = match guard {
+            PruneGuard::AtMost(n) => format!("--max-prune {n}"),
+            _ => format!("{DEFAULT_PRUNE_ALLOWANCE} objects or {DEFAULT_PRUNE_PERCENT} % of those managed, whichever is more"),
+        };
+        out.errors.push(PlanError {
+            object: tenant.object.clone(),
+            message: format!(
+                "prune refused: it would delete {deleting} of the {managed} objects entente manages in tenant {} \
+                 ({guests} of them guests), more than the {allowed} allowed ({limit}). If the manifests are \
+                 complete and this is meant, pass --max-prune {deleting}",
+                tenant.identity.initial_domain
+            ),
+        });
+    }
 }
 
 /// `reason` says why, in the tombstone a deleted guest leaves (so it can be restored if it comes back).

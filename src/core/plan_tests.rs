@@ -386,7 +386,7 @@ spec:
     assert!(!p.changes.iter().any(|c| c.action == Action::Delete));
     assert!(p.notes.iter().any(|n| n.contains("--prune")), "{:?}", p.notes);
 
-    let p = plan(&fewer, &observed_with(Some(snapshot.clone())), PlanOptions { prune: Prune::All });
+    let p = plan(&fewer, &observed_with(Some(snapshot.clone())), PlanOptions { prune: Prune::All, ..Default::default() });
     assert_eq!(change(&p, "alice").action, Action::Delete);
     assert!(matches!(change(&p, "alice").ops[0], Operation::DeleteGuest { .. }));
     assert!(matches!(change(&p, "fabrikam").ops[0], Operation::DeletePartner { .. }));
@@ -396,7 +396,7 @@ spec:
 
     // The controller deletes only the objects being deleted.
     let only_alice = Prune::Only(BTreeSet::from([change(&p, "alice").object.clone()]));
-    let p = plan(&fewer, &observed_with(Some(snapshot.clone())), PlanOptions { prune: only_alice });
+    let p = plan(&fewer, &observed_with(Some(snapshot.clone())), PlanOptions { prune: only_alice, ..Default::default() });
     let deleted: Vec<&str> = p.changes.iter().filter(|c| c.action.writes()).map(|c| c.object.name.as_str()).collect();
     assert_eq!(deleted, ["alice"]);
     assert!(p.notes.is_empty(), "{:?}", p.notes);
@@ -409,7 +409,7 @@ spec:
     two.tenants.push(other);
     let mut observed = observed_with(Some(snapshot));
     observed.insert(FABRIKAM.into(), Err("throttled".into()));
-    let p = plan(&two, &observed, PlanOptions { prune: Prune::All });
+    let p = plan(&two, &observed, PlanOptions { prune: Prune::All, ..Default::default() });
     assert!(!p.errors.is_empty());
     assert!(!p.changes.iter().any(|c| matches!(c.action, Action::Delete | Action::Retain)));
     assert!(p.notes.iter().any(|n| n.contains("pruning skipped")), "{:?}", p.notes);
@@ -421,7 +421,7 @@ fn a_partner_entente_pruned_is_written_again_with_when_and_why_it_was_deleted() 
     let snapshot = converge(&m);
     let mut fewer = m.desired.clone();
     fewer.tenants[0].partners.clear();
-    let p = plan(&fewer, &observed_with(Some(snapshot.clone())), PlanOptions { prune: Prune::All });
+    let p = plan(&fewer, &observed_with(Some(snapshot.clone())), PlanOptions { prune: Prune::All, ..Default::default() });
     let deleted = change(&p, "fabrikam");
     assert!(matches!(&deleted.ops[..], [Operation::DeletePartner { .. }, Operation::Bury { .. }]), "{:?}", deleted.ops);
     let pruned = simulate(Some(snapshot), &p);
