@@ -246,3 +246,38 @@ fn a_prune_deleting_more_than_the_guard_allows_is_refused_until_overridden() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("- GuestInvitation/default/guest-29 deleted <guest29@fabrikam.com>"), "{out}");
 }
+
+#[test]
+fn a_pruned_guest_says_which_groups_they_lose() {
+    let ws = Workspace::new();
+    let dir = ws.copy_examples();
+    let (code, out, err) = ws.run(&["apply", "-f", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let invitations = std::fs::read_to_string(dir.join("invitations.yaml")).unwrap();
+    let kept: Vec<&str> = invitations.split("\n---\n").filter(|d| !d.contains("name: alice-fabrikam")).collect();
+    std::fs::write(dir.join("invitations.yaml"), kept.join("\n---\n")).unwrap();
+    let (code, out, err) = ws.run(&["plan", "-f", dir.to_str().unwrap(), "--prune"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("- GuestInvitation/default/alice-fabrikam delete <alice@fabrikam.com>"), "{out}");
+    assert!(out.contains("deletes guest alice@fabrikam.com (") && out.contains("; loses group(s) Fabrikam partners"), "{out}");
+}
+
+#[test]
+fn a_group_dropped_from_a_tenant_is_reported_as_left_behind() {
+    let ws = Workspace::new();
+    let dir = ws.copy_examples();
+    let (code, out, err) = ws.run(&["apply", "-f", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let edit = |file: &str, from: &str, to: &str| {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        assert!(text.contains(from), "{file} has {from:?}");
+        std::fs::write(dir.join(file), text.replacen(from, to, 1)).unwrap();
+    };
+    edit("tenants.yaml", "    - displayName: Contractors\n", "");
+    edit("invitations.yaml", "groups: [Contractors]", "groups: []");
+    let (_, out, err) = ws.run(&["plan", "-f", dir.to_str().unwrap()]);
+    assert!(
+        out.contains("= Tenant/default/contoso unchanged\n    # group \"Contractors\" is no longer in spec.groups: entente stops managing it and leaves it in the directory with its 1 guest member(s)"),
+        "{out}{err}"
+    );
+}

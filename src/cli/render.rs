@@ -119,9 +119,10 @@ impl SyncTotals {
     }
 }
 
-/// Every change, error and note; unchanged objects only with `show_unchanged` (the summary counts them).
+/// Every change, error and note; unchanged objects only with `show_unchanged` or a note to tell (the
+/// summary counts them all).
 pub fn write_plan(out: &mut dyn Write, plan: &Plan, impact: &[ImpactLine], show_unchanged: bool) -> io::Result<()> {
-    for c in plan.changes.iter().filter(|c| show_unchanged || c.action != Action::Unchanged) {
+    for c in plan.changes.iter().filter(|c| show_unchanged || c.action != Action::Unchanged || c.note.is_some()) {
         write_change(out, c)?;
     }
     for e in &plan.errors {

@@ -569,12 +569,36 @@ impl<'a> TenantContext<'a> {
             },
             record_op,
         );
-        let notes = profile::notes(t, self.snapshot);
+        let mut notes = profile::notes(t, self.snapshot);
+        notes.extend(self.released_groups());
         if !notes.is_empty() {
             let all: Vec<String> = change.note.take().into_iter().chain(notes).collect();
             change.note = Some(all.join("; "));
         }
         change
+    }
+
+    /// Groups the Tenant declared when last applied and no longer does, still in the directory: entente
+    /// never deletes a group, so each is said to be left behind, with the guests in it.
+    fn released_groups(&self) -> Vec<String> {
+        let t = self.tenant;
+        let Some(record) = self.records.get(&(Kind::Tenant, t.identity.tenant_id.as_str())) else { return vec![] };
+        let applied: Value = serde_json::from_str(&record.applied).unwrap_or(Value::Null);
+        let before = applied.get("groups").and_then(Value::as_array).cloned().unwrap_or_default();
+        before
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|name| !t.groups.contains(*name))
+            .filter_map(|name| self.snapshot.groups.iter().find(|g| g.display_name == name))
+            .map(|g| {
+                let guests = self.snapshot.guests.iter().filter(|u| u.group_ids.contains(&g.id)).count();
+                format!(
+                    "group {:?} is no longer in spec.groups: entente stops managing it and leaves it in the directory \
+                     with its {guests} guest member(s) (delete it there if it should go)",
+                    g.display_name
+                )
+            })
+            .collect()
     }
 
     fn partner_change(&self, p: &DesiredPartner) -> Change {
@@ -802,6 +826,20 @@ fn buried(tomb: &Tombstone) -> String {
     format!("deleted by entente on {day} ({})", tomb.reason)
 }
 
+/// What a deleted guest loses, for the reviewer: `; loses groups A, B` (names where the snapshot has
+/// them), or nothing when the guest is in no group.
+fn loses(g: &GuestUser, snapshot: &TenantSnapshot) -> String {
+    if g.group_ids.is_empty() {
+        return String::new();
+    }
+    let names: Vec<&str> = g
+        .group_ids
+        .iter()
+        .map(|id| snapshot.groups.iter().find(|gr| gr.id == *id).map_or(id.as_str(), |gr| gr.display_name.as_str()))
+        .collect();
+    format!("; loses group(s) {}", names.join(", "))
+}
+
 /// Refuses (a plan error on the Tenant) a prune deleting more of a tenant's managed objects than the guard
 /// allows; the deletions stay in the plan, so the reviewer sees what was refused.
 fn guard_prune(prunable: &[(&DesiredTenant, TenantSnapshot)], deletions: &[Change], guard: PruneGuard, out: &mut Plan) {
@@ -862,7 +900,12 @@ fn prune_change(tenant_id: &str, r: &ManagedRecord, snapshot: &TenantSnapshot, r
             .as_deref()
             .and_then(|id| snapshot.guests.iter().find(|g| g.id == id))
             .or_else(|| snapshot.guests.iter().find(|g| g.mail.eq_ignore_ascii_case(&r.key)))
-            .map(|g| (Operation::DeleteGuest { user_id: g.id.clone() }, format!("deletes guest {} ({})", g.mail, g.id))),
+            .map(|g| {
+                (
+                    Operation::DeleteGuest { user_id: g.id.clone() },
+                    format!("deletes guest {} ({}){}", g.mail, g.id, loses(g, snapshot)),
+                )
+            }),
         Kind::CrossTenantAccessPolicy => snapshot.partners.iter().find(|p| p.tenant_id.eq_ignore_ascii_case(&r.key)).map(|p| {
             (
                 Operation::DeletePartner { partner_tenant_id: p.tenant_id.clone() },
