@@ -281,3 +281,11 @@ fn a_group_dropped_from_a_tenant_is_reported_as_left_behind() {
         "{out}{err}"
     );
 }
+
+#[test]
+fn explain_refuses_a_user_that_is_not_an_email_address() {
+    let ws = Workspace::new();
+    let (code, out, err) = ws.run(&["explain", "-f", &ex(), "--to", "contoso", "--user", "notanemail"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("--user: \"notanemail\" is not a valid email address: it has no @"), "{err}");
+}

@@ -38,6 +38,10 @@ pub struct ExplainArgs {
 
 /// Exit 0 when some path lets the user in, 1 when none does, 2 on error.
 pub async fn run(args: ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+    if let Err(why) = crate::core::validate::email(&args.user) {
+        writeln!(err, "error: --user: {why}")?;
+        return Ok(exit::ERROR);
+    }
     let Some(manifests) = super::load_manifests(&args.paths, err)? else { return Ok(exit::ERROR) };
     let backends = Backends::new(&args.directory).preview();
     let routes = manifests.backends.iter().map(|(id, b)| (id.clone(), backends.route(id, b, &EnvSecrets))).collect();
