@@ -301,9 +301,11 @@ fn prune_and_put_back(s: &Setup) {
     let aside = s.tmp.path().join("guests.yaml.aside");
     std::fs::rename(&file, &aside).unwrap();
     let m = s.manifests();
-    let preview = text(&s.command(&["plan", "-f", m.to_str().unwrap(), "--prune"]).output().unwrap());
+    // Every guest goes, on purpose: past the prune guard's default, so the limit is given.
+    let limit = GUESTS.to_string();
+    let preview = text(&s.command(&["plan", "-f", m.to_str().unwrap(), "--prune", "--max-prune", &limit]).output().unwrap());
     assert_eq!(preview.matches("restorable for 30 days").count(), GUESTS, "{preview}");
-    let pruned = s.apply(&["--prune"]);
+    let pruned = s.apply(&["--prune", "--max-prune", &limit]);
     assert_eq!(pruned.status.code(), Some(0), "{}", text(&pruned));
     assert!(world.users(CONTOSO).unwrap().is_empty(), "pruned");
 
