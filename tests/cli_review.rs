@@ -136,16 +136,7 @@ fn read_only_commands_create_no_files() {
 fn a_closed_pipe_ends_quietly_with_the_commands_own_exit_code() {
     let ws = Workspace::new();
     // More output than a pipe buffers (64 KiB), so writing it meets the closed pipe.
-    let tenants = std::fs::read_to_string(examples().join("tenants.yaml")).unwrap();
-    let many: String = (0..1500)
-        .map(|i| {
-            format!(
-                "---\napiVersion: entente.dev/v1alpha1\nkind: GuestInvitation\nmetadata: {{name: guest-{i}}}\n\
-                 spec: {{tenantRef: {{name: contoso}}, invitedUserEmailAddress: guest{i}@fabrikam.com, invitedUserDisplayName: Guest {i}}}\n"
-            )
-        })
-        .collect();
-    let file = ws.write("many.yaml", &format!("{tenants}\n{many}"));
+    let file = ws.write("many.yaml", &tenants_and_guests(1500));
     let bin = assert_cmd::cargo::cargo_bin("entente");
     let mut child = std::process::Command::new(bin)
         .current_dir(ws.dir.path())

@@ -21,18 +21,7 @@ impl Workspace {
     }
     /// `entente ARGS --directory <scratch db>` run in the scratch dir; returns (exit code, stdout, stderr).
     pub fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::cargo_bin("entente")
-            .expect("binary")
-            .current_dir(self.dir.path())
-            .env("ENTENTE_DIRECTORY", self.db())
-            .args(args)
-            .output()
-            .expect("runs");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into(),
-            String::from_utf8_lossy(&out.stderr).into(),
-        )
+        self.run_with_stdin(args, "")
     }
     /// `run`, with `stdin` on standard input.
     pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> (i32, String, String) {

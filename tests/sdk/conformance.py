@@ -234,6 +234,14 @@ def expect(cond, message):
         raise AssertionError(message)
 
 
+async def listed_then_deleted(collection, item, object_id):
+    """The object is in its collection's list, DELETE removes it, and a GET then answers 404."""
+    listed = await collection.get()
+    expect(object_id in {x.id for x in listed.value}, "not listed")
+    await item.delete()
+    await expect_odata_error(item.get(), 404)
+
+
 async def expect_odata_error(coro, status, code=None):
     """Awaits `coro`, which must raise an ODataError with this status (and code); returns it."""
     try:
@@ -1074,10 +1082,7 @@ async def conditional_access(checks, client):
         await policies.by_conditional_access_policy_id(p.id).patch(ConditionalAccessPolicy(state=ConditionalAccessPolicyState.Disabled))
         got = await policies.by_conditional_access_policy_id(p.id).get()
         expect(got.state == ConditionalAccessPolicyState.Disabled, f"state {got.state}")
-        listed = await policies.get()
-        expect(p.id in {x.id for x in listed.value}, "not listed")
-        await policies.by_conditional_access_policy_id(p.id).delete()
-        await expect_odata_error(policies.by_conditional_access_policy_id(p.id).get(), 404)
+        await listed_then_deleted(policies, policies.by_conditional_access_policy_id(p.id), p.id)
 
     await checks.run("conditionalAccess policies POST/GET/PATCH/list/DELETE", crud)
 
@@ -1148,10 +1153,7 @@ async def identity_providers(checks, client):
             odata_type="#microsoft.graph.socialIdentityProvider", display_name="Google"))
         got = await providers.by_identity_provider_base_id(p.id).get()
         expect(got.display_name == "Google", "PATCH not applied")
-        listed = await providers.get()
-        expect(p.id in {x.id for x in listed.value}, "not listed")
-        await providers.by_identity_provider_base_id(p.id).delete()
-        await expect_odata_error(providers.by_identity_provider_base_id(p.id).get(), 404)
+        await listed_then_deleted(providers, providers.by_identity_provider_base_id(p.id), p.id)
 
     await checks.run("identityProviders POST/GET/PATCH/list/DELETE (socialIdentityProvider)", crud)
 
@@ -1254,10 +1256,7 @@ async def entitlement(checks, client):
         await item.patch(ConnectedOrganization(description="changed", state=ConnectedOrganizationState.Configured))
         got = await item.get()
         expect((got.description, got.state) == ("changed", ConnectedOrganizationState.Configured), "PATCH not applied")
-        listed = await em.connected_organizations.get()
-        expect(o.id in {x.id for x in listed.value}, "not listed")
-        await item.delete()
-        await expect_odata_error(item.get(), 404)
+        await listed_then_deleted(em.connected_organizations, item, o.id)
 
     await checks.run("entitlementManagement connectedOrganizations POST/GET/PATCH/list/DELETE", connected_orgs)
 
@@ -1274,10 +1273,7 @@ async def entitlement(checks, client):
         expect(got.description == "from the SDK", f"read back {got.description!r}")
         await item.patch(AccessPackage(description="changed"))
         expect((await item.get()).description == "changed", "PATCH not applied")
-        listed = await em.access_packages.get()
-        expect(p.id in {x.id for x in listed.value}, "not listed")
-        await item.delete()
-        await expect_odata_error(item.get(), 404)
+        await listed_then_deleted(em.access_packages, item, p.id)
 
     await checks.run("entitlementManagement catalogs and accessPackages POST/GET/PATCH/list/DELETE", access_packages)
 
