@@ -417,3 +417,26 @@ fn a_second_writer_waits_for_the_first_and_then_plans_against_what_it_wrote() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("waiting up to 30s for tenant"), "{}", text(&o));
     s.assert_converged_with_one_invitation_each("after waiting");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_a_slow_link_apply_prints_each_change_as_it_lands() {
+    let faults = FaultConfig { latency: Duration::from_millis(20), seed: Some(5), ..FaultConfig::default() };
+    let s = Setup::graph(faults).await;
+    tokio::task::block_in_place(|| {
+        use std::io::BufRead;
+        let m = s.manifests();
+        let mut child = s.spawn(&["apply", "-f", m.to_str().unwrap()]);
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let started = Instant::now();
+        let mut lines = stdout.lines().map_while(Result::ok);
+        let first = lines.by_ref().find(|l| l.contains("GuestInvitation/default/guest-000 created")).expect("first guest line");
+        let first_at = started.elapsed();
+        // The first guest's line is out while the other 99 are still being invited.
+        assert!(matches!(child.try_wait(), Ok(None)), "the first line came only at the end: {first}");
+        let rest: Vec<String> = lines.collect();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{rest:?}");
+        assert!(rest.last().is_some_and(|l| l.starts_with("Apply complete: ")), "{rest:?}");
+        eprintln!("first change printed after {first_at:?}, apply took {:?}", started.elapsed());
+    });
+}

@@ -3,8 +3,10 @@
 mod access_requests;
 pub mod directory;
 mod explain;
+mod plan_apply;
 mod recycle_bin;
 mod render;
+mod saved_plan;
 mod sync;
 
 use std::io::Write;
@@ -14,15 +16,11 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::api::tenant::GraphBackend;
-use crate::core::impact::ImpactLine;
-use crate::core::plan::{PlanOptions, Prune, PruneGuard};
-use crate::core::policy::TenantPolicy;
+use crate::core::target::Target;
 use crate::directory::local::LocalDirectory;
 use crate::engine::routes::{Backends, SecretSource};
-use crate::engine::sync::{JobOutcome, Selection, run_jobs};
-use crate::engine::{self, ChangeResult, Routes};
+use crate::engine::{self, Routes};
 use crate::manifest::{self, Manifests};
-use crate::sync::RunOptions;
 
 /// `--version`: the crate's version and the commit it was built from (`build.rs`).
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("ENTENTE_COMMIT"), ")");
@@ -75,8 +73,8 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Manifest files or directories (multi-document YAML; directories are read recursively).
-    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+    /// Manifest files or directories (multi-document YAML; directories are read recursively; `-` is stdin).
+    #[arg(short = 'f', long = "filename", required_unless_present = "plan_file", num_args = 1..)]
     pub paths: Vec<PathBuf>,
     /// The local directory file, for tenants whose backend is `local`.
     #[arg(long, env = "ENTENTE_DIRECTORY", default_value = DEFAULT_DIRECTORY)]
@@ -107,6 +105,51 @@ pub struct RunArgs {
     /// apply: how long to wait for another writer of the same tenants (`30s`, `5m`) before failing.
     #[arg(long, value_parser = parse_wait, default_value = "5m")]
     pub lock_timeout: std::time::Duration,
+    /// Only this object (`Kind/namespace/name`, `Kind/name` in the default namespace, `*` for every name),
+    /// with the Tenant change it depends on; repeatable. With --prune, only targeted objects are deleted.
+    #[arg(long = "target", value_name = "KIND/NS/NAME", value_parser = parse_target)]
+    pub targets: Vec<Target>,
+    /// plan: save the plan to FILE, for `entente apply --plan FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// apply: apply exactly the plan `entente plan --out FILE` saved, planned the same way (its manifests,
+    /// prune and targets); nothing is applied if the directory or the manifests changed anything it holds.
+    #[arg(long = "plan", value_name = "FILE", conflicts_with_all = ["paths", "prune", "max_prune", "targets", "no_sync"])]
+    pub plan_file: Option<PathBuf>,
+    /// plan: terraform's exit codes instead: 0 no changes, 1 error, 2 changes pending.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+impl RunArgs {
+    /// What `plan --out` saves of how this plan was made.
+    fn saved_run(&self) -> saved_plan::SavedRun {
+        saved_plan::SavedRun {
+            paths: self.paths.clone(),
+            prune: self.prune,
+            max_prune: self.max_prune,
+            targets: self.targets.iter().map(ToString::to_string).collect(),
+            no_sync: self.no_sync,
+        }
+    }
+
+    /// Plans the way a saved plan was made (`apply --plan`).
+    fn follow(&mut self, run: &saved_plan::SavedRun) -> Result<(), String> {
+        self.paths.clone_from(&run.paths);
+        self.prune = run.prune;
+        self.max_prune = run.max_prune;
+        self.no_sync = run.no_sync;
+        self.targets = run.targets.iter().map(|t| parse_target(t)).collect::<Result<_, _>>()?;
+        if self.paths.iter().any(|p| p.as_os_str() == "-") {
+            return Err("this plan was made from stdin (-f -), which cannot be read again: save the manifests to files".into());
+        }
+        Ok(())
+    }
+}
+
+/// `--target`: `Kind/namespace/name`.
+fn parse_target(s: &str) -> Result<Target, String> {
+    s.parse()
 }
 
 /// `--lock-timeout`: a duration such as `30s`, `5m` or `0s` (do not wait).
@@ -182,6 +225,12 @@ pub mod exit {
     pub const OK: i32 = 0;
     pub const CHANGES_PENDING: i32 = 1;
     pub const ERROR: i32 = 2;
+
+    /// `plan --detailed-exitcode`: terraform's convention.
+    pub mod detailed {
+        pub const ERROR: i32 = 1;
+        pub const CHANGES_PENDING: i32 = 2;
+    }
 }
 
 /// Runs a parsed command; returns the process exit code.
@@ -221,107 +270,9 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::
         }
         Command::Explain(args) => explain::run(args, out, err).await,
         Command::Sync { command } => sync::run(command, out, err).await,
-        Command::Plan(args) => plan_or_apply(args, false, out, err).await,
-        Command::Apply(args) => plan_or_apply(args, true, out, err).await,
+        Command::Plan(args) => plan_apply::run(args, false, out, err).await,
+        Command::Apply(args) => plan_apply::run(args, true, out, err).await,
     }
-}
-
-async fn plan_or_apply(args: RunArgs, apply: bool, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
-    if apply && args.output == Output::Markdown {
-        writeln!(err, "error: -o markdown is a plan's pull-request comment; apply prints -o text, json or yaml")?;
-        return Ok(exit::ERROR);
-    }
-    let Some(mut manifests) = load_manifests(&args.paths, err)? else { return Ok(exit::ERROR) };
-    // Identity provider and API connector secrets (R17) come from the environment, never the manifests.
-    manifest::identity::resolve_secrets_from_env(&mut manifests.desired);
-    // Branding images are compared and uploaded by content: files relative to each Tenant's manifest, https URLs fetched.
-    let files = std::mem::take(&mut manifests.tenant_files);
-    manifest::images::resolve_images(&mut manifests.desired, manifest::images::FileBase::ManifestFiles(&files)).await;
-    let backends = backends(&args.directory, args.inventory.as_deref(), args.state.as_deref());
-    let backends = if apply { backends } else { backends.preview() };
-    // One writer per tenant: held from before the directory is read until the last write, so a
-    // concurrent apply plans against what this one wrote. `plan` writes nothing and takes none.
-    let _locks = if apply {
-        match lock_tenants(&manifests, &backends, None, "entente apply", args.lock_timeout, err).await? {
-            Some(l) => Some(l),
-            None => return Ok(exit::ERROR),
-        }
-    } else {
-        None
-    };
-    let routes = routes_from(&manifests, &backends);
-    let prune_guard = args.max_prune.map_or(PruneGuard::Default, PruneGuard::AtMost);
-    let options = PlanOptions { prune: if args.prune { Prune::All } else { Prune::Off }, prune_guard };
-    let observed = engine::observe(&manifests.desired, &routes).await;
-    let plan = crate::core::plan::plan(&manifests.desired, &observed, options);
-    let names = sync::tenant_names(&manifests.desired);
-    let with_sync = !args.no_sync && !manifests.desired.sync_jobs.is_empty();
-    if !apply {
-        let impact = access_impact(&manifests.desired, &observed, &plan);
-        // Sync jobs are previewed against the settings the plan brings (a dry run: nothing is remembered).
-        let jobs = if with_sync {
-            let dry = RunOptions { dry_run: true, ..RunOptions::default() };
-            sync_jobs(&manifests, &routes, &backends, &dry, Some(&observed)).await
-        } else {
-            vec![]
-        };
-        match args.output {
-            Output::Text => {
-                render::write_plan(out, &plan, &impact, args.show_unchanged)?;
-                sync::write_outcomes(out, &jobs, &names)?;
-                writeln!(out, "\n{}", render::plan_footer(&plan, sync_totals(&jobs)))?;
-            }
-            Output::Json | Output::Yaml => {
-                let mut v = render::plan_json(&plan, &impact);
-                v["syncJobs"] = sync::outcomes_json(&jobs);
-                write_data(out, args.output == Output::Yaml, &v)?
-            }
-            Output::Markdown => {
-                write!(out, "{}{}", render::plan_markdown(&plan, &impact), sync::outcomes_markdown(&jobs, &names))?
-            }
-        }
-        return Ok(if !plan.errors.is_empty() || jobs.iter().any(|j| matches!(j, JobOutcome::Error { .. })) {
-            exit::ERROR
-        } else if plan.has_writes() || jobs.iter().any(|j| j.writes() > 0) {
-            exit::CHANGES_PENDING
-        } else {
-            exit::OK
-        });
-    }
-    // All or nothing: one object that cannot be planned means nothing is written.
-    if !plan.errors.is_empty() {
-        match args.output {
-            Output::Text => render::write_refused_apply(out, &plan)?,
-            Output::Json | Output::Yaml | Output::Markdown => {
-                let mut v = render::apply_json(&plan, &engine::ApplyReport::default());
-                v["applied"] = serde_json::json!(false);
-                write_data(out, args.output == Output::Yaml, &v)?
-            }
-        }
-        return Ok(exit::ERROR);
-    }
-    let report = engine::apply(&plan, &routes).await;
-    let failed = report.results.iter().any(|r| matches!(r, ChangeResult::Failed { .. } | ChangeResult::Skipped { .. }));
-    // Sync jobs run once their tenants' settings are in place, against what the directories now hold.
-    let jobs =
-        if with_sync && !failed { sync_jobs(&manifests, &routes, &backends, &RunOptions::default(), None).await } else { vec![] };
-    match args.output {
-        Output::Text => {
-            let counts = render::write_apply(out, &plan, &report)?;
-            sync::write_outcomes(out, &jobs, &names)?;
-            if with_sync && failed {
-                writeln!(out, "Sync jobs not run: a change above failed.")?;
-            }
-            writeln!(out, "\n{}", render::apply_footer(&plan, &report, counts, sync_totals(&jobs)))?;
-        }
-        Output::Json | Output::Yaml | Output::Markdown => {
-            let mut v = render::apply_json(&plan, &report);
-            v["syncJobs"] = sync::outcomes_json(&jobs);
-            write_data(out, args.output == Output::Yaml, &v)?
-        }
-    }
-    let sync_failed = jobs.iter().any(JobOutcome::failed);
-    Ok(if failed || sync_failed || !plan.errors.is_empty() { exit::ERROR } else { exit::OK })
 }
 
 /// The manifests under `paths`, or `None` after writing every error to `err`. What was left out as
@@ -349,59 +300,6 @@ pub(crate) fn load_manifests(paths: &[PathBuf], err: &mut dyn Write) -> anyhow::
 /// `1 document`, `3 documents`.
 pub(crate) fn plural(n: usize, noun: &str) -> String {
     if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
-}
-
-fn sync_totals(jobs: &[JobOutcome]) -> render::SyncTotals {
-    render::SyncTotals {
-        jobs: jobs.len(),
-        writes: jobs.iter().map(JobOutcome::writes).sum(),
-        failed: jobs.iter().filter(|j| j.failed()).count(),
-    }
-}
-
-/// Runs (or previews) every SyncJob of the manifests.
-async fn sync_jobs(
-    manifests: &Manifests,
-    routes: &Routes,
-    backends: &Backends,
-    options: &RunOptions,
-    planned: Option<&crate::core::plan::Observed>,
-) -> Vec<JobOutcome> {
-    let store = match backends.sync_store() {
-        Ok(s) => s,
-        Err(e) => {
-            return manifests
-                .desired
-                .sync_jobs
-                .iter()
-                .map(|j| JobOutcome::Error { job: j.object.clone(), message: e.clone() })
-                .collect();
-        }
-    };
-    run_jobs(&manifests.desired, routes, &store, &Selection::default(), options, planned).await
-}
-
-/// Who gains or loses access if the plan is applied: settings in force now versus after the plan.
-fn access_impact(
-    desired: &crate::core::model::DesiredState,
-    observed: &crate::core::plan::Observed,
-    plan: &crate::core::plan::Plan,
-) -> Vec<ImpactLine> {
-    let snapshots: Vec<_> = observed.values().filter_map(|o| o.as_ref().ok().and_then(Option::as_ref)).collect();
-    let before: Vec<TenantPolicy> = snapshots.iter().map(|s| TenantPolicy::from_snapshot(s)).collect();
-    let after = crate::core::plan::desired_policies(desired, observed);
-    let guests = snapshots.iter().map(|s| (s.identity.tenant_id.clone(), s.guests.clone())).collect();
-    // Conditional access (R18) is judged on the directory's policies with the plan's operations applied.
-    let policies: crate::core::impact::PoliciesByTenant = snapshots
-        .iter()
-        .map(|s| {
-            let held = s.conditional_access.as_ref().map(|ps| ps.iter().map(|p| (p.id.clone(), p.policy.clone())).collect());
-            (s.identity.tenant_id.clone(), held)
-        })
-        .collect();
-    let mut lines = crate::core::impact::access_impact(&before, &after, &guests);
-    lines.extend(crate::core::impact::conditional_access_impact(plan, &policies, &before, &after, &guests));
-    lines
 }
 
 /// CLI secrets: `ENTENTE_GRAPH_CLIENT_SECRET_<TENANT ID>` (dashes as underscores), else

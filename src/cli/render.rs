@@ -179,50 +179,53 @@ pub struct ApplyCounts {
     pub failed: usize,
 }
 
-pub fn write_apply(out: &mut dyn Write, plan: &Plan, report: &ApplyReport) -> io::Result<ApplyCounts> {
-    let mut n = ApplyCounts::default();
-    for (c, r) in plan.changes.iter().zip(&report.results) {
-        match r {
-            ChangeResult::Nothing => match c.action {
-                Action::Refused | Action::Drift => {
-                    if c.action == Action::Refused {
-                        n.refused += 1;
-                    }
-                    write_change(out, c)?;
+/// One change's result, as it lands, counted into `n`.
+pub fn write_result(out: &mut dyn Write, c: &Change, r: &ChangeResult, n: &mut ApplyCounts) -> io::Result<()> {
+    match r {
+        ChangeResult::Nothing => match c.action {
+            Action::Refused | Action::Drift => {
+                if c.action == Action::Refused {
+                    n.refused += 1;
                 }
-                _ => {}
-            },
-            ChangeResult::Applied { outcomes, .. } => {
-                n.done += 1;
-                writeln!(out, "{}", headline(c, past(c.action)))?;
-                write_diff(out, &c.diff)?;
-                for o in outcomes {
-                    if let Outcome::Invited(i) = o {
-                        write_invited(out, i)?;
-                    }
+                write_change(out, c)?;
+            }
+            _ => {}
+        },
+        ChangeResult::Applied { outcomes, .. } => {
+            n.done += 1;
+            writeln!(out, "{}", headline(c, past(c.action)))?;
+            write_diff(out, &c.diff)?;
+            for o in outcomes {
+                if let Outcome::Invited(i) = o {
+                    write_invited(out, i)?;
                 }
-            }
-            ChangeResult::Refused { refusal } => {
-                n.refused += 1;
-                writeln!(out, "{}\n    ! {refusal}", headline(c, "refused"))?;
-            }
-            ChangeResult::Failed { message, .. } => {
-                n.failed += 1;
-                writeln!(out, "{}\n    ! {message}", headline(c, "failed"))?;
-            }
-            ChangeResult::Skipped { reason } => {
-                n.failed += 1;
-                writeln!(out, "{}\n    ! {reason}", headline(c, "skipped"))?;
             }
         }
+        ChangeResult::Refused { refusal } => {
+            n.refused += 1;
+            writeln!(out, "{}\n    ! {refusal}", headline(c, "refused"))?;
+        }
+        ChangeResult::Failed { message, .. } => {
+            n.failed += 1;
+            writeln!(out, "{}\n    ! {message}", headline(c, "failed"))?;
+        }
+        ChangeResult::Skipped { reason } => {
+            n.failed += 1;
+            writeln!(out, "{}\n    ! {reason}", headline(c, "skipped"))?;
+        }
     }
+    out.flush()
+}
+
+/// What follows the changes of an apply: the objects that failed to plan and the plan's notes.
+pub fn write_apply_tail(out: &mut dyn Write, plan: &Plan) -> io::Result<()> {
     for e in &plan.errors {
         writeln!(out, "{} error\n    ! {}", e.object, e.message)?;
     }
     for n in &plan.notes {
         writeln!(out, "note: {n}")?;
     }
-    Ok(n)
+    Ok(())
 }
 
 /// The apply's last line: writes made, objects changed, refused and failed, and the sync jobs' writes.

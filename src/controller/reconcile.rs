@@ -249,8 +249,11 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     super::identity::resolve_secrets(&ctx.client, &mut manifests.desired).await;
     // Branding images by https URL only: file paths mean nothing in the cluster (a plan error names the field).
     crate::manifest::images::resolve_images(&mut manifests.desired, crate::manifest::images::FileBase::Refused).await;
-    let the_plan =
-        plan(&manifests.desired, &observed, PlanOptions { prune: Prune::Only(prune), prune_guard: PruneGuard::Unguarded });
+    let the_plan = plan(
+        &manifests.desired,
+        &observed,
+        PlanOptions { prune: Prune::Only(prune), prune_guard: PruneGuard::Unguarded, ..Default::default() },
+    );
     let report = engine::apply(&the_plan, &routes).await;
     super::mto::report(ctx, tenant, &organizations, &invalid, &the_plan, &report.results);
     let before = observed.get(&tenant_id).cloned().unwrap_or_else(|| Err("not read".into()));

@@ -15,5 +15,6 @@ pub mod policy;
 pub mod resolved;
 pub mod settings;
 pub mod sync;
+pub mod target;
 pub mod tenant_profile;
 pub mod validate;

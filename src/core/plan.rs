@@ -16,12 +16,15 @@ use super::model::*;
 use super::operation::{GuestPatch, InvitationRequest, Operation};
 use super::policy::{Home, Refusal, TenantPolicy, check_invitation, email_domain};
 use super::resolved::{ResolvedAccess, ResolvedCollaboration};
+use super::target::Targets;
 use super::tenant_profile::TenantProfile;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PlanOptions {
     pub prune: Prune,
     pub prune_guard: PruneGuard,
+    /// `--target`: only these objects (and the Tenants they rest on) are planned, written and pruned.
+    pub targets: Targets,
 }
 
 /// How many deletions one prune may make in a tenant before the plan refuses it (a plan error: nothing
@@ -296,13 +299,57 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
                 _ => "pruned: no longer in the manifests",
             };
             let mut deletions: Vec<Change> = orphans.iter().map(|(tid, r, s)| prune_change(tid, r, s, reason)).collect();
+            deletions.retain(|c| options.targets.matches(&c.object));
             entitlement::order_deletions(&mut deletions);
             guard_prune(&prunable, &deletions, options.prune_guard, &mut out);
             out.changes.extend(deletions);
         }
     }
     mto::withdraw(withdrawn, &mut out);
+    narrow(&mut out, &options.targets);
     out
+}
+
+/// The targets that name no object of the plan (a typo must not pass as "nothing to do").
+pub fn unmatched_targets<'t>(plan: &Plan, targets: &'t Targets) -> Vec<&'t super::target::Target> {
+    let objects: Vec<&ObjectRef> = plan.changes.iter().map(|c| &c.object).chain(plan.errors.iter().map(|e| &e.object)).collect();
+    targets.0.iter().filter(|t| !objects.iter().any(|o| t.matches(o))).collect()
+}
+
+/// Keeps the targeted changes and errors, plus the changes and errors of the Tenants they belong to.
+fn narrow(plan: &mut Plan, targets: &Targets) {
+    if targets.is_everything() {
+        return;
+    }
+    let targeted_tenants: BTreeSet<String> =
+        plan.changes.iter().filter(|c| targets.matches(&c.object)).map(|c| c.tenant_id.to_ascii_lowercase()).collect();
+    let tenant_objects: BTreeSet<ObjectRef> = plan
+        .changes
+        .iter()
+        .filter(|c| c.object.kind == Kind::Tenant && targeted_tenants.contains(&c.tenant_id.to_ascii_lowercase()))
+        .map(|c| c.object.clone())
+        .collect();
+    let kept = |o: &ObjectRef| targets.matches(o) || tenant_objects.contains(o);
+    let mut dropped = 0usize;
+    let mut included = Vec::new();
+    plan.changes.retain(|c| {
+        let keep = kept(&c.object);
+        if keep && !targets.matches(&c.object) && c.action.writes() {
+            included.push(format!("{} is included: the targeted objects of its tenant depend on it", c.object));
+        }
+        dropped += usize::from(!keep && c.action.writes());
+        keep
+    });
+    plan.notes.extend(included);
+    let errors_before = plan.errors.len();
+    plan.errors.retain(|e| kept(&e.object));
+    let errors_dropped = errors_before - plan.errors.len();
+    if dropped > 0 || errors_dropped > 0 {
+        plan.notes.push(format!(
+            "--target leaves out {dropped} change(s) and {errors_dropped} error(s) of other objects; a plan without \
+             --target shows them"
+        ));
+    }
 }
 
 /// The diff shown for a new object: what it sets, without bookkeeping fields.

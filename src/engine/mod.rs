@@ -99,10 +99,16 @@ impl ApplyReport {
 /// Executes the plan's changes in order. When a tenant's own change fails, the tenant's other changes
 /// are skipped: they were planned against settings that are not in place.
 pub async fn apply(plan: &Plan, routes: &Routes) -> ApplyReport {
+    apply_reporting(plan, routes, |_, _| {}).await
+}
+
+/// `apply`, telling `landed` about each change's result as soon as it is known (the CLI's progress).
+pub async fn apply_reporting(plan: &Plan, routes: &Routes, mut landed: impl FnMut(&Change, &ChangeResult)) -> ApplyReport {
     let mut report = ApplyReport::default();
     let mut failed_tenants: HashSet<String> = HashSet::new();
     for change in &plan.changes {
         let result = apply_change(change, routes, &failed_tenants).await;
+        landed(change, &result);
         match &result {
             ChangeResult::Applied { writes, .. } => report.writes += writes,
             ChangeResult::Failed { .. } | ChangeResult::Skipped { .. } if change.object.kind == Kind::Tenant => {
