@@ -280,3 +280,62 @@ fn explain_refuses_a_user_that_is_not_an_email_address() {
     assert_eq!(code, 2, "{out}{err}");
     assert!(err.contains("--user: \"notanemail\" is not a valid email address: it has no @"), "{err}");
 }
+
+#[test]
+fn a_standing_refusal_is_listed_once_and_a_new_one_in_full() {
+    let ws = Workspace::new();
+    let dir = ws.copy_examples();
+    let dir = dir.to_str().unwrap();
+    // New: this plan creates the tenant whose block list refuses dave, so the refusal is shown in full.
+    let (_, out, _) = ws.run(&["plan", "-f", dir]);
+    assert!(out.contains("! GuestInvitation/default/dave-litware refused <dave@litware.com>"), "{out}");
+    assert!(out.contains("note: rule(s) R5 decided the refusals above: `entente rules R5` explains one"), "{out}");
+    assert_eq!(ws.run(&["apply", "-f", dir]).0, 0);
+    // Standing: nothing in contoso's settings changes, so it is one grouped line, in plan and apply alike.
+    for command in ["plan", "apply"] {
+        let (_, out, _) = ws.run(&[command, "-f", dir]);
+        assert!(!out.contains("dave-litware refused"), "{command}: {out}");
+        assert!(out.contains("! 1 standing refusal(s): refused whatever this plan does, nothing is written for them"), "{out}");
+        assert!(
+            out.contains("    ! DomainBlocked: domain litware.com is on the block list of tenant contoso.onmicrosoft.com"),
+            "{out}"
+        );
+        assert!(out.contains("        GuestInvitation/default/dave-litware <dave@litware.com>"), "{out}");
+        assert!(last_line(&out).contains("1 refused"), "still counted: {out}");
+    }
+    let (_, md, _) = ws.run(&["plan", "-f", dir, "-o", "markdown"]);
+    assert!(md.contains("<details><summary>⛔ 1 standing refusal(s)"), "{md}");
+    assert!(!md.contains("| `GuestInvitation/default/dave-litware` |"), "not in the table of changes: {md}");
+    // A change to contoso's settings in the same plan: the refusal is shown in full again.
+    let tenants = std::fs::read_to_string(ws.path("examples/tenants.yaml")).unwrap();
+    ws.write("examples/tenants.yaml", &tenants.replacen("domains: [litware.com]", "domains: [litware.com, example.net]", 1));
+    let (_, out, _) = ws.run(&["plan", "-f", dir]);
+    assert!(out.contains("! GuestInvitation/default/dave-litware refused"), "{out}");
+    // The rule named is at hand.
+    let (code, rule, _) = ws.run(&["rules", "R5"]);
+    assert_eq!(code, 0);
+    assert!(rule.starts_with("R5: Invitation domain list") && rule.contains("DomainBlocked"), "{rule}");
+    assert_eq!(ws.run(&["rules", "R19"]).0, 2);
+}
+
+#[test]
+fn a_comment_that_deletes_guests_warns_first_and_says_what_they_lose() {
+    let ws = Workspace::new();
+    let dir = ws.copy_examples();
+    assert_eq!(ws.run(&["apply", "-f", dir.to_str().unwrap()]).0, 0);
+    let invitations = std::fs::read_to_string(dir.join("invitations.yaml")).unwrap();
+    let kept: Vec<&str> = invitations.split("\n---\n").filter(|d| !d.contains("name: alice-fabrikam")).collect();
+    std::fs::write(dir.join("invitations.yaml"), kept.join("\n---\n")).unwrap();
+    let (code, md, err) = ws.run(&["plan", "-f", dir.to_str().unwrap(), "--prune", "-o", "markdown"]);
+    assert_eq!(code, 1, "{md}{err}");
+    let warning = md.find("> [!WARNING]\n> This plan **deletes 1 object(s)**, **1 of them guests**").expect(&md);
+    assert!(warning < md.find("| Object |").unwrap(), "the warning comes before the table: {md}");
+    assert!(md.contains("#### Access impact"), "{md}");
+    assert!(
+        md.contains("- 🔴 removes — **contoso.onmicrosoft.com**: deletes guest alice@fabrikam.com (")
+            && md.contains("; loses group(s) Fabrikam partners"),
+        "{md}"
+    );
+    let (_, text, _) = ws.run(&["plan", "-f", dir.to_str().unwrap(), "--prune"]);
+    assert!(text.contains("Access impact:\n  - contoso.onmicrosoft.com: deletes guest alice@fabrikam.com"), "{text}");
+}

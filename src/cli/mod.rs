@@ -6,6 +6,7 @@ mod explain;
 mod plan_apply;
 mod recycle_bin;
 mod render;
+mod rules;
 mod saved_plan;
 mod sync;
 
@@ -62,6 +63,11 @@ pub enum Command {
     /// Run the Kubernetes controller: keep every entente object in the cluster (all ten kinds) converged
     /// with its directory.
     Controller(crate::controller::ControllerArgs),
+    /// Explain the rules R1–R18 that refusals and explanations name: `entente rules R5`, or all headings.
+    Rules {
+        /// R1 … R18; leave out to list them all.
+        rule: Option<String>,
+    },
     /// Print a shell completion script: `entente completions bash > /etc/bash_completion.d/entente`.
     Completions {
         #[arg(value_enum)]
@@ -243,6 +249,18 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "entente", out);
             Ok(exit::OK)
+        }
+        Command::Rules { rule } => {
+            if rules::run(rule.as_deref(), out)? {
+                Ok(exit::OK)
+            } else {
+                writeln!(
+                    err,
+                    "error: no rule {:?}: the rules are R1 to R18 (`entente rules` lists them)",
+                    rule.unwrap_or_default()
+                )?;
+                Ok(exit::ERROR)
+            }
         }
         Command::Man => {
             clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(out)?;

@@ -125,9 +125,12 @@ async fn plan_or_apply(mut args: RunArgs, apply: bool, out: &mut dyn Write, err:
                 v["syncJobs"] = super::sync::outcomes_json(&jobs);
                 write_data(out, args.output == Output::Yaml, &v)?
             }
-            Output::Markdown => {
-                write!(out, "{}{}", render::plan_markdown(&plan, &impact), super::sync::outcomes_markdown(&jobs, &names))?
-            }
+            Output::Markdown => write!(
+                out,
+                "{}{}",
+                render::plan_markdown(&plan, &impact, sync_totals(&jobs)),
+                super::sync::outcomes_markdown(&jobs, &names)
+            )?,
         }
         let failed = !plan.errors.is_empty() || jobs.iter().any(|j| matches!(j, JobOutcome::Error { .. }));
         if let Some(path) = &args.out {
@@ -198,7 +201,7 @@ async fn plan_or_apply(mut args: RunArgs, apply: bool, out: &mut dyn Write, err:
     };
     match args.output {
         Output::Text => {
-            render::write_apply_tail(out, &plan)?;
+            render::write_apply_tail(out, &plan, &render::standing_refusals(&plan))?;
             super::sync::write_outcomes(out, &jobs, &names)?;
             if with_sync && failed {
                 writeln!(out, "Sync jobs not run: a change above failed.")?;
@@ -230,13 +233,15 @@ async fn apply_with_progress(
         }
         bar
     });
+    let standing = render::standing_refusals(plan);
     let mut counts = ApplyCounts::default();
     let mut written: std::io::Result<()> = Ok(());
     let report = engine::apply_reporting(plan, routes, |change, result| {
         if let Some(out) = out.as_deref_mut()
             && written.is_ok()
         {
-            let mut line = || render::write_result(out, change, result, &mut counts);
+            let quiet = standing.contains(&change.object);
+            let mut line = || render::write_result(out, change, result, quiet, &mut counts);
             written = match &bar {
                 Some(bar) => bar.suspend(line),
                 None => line(),
@@ -305,7 +310,10 @@ fn access_impact(
             (s.identity.tenant_id.clone(), held)
         })
         .collect();
-    let mut lines = crate::core::impact::access_impact(&before, &after, &guests);
+    let names =
+        desired.tenants.iter().map(|t| (t.identity.tenant_id.to_ascii_lowercase(), t.identity.initial_domain.clone())).collect();
+    let mut lines = crate::core::impact::deletion_impact(plan, &names);
+    lines.extend(crate::core::impact::access_impact(&before, &after, &guests));
     lines.extend(crate::core::impact::conditional_access_impact(plan, &policies, &before, &after, &guests));
     lines
 }

@@ -1,12 +1,14 @@
 //! Human-readable plan and apply output (`flux diff` style: one `Kind/namespace/name action` line per
 //! object, the field diff under it) and the JSON form for machines.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 
 use serde_json::{Value, json};
 
 use crate::core::diff::FieldChange;
 use crate::core::impact::{Effect, ImpactLine};
+use crate::core::model::{Kind, ObjectRef};
 use crate::core::operation::Outcome;
 use crate::core::plan::{Action, Change, Plan, Summary};
 use crate::engine::{ApplyReport, ChangeResult};
@@ -122,16 +124,95 @@ impl SyncTotals {
 /// Every change, error and note; unchanged objects only with `show_unchanged` or a note to tell (the
 /// summary counts them all).
 pub fn write_plan(out: &mut dyn Write, plan: &Plan, impact: &[ImpactLine], show_unchanged: bool) -> io::Result<()> {
+    let standing = standing_refusals(plan);
     for c in plan.changes.iter().filter(|c| show_unchanged || c.action != Action::Unchanged || c.note.is_some()) {
-        write_change(out, c)?;
+        if !standing.contains(&c.object) {
+            write_change(out, c)?;
+        }
     }
+    write_standing(out, plan, &standing, show_unchanged)?;
     for e in &plan.errors {
         writeln!(out, "{} error\n    ! {}", e.object, e.message)?;
     }
     for n in &plan.notes {
         writeln!(out, "note: {n}")?;
     }
-    write_impact(out, impact)
+    write_impact(out, impact)?;
+    write_rules_hint(out, plan)
+}
+
+/// Refusals that stand whatever this plan does: the object is refused and nothing in its tenant's
+/// settings changes with the plan. They are listed once, grouped by reason, not in full per object, so a
+/// known refusal does not fill every plan and pull-request comment.
+pub fn standing_refusals(plan: &Plan) -> BTreeSet<ObjectRef> {
+    let settled = |tenant: &str| {
+        let tenant_listed =
+            plan.changes.iter().any(|c| c.object.kind == Kind::Tenant && c.tenant_id.eq_ignore_ascii_case(tenant));
+        let settings_change = plan
+            .changes
+            .iter()
+            .any(|c| c.tenant_id.eq_ignore_ascii_case(tenant) && c.action.writes() && c.object.kind != Kind::GuestInvitation);
+        tenant_listed && !settings_change
+    };
+    plan.changes.iter().filter(|c| c.action == Action::Refused && settled(&c.tenant_id)).map(|c| c.object.clone()).collect()
+}
+
+/// How many objects of one standing refusal are named unless `--show-unchanged`.
+const STANDING_SHOWN: usize = 5;
+
+fn write_standing(out: &mut dyn Write, plan: &Plan, standing: &BTreeSet<ObjectRef>, show_all: bool) -> io::Result<()> {
+    if standing.is_empty() {
+        return Ok(());
+    }
+    let mut by_reason: BTreeMap<String, Vec<&Change>> = BTreeMap::new();
+    for c in plan.changes.iter().filter(|c| standing.contains(&c.object)) {
+        by_reason.entry(c.refusal.as_ref().map_or_else(String::new, ToString::to_string)).or_default().push(c);
+    }
+    writeln!(out, "! {} standing refusal(s): refused whatever this plan does, nothing is written for them", standing.len())?;
+    for (reason, changes) in by_reason {
+        writeln!(out, "    ! {reason}")?;
+        let shown = if show_all { changes.len() } else { STANDING_SHOWN };
+        for c in changes.iter().take(shown) {
+            let who = c.subject.as_ref().map_or_else(String::new, |s| format!(" <{s}>"));
+            writeln!(out, "        {}{who}", c.object)?;
+        }
+        if changes.len() > shown {
+            writeln!(out, "        and {} more (--show-unchanged lists them)", changes.len() - shown)?;
+        }
+    }
+    Ok(())
+}
+
+/// The rules (R1…R18) the plan's refusals name, each once.
+fn rules_named(plan: &Plan) -> Vec<String> {
+    let texts = plan
+        .changes
+        .iter()
+        .filter_map(|c| c.refusal.as_ref().map(ToString::to_string))
+        .chain(plan.errors.iter().map(|e| e.message.clone()));
+    let mut rules = BTreeSet::new();
+    for text in texts {
+        for word in text.split(|ch: char| !ch.is_ascii_alphanumeric()) {
+            if let Some(n) = word.strip_prefix('R').and_then(|n| n.parse::<u8>().ok()).filter(|n| (1..=18).contains(n)) {
+                rules.insert(n);
+            }
+        }
+    }
+    rules.into_iter().map(|n| format!("R{n}")).collect()
+}
+
+/// Where the rules named by refusals are explained.
+fn write_rules_hint(out: &mut dyn Write, plan: &Plan) -> io::Result<()> {
+    let rules = rules_named(plan);
+    if let Some(first) = rules.first() {
+        writeln!(
+            out,
+            "note: rule(s) {} decided the refusals above: `entente rules {first}` explains one (also docs/rules.md#{})",
+            rules.join(", "),
+            first.to_ascii_lowercase()
+        )?;
+    }
+    Ok(())
 }
 
 /// The plan's last line: everything it would do, object changes and sync writes alike, and what stops it.
@@ -179,15 +260,18 @@ pub struct ApplyCounts {
     pub failed: usize,
 }
 
-/// One change's result, as it lands, counted into `n`.
-pub fn write_result(out: &mut dyn Write, c: &Change, r: &ChangeResult, n: &mut ApplyCounts) -> io::Result<()> {
+/// One change's result, as it lands, counted into `n`; a standing refusal is only counted (the apply's
+/// tail lists those once).
+pub fn write_result(out: &mut dyn Write, c: &Change, r: &ChangeResult, standing: bool, n: &mut ApplyCounts) -> io::Result<()> {
     match r {
         ChangeResult::Nothing => match c.action {
             Action::Refused | Action::Drift => {
                 if c.action == Action::Refused {
                     n.refused += 1;
                 }
-                write_change(out, c)?;
+                if !standing {
+                    write_change(out, c)?;
+                }
             }
             _ => {}
         },
@@ -217,8 +301,10 @@ pub fn write_result(out: &mut dyn Write, c: &Change, r: &ChangeResult, n: &mut A
     out.flush()
 }
 
-/// What follows the changes of an apply: the objects that failed to plan and the plan's notes.
-pub fn write_apply_tail(out: &mut dyn Write, plan: &Plan) -> io::Result<()> {
+/// What follows the changes of an apply: its standing refusals, the objects that failed to plan and the
+/// plan's notes.
+pub fn write_apply_tail(out: &mut dyn Write, plan: &Plan, standing: &BTreeSet<ObjectRef>) -> io::Result<()> {
+    write_standing(out, plan, standing, false)?;
     for e in &plan.errors {
         writeln!(out, "{} error\n    ! {}", e.object, e.message)?;
     }
@@ -277,10 +363,13 @@ fn md_value(v: &Option<Value>) -> String {
 }
 
 /// The plan as a pull-request comment: what changes, what is refused, who gains or loses access.
-pub fn plan_markdown(plan: &Plan, impact: &[ImpactLine]) -> String {
+pub fn plan_markdown(plan: &Plan, impact: &[ImpactLine], sync: SyncTotals) -> String {
     let mut s = String::from("### entente plan\n\n");
-    s.push_str(&format!("**{}**\n\n", summary_line(&plan.summary())));
-    let changed: Vec<&Change> = plan.changes.iter().filter(|c| c.action != Action::Unchanged).collect();
+    s.push_str(&format!("**{}**\n\n", plan_footer(plan, sync)));
+    s.push_str(&deletion_warning(plan));
+    let standing = standing_refusals(plan);
+    let changed: Vec<&Change> =
+        plan.changes.iter().filter(|c| c.action != Action::Unchanged && !standing.contains(&c.object)).collect();
     if !changed.is_empty() {
         s.push_str("| Object | Action | Details |\n|---|---|---|\n");
         for c in changed {
@@ -293,7 +382,8 @@ pub fn plan_markdown(plan: &Plan, impact: &[ImpactLine]) -> String {
                 details.push(format!("_{n}_"));
             }
             let action = if c.drift { format!("{} (drift)", c.action.as_str()) } else { c.action.as_str().to_string() };
-            s.push_str(&format!("| `{}` | {action} | {} |\n", c.object, details.join("<br>")));
+            let who = c.subject.as_ref().map_or_else(String::new, |w| format!(" &lt;{w}&gt;"));
+            s.push_str(&format!("| `{}`{who} | {action} | {} |\n", c.object, details.join("<br>")));
         }
     }
     if !impact.is_empty() {
@@ -306,12 +396,50 @@ pub fn plan_markdown(plan: &Plan, impact: &[ImpactLine]) -> String {
             s.push_str(&format!("- {mark} — **{}**: {}\n", l.tenant, l.message));
         }
     }
+    if !standing.is_empty() {
+        s.push_str(&format!(
+            "\n<details><summary>⛔ {} standing refusal(s): refused whatever this plan does</summary>\n\n",
+            standing.len()
+        ));
+        for c in plan.changes.iter().filter(|c| standing.contains(&c.object)) {
+            let who = c.subject.as_ref().map_or_else(String::new, |w| format!(" &lt;{w}&gt;"));
+            let why = c.refusal.as_ref().map_or_else(String::new, ToString::to_string);
+            s.push_str(&format!("- `{}`{who}: {why}\n", c.object));
+        }
+        s.push_str("\n</details>\n");
+    }
     for e in &plan.errors {
         s.push_str(&format!("\n> ❗ `{}`: {}\n", e.object, e.message));
     }
     for n in &plan.notes {
         s.push_str(&format!("\n> {n}\n"));
     }
+    let rules = rules_named(plan);
+    if !rules.is_empty() {
+        s.push_str(&format!(
+            "\n_Rules named above ({}): `entente rules RULE` or docs/rules.md explains each._\n",
+            rules.join(", ")
+        ));
+    }
+    s
+}
+
+/// A warning first, when the plan deletes: how many objects and guests, and that they can be restored.
+fn deletion_warning(plan: &Plan) -> String {
+    let deletes: Vec<&Change> = plan.changes.iter().filter(|c| c.action == Action::Delete).collect();
+    if deletes.is_empty() {
+        return String::new();
+    }
+    let guests = deletes.iter().filter(|c| c.object.kind == Kind::GuestInvitation).count();
+    let mut s = format!("> [!WARNING]\n> This plan **deletes {} object(s)**", deletes.len());
+    if guests > 0 {
+        s.push_str(&format!(
+            ", **{guests} of them guests**: each loses their account and every access it gives (groups and \
+             access packages are listed under Access impact). A deleted guest stays in the recycle bin for 30 days; \
+             putting the GuestInvitation back restores the same account without a new invitation email"
+        ));
+    }
+    s.push_str(".\n\n");
     s
 }
 

@@ -35,6 +35,27 @@ pub struct ImpactLine {
     pub guests: Vec<String>,
 }
 
+/// Each guest the plan deletes loses their account in the tenant, and with it their groups and access
+/// packages (the deletion's note names them). `tenant_names` gives each tenant id its domain.
+pub fn deletion_impact(plan: &super::plan::Plan, tenant_names: &BTreeMap<String, String>) -> Vec<ImpactLine> {
+    plan.changes
+        .iter()
+        .filter(|c| c.action == super::plan::Action::Delete && c.object.kind == super::model::Kind::GuestInvitation)
+        .filter_map(|c| {
+            let who = c.subject.clone()?;
+            let tenant = tenant_names.get(&c.tenant_id.to_ascii_lowercase()).cloned().unwrap_or_else(|| c.tenant_id.clone());
+            let message = c.note.clone().unwrap_or_else(|| format!("deletes guest {who}"));
+            Some(ImpactLine {
+                tenant,
+                counterpart: email_domain(&who).to_string(),
+                effect: Effect::Removes,
+                message: format!("{message}; every access the account gives ends"),
+                guests: vec![who],
+            })
+        })
+        .collect()
+}
+
 /// Compares settings before and after the plan. `guests` are the existing guests of each tenant, by tenant id.
 pub fn access_impact(
     before: &[TenantPolicy],

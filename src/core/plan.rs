@@ -617,6 +617,15 @@ impl<'a> TenantContext<'a> {
             record_op,
         );
         let mut notes = profile::notes(t, self.snapshot);
+        let named = &self.snapshot.identity.display_name;
+        if !named.is_empty() && *named != t.identity.display_name {
+            // Said, not silently ignored: the name is the directory's, set where the tenant was created.
+            notes.push(format!(
+                "spec.displayName {:?} differs from the directory's name for the tenant, {named:?}; entente does not \
+                 rename tenants (rename it in the admin center, or write the name the directory has)",
+                t.identity.display_name
+            ));
+        }
         notes.extend(self.released_groups());
         if !notes.is_empty() {
             let all: Vec<String> = change.note.take().into_iter().chain(notes).collect();
@@ -873,18 +882,29 @@ fn buried(tomb: &Tombstone) -> String {
     format!("deleted by entente on {day} ({})", tomb.reason)
 }
 
-/// What a deleted guest loses, for the reviewer: `; loses groups A, B` (names where the snapshot has
-/// them), or nothing when the guest is in no group.
+/// What a deleted guest loses, for the reviewer: `; loses group(s) A, B; loses access package(s) P`
+/// (names where the snapshot has them), or nothing when the guest holds neither.
 fn loses(g: &GuestUser, snapshot: &TenantSnapshot) -> String {
-    if g.group_ids.is_empty() {
-        return String::new();
+    let mut s = String::new();
+    if !g.group_ids.is_empty() {
+        let names: Vec<&str> = g
+            .group_ids
+            .iter()
+            .map(|id| snapshot.groups.iter().find(|gr| gr.id == *id).map_or(id.as_str(), |gr| gr.display_name.as_str()))
+            .collect();
+        s.push_str(&format!("; loses group(s) {}", names.join(", ")));
     }
-    let names: Vec<&str> = g
-        .group_ids
+    let packages: BTreeSet<&str> = snapshot
+        .entitlement
         .iter()
-        .map(|id| snapshot.groups.iter().find(|gr| gr.id == *id).map_or(id.as_str(), |gr| gr.display_name.as_str()))
+        .flat_map(|e| &e.assignments)
+        .filter(|a| a.user_mail.eq_ignore_ascii_case(&g.mail) && matches!(a.state.as_str(), "delivered" | "pendingApproval"))
+        .map(|a| a.package.as_str())
         .collect();
-    format!("; loses group(s) {}", names.join(", "))
+    if !packages.is_empty() {
+        s.push_str(&format!("; loses access package(s) {}", packages.into_iter().collect::<Vec<_>>().join(", ")));
+    }
+    s
 }
 
 /// Refuses (a plan error on the Tenant) a prune deleting more of a tenant's managed objects than the guard

@@ -455,3 +455,26 @@ fn a_guest_deleted_outside_entente_is_invited_again_and_flagged() {
     let c = change(&p, "alice");
     assert_eq!((c.action, c.drift), (Action::Create, true));
 }
+
+#[test]
+fn a_pruned_guest_names_the_access_packages_they_lose() {
+    use crate::core::entitlement::{Assignment, EntitlementState};
+    let m = manifests("");
+    let mut snapshot = converge(&m);
+    let assignment = |package: &str, state: &str| Assignment {
+        package: package.into(),
+        policy: "Fabrikam users".into(),
+        user_mail: "ALICE@fabrikam.com".into(),
+        state: state.into(),
+        expires_at: None,
+    };
+    snapshot.entitlement = Some(EntitlementState {
+        assignments: vec![assignment("Partner portal", "delivered"), assignment("Old project", "expired")],
+        ..Default::default()
+    });
+    let mut fewer = m.desired.clone();
+    fewer.tenants[0].invitations.clear();
+    let p = plan(&fewer, &observed_with(Some(snapshot)), PlanOptions { prune: Prune::All, ..Default::default() });
+    let note = change(&p, "alice").note.clone().unwrap_or_default();
+    assert!(note.contains("; loses access package(s) Partner portal;"), "only a delivered assignment is lost: {note}");
+}
