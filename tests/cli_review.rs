@@ -332,10 +332,50 @@ fn a_comment_that_deletes_guests_warns_first_and_says_what_they_lose() {
     assert!(warning < md.find("| Object |").unwrap(), "the warning comes before the table: {md}");
     assert!(md.contains("#### Access impact"), "{md}");
     assert!(
-        md.contains("- 🔴 removes — **contoso.onmicrosoft.com**: deletes guest alice@fabrikam.com (")
-            && md.contains("; loses group(s) Fabrikam partners"),
+        md.contains("- 🔴 removes — **contoso.onmicrosoft.com**: deletes 1 guest(s) of fabrikam.com (alice@fabrikam.com)"),
         "{md}"
     );
+    assert!(md.contains("deletes guest alice@fabrikam.com (") && md.contains("; loses group(s) Fabrikam partners"), "{md}");
     let (_, text, _) = ws.run(&["plan", "-f", dir.to_str().unwrap(), "--prune"]);
-    assert!(text.contains("Access impact:\n  - contoso.onmicrosoft.com: deletes guest alice@fabrikam.com"), "{text}");
+    assert!(
+        text.contains("Access impact:\n  - contoso.onmicrosoft.com: deletes 1 guest(s) of fabrikam.com (alice@fabrikam.com)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn explain_answers_no_for_a_user_without_an_account_and_states_its_assumptions_for_unmanaged_partners() {
+    let ws = Workspace::new();
+    assert_eq!(ws.run(&["apply", "-f", &ex()]).0, 0);
+    // fabrikam is a Tenant in the local directory: a user it does not have cannot sign in anywhere.
+    let (code, out, err) = ws.run(&["explain", "-f", &ex(), "--user", "nobody@fabrikam.com", "--to", "contoso"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("b2bCollaboration: no\n  ✗ [R6] fabrikam.onmicrosoft.com user account (directory): fabrikam.onmicrosoft.com has no user with the address nobody@fabrikam.com"), "{out}");
+    // adatum.com is no Tenant of the manifests: reasoned about under assumptions it states.
+    let (code, out, err) =
+        ws.run(&["explain", "-f", &ex(), "--user", "carol@adatum.com", "--to", "contoso", "--app", "Office365"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("  assumed: adatum.com is not a Tenant of the manifests: it is taken as a Microsoft Entra tenant"),
+        "{out}"
+    );
+    assert!(out.contains("b2bCollaboration: yes"), "{out}");
+    assert!(!out.contains("not a known directory tenant"), "{out}");
+    let (code, out, _) = ws.run(&[
+        "explain",
+        "-f",
+        &ex(),
+        "--user",
+        "carol@adatum.com",
+        "--to",
+        "contoso",
+        "--app",
+        "AllApplications",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 1, "contoso's default admits other organizations only to Office 365: {out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["assumptions"].as_array().map(Vec::len), Some(3), "{out}");
+    assert!(out.contains("b2bCollaborationInbound.applications"), "{out}");
 }

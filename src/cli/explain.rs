@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::{EnvSecrets, Report, exit};
 use crate::core::entitlement::EntitlementView;
-use crate::core::explain::{Person, explain_with, render};
+use crate::core::explain::{Person, assumed_home, explain_with, render};
 use crate::core::plan::desired_policies;
 use crate::core::policy::{TenantPolicy, email_domain};
 use crate::engine::{self, routes::Backends};
@@ -65,20 +65,31 @@ pub async fn run(args: ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) ->
         format!("tenant {} does not exist in the directory yet (explain without --current)", desired.identity.initial_domain)
     })?;
     let domain = email_domain(&args.user).to_ascii_lowercase();
-    let home = policies.iter().find(|p| p.identity.tenant_id != resource.identity.tenant_id && p.identity.owns_domain(&domain));
+    let managed_home =
+        policies.iter().find(|p| p.identity.tenant_id != resource.identity.tenant_id && p.identity.owns_domain(&domain));
+    // A partner that is not a Tenant of the manifests is reasoned about under stated assumptions.
+    let unmanaged = (managed_home.is_none() && !resource.identity.owns_domain(&domain)).then(|| assumed_home(&domain));
+    let home = managed_home.or(unmanaged.as_ref().map(|(policy, _)| policy));
     let guest = snapshots
         .iter()
         .find(|s| s.identity.tenant_id == resource.identity.tenant_id)
         .and_then(|s| s.guests.iter().find(|g| g.mail.eq_ignore_ascii_case(&args.user)));
-    // Who the user is at home (id and groups), when the home tenant lives in the local directory.
-    let principal_ids = match (home, backends.local()) {
-        (Some(h), Ok(local)) => local.user_by_mail(&h.identity.tenant_id, &args.user).ok().flatten().map(|u| {
-            let mut ids = vec![u.id.clone()];
-            ids.extend(u.group_ids.iter().cloned());
-            ids
-        }),
+    // Who the user is at home (id and groups), when the home tenant lives in the local directory; that
+    // they have no account there at all is an answer in itself.
+    let home_is_local = managed_home.is_some_and(|h| {
+        manifests.backends.get(&h.identity.tenant_id).is_some_and(|b| b.kind == crate::api::tenant::BackendKind::Local)
+    });
+    let home_user = match (managed_home, backends.local()) {
+        (Some(h), Ok(local)) if home_is_local => {
+            Some(local.user_by_mail(&h.identity.tenant_id, &args.user).context("looking the user up in their home tenant")?)
+        }
         _ => None,
     };
+    let principal_ids = home_user.as_ref().and_then(|u| u.as_ref()).map(|u| {
+        let mut ids = vec![u.id.clone()];
+        ids.extend(u.group_ids.iter().cloned());
+        ids
+    });
     let person = Person { email: &args.user, principal_ids, guest };
     // R16: the access packages of the resource tenant, as the manifests declare them (or, with
     // `--current`, as the directory holds them), with the user's current assignments when known.
@@ -126,6 +137,16 @@ pub async fn run(args: ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) ->
         person.guest.map(|g| g.user_type),
         ca.as_deref(),
     );
+    if let Some((_, assumptions)) = unmanaged {
+        explanation.assumptions = assumptions;
+    }
+    match (managed_home, home_user) {
+        (Some(h), Some(None)) => explanation.no_home_account(h.name()),
+        (Some(h), None) => explanation
+            .assumptions
+            .push(format!("the user has an account in {} (not looked up: that tenant's directory is Microsoft Graph)", h.name())),
+        _ => {}
+    }
     match args.output {
         Report::Json | Report::Yaml => super::write_data(out, args.output == Report::Yaml, &serde_json::to_value(&explanation)?)?,
         Report::Text => write!(out, "{}", render(&explanation))?,

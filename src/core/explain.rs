@@ -62,6 +62,10 @@ pub struct Explanation {
     pub home_tenant: Option<String>,
     pub resource_tenant: String,
     pub application: String,
+    /// What the answer takes for granted because entente cannot see it (an unmanaged home tenant, an
+    /// account it could not look up).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub assumptions: Vec<String>,
     pub paths: Vec<AccessPath>,
 }
 
@@ -69,6 +73,59 @@ impl Explanation {
     pub fn allowed(&self) -> bool {
         self.paths.iter().any(|p| p.allowed)
     }
+
+    /// The person has no account in their home tenant: no path lets them in, whatever the settings say.
+    pub fn no_home_account(&mut self, home: &str) {
+        for p in &mut self.paths {
+            p.allowed = false;
+            p.steps.insert(
+                0,
+                Step {
+                    rule: "R6",
+                    tenant: home.to_string(),
+                    setting: "user account".into(),
+                    decided_by: "directory".into(),
+                    verdict: Verdict::Blocks,
+                    detail: format!("{home} has no user with the address {}: there is no account to sign in with", self.user),
+                },
+            );
+        }
+    }
+}
+
+/// The home tenant assumed for an address whose domain no Tenant of the manifests owns: an Entra tenant
+/// in the global cloud with R1's system defaults and no partner configuration toward anyone, named by
+/// the domain. `assumptions` says so to the reader.
+pub fn assumed_home(domain: &str) -> (TenantPolicy, Vec<String>) {
+    let policy = TenantPolicy {
+        identity: super::model::TenantIdentity {
+            tenant_id: domain.to_string(),
+            initial_domain: domain.to_string(),
+            display_name: domain.to_string(),
+            cloud: super::model::Cloud::Global,
+            verified_domains: Default::default(),
+        },
+        collaboration: Default::default(),
+        default_access: super::resolved::ResolvedAccess::system_default(),
+        partners: Default::default(),
+        allowed_clouds: Default::default(),
+    };
+    let assumptions = vec![
+        format!(
+            "{domain} is not a Tenant of the manifests: it is taken as a Microsoft Entra tenant in the global cloud with \
+             the system defaults (R1: B2B collaboration outbound allowed for all users and applications, direct connect \
+             blocked), where the user has an account"
+        ),
+        "the resource tenant's default cross-tenant settings apply to it; a partner configuration for its tenant id, if \
+         there is one, would apply instead (entente cannot tell which tenant id owns the domain)"
+            .to_string(),
+        format!(
+            "if {domain} is not an Entra tenant (a personal address or another identity provider), cross-tenant access \
+             settings do not apply: the user signs in with a one-time passcode or a federated identity provider, and the \
+             resource tenant asks for MFA itself"
+        ),
+    ];
+    (policy, assumptions)
 }
 
 /// The users-and-groups step and the applications step of one B2B setting of `decider` toward `other`.
@@ -169,6 +226,7 @@ pub fn explain_with(
         home_tenant: home.map(|h| h.name().to_string()),
         resource_tenant: resource.name().to_string(),
         application: app.to_string(),
+        assumptions: vec![],
         paths,
     }
 }
@@ -392,6 +450,9 @@ pub fn render(e: &Explanation) -> String {
         e.application,
         e.resource_tenant
     );
+    for a in &e.assumptions {
+        s.push_str(&format!("  assumed: {a}\n"));
+    }
     for p in &e.paths {
         let verdict = if p.steps.iter().all(|s| s.verdict == Verdict::Note) && !p.allowed {
             "not evaluated"

@@ -35,25 +35,44 @@ pub struct ImpactLine {
     pub guests: Vec<String>,
 }
 
-/// Each guest the plan deletes loses their account in the tenant, and with it their groups and access
-/// packages (the deletion's note names them). `tenant_names` gives each tenant id its domain.
+/// The guests the plan deletes, per tenant and email domain: they lose their accounts and every access
+/// those give (each deletion's note names its groups and access packages). `tenant_names` gives each
+/// tenant id its domain.
 pub fn deletion_impact(plan: &super::plan::Plan, tenant_names: &BTreeMap<String, String>) -> Vec<ImpactLine> {
-    plan.changes
-        .iter()
-        .filter(|c| c.action == super::plan::Action::Delete && c.object.kind == super::model::Kind::GuestInvitation)
-        .filter_map(|c| {
-            let who = c.subject.clone()?;
-            let tenant = tenant_names.get(&c.tenant_id.to_ascii_lowercase()).cloned().unwrap_or_else(|| c.tenant_id.clone());
-            let message = c.note.clone().unwrap_or_else(|| format!("deletes guest {who}"));
-            Some(ImpactLine {
-                tenant,
-                counterpart: email_domain(&who).to_string(),
-                effect: Effect::Removes,
-                message: format!("{message}; every access the account gives ends"),
-                guests: vec![who],
-            })
+    let mut by_domain: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for c in &plan.changes {
+        if c.action != super::plan::Action::Delete || c.object.kind != super::model::Kind::GuestInvitation {
+            continue;
+        }
+        let Some(who) = &c.subject else { continue };
+        let tenant = tenant_names.get(&c.tenant_id.to_ascii_lowercase()).cloned().unwrap_or_else(|| c.tenant_id.clone());
+        by_domain.entry((tenant, email_domain(who).to_ascii_lowercase())).or_default().push(who.clone());
+    }
+    by_domain
+        .into_iter()
+        .map(|((tenant, domain), guests)| ImpactLine {
+            message: format!(
+                "deletes {} guest(s) of {domain} ({}): their accounts, group memberships and access package \
+                 assignments go, and with them every access they give",
+                guests.len(),
+                named(&guests)
+            ),
+            tenant,
+            counterpart: domain,
+            effect: Effect::Removes,
+            guests,
         })
         .collect()
+}
+
+/// Up to ten addresses, then how many more.
+fn named(guests: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut s = guests.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if guests.len() > SHOWN {
+        s.push_str(&format!(" and {} more", guests.len() - SHOWN));
+    }
+    s
 }
 
 /// Compares settings before and after the plan. `guests` are the existing guests of each tenant, by tenant id.
