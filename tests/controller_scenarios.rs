@@ -683,3 +683,36 @@ async fn objects_whose_tenant_is_missing_say_so_and_a_deleted_one_lets_go() {
     h.sweep().await;
     assert!(h.api.requests().is_empty(), "the same status is not written twice");
 }
+
+#[tokio::test]
+async fn deleting_more_guests_at_once_than_the_prune_guard_allows_is_held_until_the_tenant_allows_it() {
+    let t = tenant("default", json!({}));
+    let guests: Vec<Value> =
+        (0..12).map(|i| invitation("default", &format!("g{i}"), &format!("g{i}@fabrikam.com"), json!({}))).collect();
+    let h = Harness::new(&[&[t.clone()][..], &guests[..]].concat());
+    h.reconcile("default", "contoso").await.unwrap();
+    assert_eq!(h.directory().users(CONTOSO).unwrap().len(), 12);
+    // All twelve deleted at once (a namespace, a GitOps prune): more than the 10 allowed.
+    for g in &guests {
+        let mut deleting = reread(&h, g);
+        deleting["metadata"]["deletionTimestamp"] = json!("2026-01-02T00:00:00Z");
+        h.put(deleting);
+    }
+    assert!(h.reconcile("default", "contoso").await.is_err(), "the Tenant reports the held prune as a failure");
+    assert_eq!(h.directory().users(CONTOSO).unwrap().len(), 12, "no guest deleted");
+    assert!(guests.iter().all(|g| finalizers(&reread(&h, g)) == [FINALIZER]), "every finalizer kept");
+    let ready = condition(&reread(&h, &t), "Ready").clone();
+    let message = ready["message"].as_str().unwrap_or_default();
+    assert!(message.contains("prune refused: it would delete 12 of the 12 objects"), "{ready}");
+    assert!(message.contains("If this is meant, set annotation entente.dev/max-prune: \"12\" on the Tenant"), "{ready}");
+    let held = condition(&reread(&h, &guests[0]), "Ready").clone();
+    assert!(held["message"].as_str().unwrap_or_default().contains("deletion held by the Tenant's prune guard"), "{held}");
+
+    // The Tenant allows it: every guest goes, then every finalizer.
+    let mut allowed = reread(&h, &t);
+    allowed["metadata"]["annotations"] = json!({ "entente.dev/max-prune": "12" });
+    h.put(allowed);
+    h.reconcile("default", "contoso").await.unwrap();
+    assert_eq!(h.directory().users(CONTOSO).unwrap().len(), 0);
+    assert!(guests.iter().all(|g| finalizers(&reread(&h, g)).is_empty()));
+}

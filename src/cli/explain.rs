@@ -74,18 +74,15 @@ pub async fn run(args: ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) ->
         .iter()
         .find(|s| s.identity.tenant_id == resource.identity.tenant_id)
         .and_then(|s| s.guests.iter().find(|g| g.mail.eq_ignore_ascii_case(&args.user)));
-    // Who the user is at home (id and groups), when the home tenant lives in the local directory; that
-    // they have no account there at all is an answer in itself.
+    // Who the user is at home (id and groups), when the home tenant lives in the local directory.
     let home_is_local = managed_home.is_some_and(|h| {
         manifests.backends.get(&h.identity.tenant_id).is_some_and(|b| b.kind == crate::api::tenant::BackendKind::Local)
     });
     let home_user = match (managed_home, backends.local()) {
-        (Some(h), Ok(local)) if home_is_local => {
-            Some(local.user_by_mail(&h.identity.tenant_id, &args.user).context("looking the user up in their home tenant")?)
-        }
+        (Some(h), Ok(local)) if home_is_local => local.user_by_mail(&h.identity.tenant_id, &args.user).ok().flatten(),
         _ => None,
     };
-    let principal_ids = home_user.as_ref().and_then(|u| u.as_ref()).map(|u| {
+    let principal_ids = home_user.as_ref().map(|u| {
         let mut ids = vec![u.id.clone()];
         ids.extend(u.group_ids.iter().cloned());
         ids
@@ -140,16 +137,19 @@ pub async fn run(args: ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) ->
     if let Some((_, assumptions)) = unmanaged {
         explanation.assumptions = assumptions;
     }
-    match (managed_home, home_user) {
-        (Some(h), Some(None)) => explanation.no_home_account(h.name()),
-        (Some(h), None) => explanation
+    // Conditional access may have closed a path since the first answer.
+    explanation.reachable = explanation.reachable_now();
+    if let (Some(h), false) = (managed_home, home_is_local) {
+        explanation
             .assumptions
-            .push(format!("the user has an account in {} (not looked up: that tenant's directory is Microsoft Graph)", h.name())),
-        _ => {}
+            .push(format!("the user has an account in {} (not looked up: that tenant's directory is Microsoft Graph)", h.name()));
     }
     match args.output {
         Report::Json | Report::Yaml => super::write_data(out, args.output == Report::Yaml, &serde_json::to_value(&explanation)?)?,
-        Report::Text => write!(out, "{}", render(&explanation))?,
+        Report::Text => {
+            write!(out, "{}", render(&explanation))?;
+            writeln!(out, "\n`entente rules R9` explains a rule tagged above; docs/rules.md has them all.")?;
+        }
     }
-    Ok(if explanation.allowed() { exit::OK } else { exit::CHANGES_PENDING })
+    Ok(if explanation.reachable { exit::OK } else { exit::CHANGES_PENDING })
 }

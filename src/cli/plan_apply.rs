@@ -80,7 +80,8 @@ async fn plan_or_apply(mut args: RunArgs, apply: bool, out: &mut dyn Write, err:
     let routes = routes_from(&manifests, &backends);
     let targets = Targets(args.targets.iter().cloned().collect());
     let prune_guard = args.max_prune.map_or(PruneGuard::Default, PruneGuard::AtMost);
-    let options = PlanOptions { prune: if args.prune { Prune::All } else { Prune::Off }, prune_guard, targets: targets.clone() };
+    let prune = if args.prune { Prune::All } else { Prune::Off };
+    let options = PlanOptions { prune, prune_guard, targets: targets.clone(), ..Default::default() };
     let observed = engine::observe(&manifests.desired, &routes).await;
     let mut plan = crate::core::plan::plan(&manifests.desired, &observed, options);
     let unmatched = unmatched_targets(&plan, &targets);

@@ -46,7 +46,10 @@ use crate::api::{
 };
 use crate::core::model::{DeletionPolicy, GuestUser, Kind, ObjectRef, TenantSnapshot};
 use crate::core::operation::{InvitationResult, Outcome};
-use crate::core::plan::{Action as PlanAction, Change, Observed, PlanOptions, Prune, PruneGuard, plan};
+use crate::core::plan::{
+    Action as PlanAction, Change, MAX_PRUNE_ANNOTATION, Observed, PlanOptions, Prune, PruneGuard, PruneOverride,
+    hold_refused_prunes, plan,
+};
 use crate::core::validate;
 use crate::directory::{Directory, SnapshotScope};
 use crate::engine::{self, ChangeResult, Routes};
@@ -249,11 +252,15 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     super::identity::resolve_secrets(&ctx.client, &mut manifests.desired).await;
     // Branding images by https URL only: file paths mean nothing in the cluster (a plan error names the field).
     crate::manifest::images::resolve_images(&mut manifests.desired, crate::manifest::images::FileBase::Refused).await;
-    let the_plan = plan(
-        &manifests.desired,
-        &observed,
-        PlanOptions { prune: Prune::Only(prune), prune_guard: PruneGuard::Unguarded, ..Default::default() },
-    );
+    // Deleting objects in bulk (a namespace, a GitOps prune) is held past the prune guard, as `--prune` is.
+    let options = PlanOptions {
+        prune: Prune::Only(prune),
+        prune_guard: prune_guard_of(tenant),
+        prune_override: PruneOverride::TenantAnnotation,
+        ..Default::default()
+    };
+    let mut the_plan = plan(&manifests.desired, &observed, options);
+    hold_refused_prunes(&mut the_plan);
     let report = engine::apply(&the_plan, &routes).await;
     super::mto::report(ctx, tenant, &organizations, &invalid, &the_plan, &report.results);
     let before = observed.get(&tenant_id).cloned().unwrap_or_else(|| Err("not read".into()));
@@ -314,6 +321,18 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     Ok(Action::requeue(interval_of(tenant)))
+}
+
+/// The Tenant's prune guard: `entente.dev/max-prune` (a number, or `unlimited`), else the default.
+fn prune_guard_of(tenant: &Tenant) -> PruneGuard {
+    let Some(value) = tenant.annotations().get(MAX_PRUNE_ANNOTATION) else { return PruneGuard::Default };
+    match value.trim() {
+        "unlimited" => PruneGuard::Unguarded,
+        n => n.parse().map(PruneGuard::AtMost).unwrap_or_else(|_| {
+            warn!(tenant = %tenant.name_any(), value, "{MAX_PRUNE_ANNOTATION} is neither a number nor \"unlimited\": the default prune guard applies");
+            PruneGuard::Default
+        }),
+    }
 }
 
 /// Deleted objects (our finalizer, `deletionPolicy: Delete`) with no ownership record in the tenant

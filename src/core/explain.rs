@@ -66,6 +66,10 @@ pub struct Explanation {
     /// account it could not look up).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub assumptions: Vec<String>,
+    /// Whether the user has an account (a guest or a pending invitation) in the resource tenant.
+    pub has_account: bool,
+    /// Whether some path lets the user in now (`reachable_now`); the exit code follows it.
+    pub reachable: bool,
     pub paths: Vec<AccessPath>,
 }
 
@@ -74,22 +78,10 @@ impl Explanation {
         self.paths.iter().any(|p| p.allowed)
     }
 
-    /// The person has no account in their home tenant: no path lets them in, whatever the settings say.
-    pub fn no_home_account(&mut self, home: &str) {
-        for p in &mut self.paths {
-            p.allowed = false;
-            p.steps.insert(
-                0,
-                Step {
-                    rule: "R6",
-                    tenant: home.to_string(),
-                    setting: "user account".into(),
-                    decided_by: "directory".into(),
-                    verdict: Verdict::Blocks,
-                    detail: format!("{home} has no user with the address {}: there is no account to sign in with", self.user),
-                },
-            );
-        }
+    /// Whether some path lets the user in now: B2B collaboration needs an account in the resource tenant
+    /// first (settings that would allow an invitation are not access yet).
+    pub fn reachable_now(&self) -> bool {
+        self.paths.iter().any(|p| p.allowed && (p.path != "b2bCollaboration" || self.has_account))
     }
 }
 
@@ -227,7 +219,17 @@ pub fn explain_with(
         resource_tenant: resource.name().to_string(),
         application: app.to_string(),
         assumptions: vec![],
+        has_account: person.guest.is_some(),
+        reachable: false,
         paths,
+    }
+    .answered()
+}
+
+impl Explanation {
+    fn answered(mut self) -> Self {
+        self.reachable = self.reachable_now();
+        self
     }
 }
 
@@ -456,6 +458,8 @@ pub fn render(e: &Explanation) -> String {
     for p in &e.paths {
         let verdict = if p.steps.iter().all(|s| s.verdict == Verdict::Note) && !p.allowed {
             "not evaluated"
+        } else if p.allowed && p.path == "b2bCollaboration" && !e.has_account {
+            "not yet: no account in the resource tenant (an invitation would be allowed, then this path opens)"
         } else if p.allowed {
             "yes"
         } else {

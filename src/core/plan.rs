@@ -25,6 +25,31 @@ pub struct PlanOptions {
     pub prune_guard: PruneGuard,
     /// `--target`: only these objects (and the Tenants they rest on) are planned, written and pruned.
     pub targets: Targets,
+    /// How the person running entente raises the prune guard, for its refusal message.
+    pub prune_override: PruneOverride,
+}
+
+/// Where the prune guard's limit is raised: the CLI's flag, or the controller's Tenant annotation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PruneOverride {
+    #[default]
+    Flag,
+    TenantAnnotation,
+}
+
+/// The controller's Tenant annotation that sets its prune guard: a number, or `unlimited`.
+pub const MAX_PRUNE_ANNOTATION: &str = "entente.dev/max-prune";
+
+/// How a plan error of the prune guard begins (on the Tenant).
+pub const PRUNE_REFUSED: &str = "prune refused:";
+
+impl PruneOverride {
+    fn set_to(self, n: usize) -> String {
+        match self {
+            PruneOverride::Flag => format!("--max-prune {n}"),
+            PruneOverride::TenantAnnotation => format!("annotation {MAX_PRUNE_ANNOTATION}: \"{n}\" on the Tenant"),
+        }
+    }
 }
 
 /// How many deletions one prune may make in a tenant before the plan refuses it (a plan error: nothing
@@ -301,13 +326,42 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
             let mut deletions: Vec<Change> = orphans.iter().map(|(tid, r, s)| prune_change(tid, r, s, reason)).collect();
             deletions.retain(|c| options.targets.matches(&c.object));
             entitlement::order_deletions(&mut deletions);
-            guard_prune(&prunable, &deletions, options.prune_guard, &mut out);
+            guard_prune(&prunable, &deletions, options.prune_guard, options.prune_override, &mut out);
             out.changes.extend(deletions);
         }
     }
     mto::withdraw(withdrawn, &mut out);
     narrow(&mut out, &options.targets);
     out
+}
+
+/// The controller's way with a refused prune: the tenants' deletions are taken out of the plan and held
+/// (each a plan error saying why, so its object keeps its finalizer), and everything else proceeds.
+pub fn hold_refused_prunes(plan: &mut Plan) {
+    let refused: Vec<(String, String)> = plan
+        .errors
+        .iter()
+        .filter(|e| e.object.kind == Kind::Tenant && e.message.starts_with(PRUNE_REFUSED))
+        .filter_map(|e| {
+            let tenant = plan.changes.iter().find(|c| c.object == e.object).map(|c| c.tenant_id.to_ascii_lowercase())?;
+            Some((tenant, e.message.clone()))
+        })
+        .collect();
+    if refused.is_empty() {
+        return;
+    }
+    let mut held = Vec::new();
+    plan.changes.retain(|c| {
+        let guard = refused.iter().find(|(t, _)| c.action == Action::Delete && c.tenant_id.eq_ignore_ascii_case(t));
+        if let Some((_, why)) = guard {
+            held.push(PlanError {
+                object: c.object.clone(),
+                message: format!("deletion held by the Tenant's prune guard: {why}"),
+            });
+        }
+        guard.is_none()
+    });
+    plan.errors.extend(held);
 }
 
 /// The targets that name no object of the plan (a typo must not pass as "nothing to do").
@@ -909,7 +963,13 @@ fn loses(g: &GuestUser, snapshot: &TenantSnapshot) -> String {
 
 /// Refuses (a plan error on the Tenant) a prune deleting more of a tenant's managed objects than the guard
 /// allows; the deletions stay in the plan, so the reviewer sees what was refused.
-fn guard_prune(prunable: &[(&DesiredTenant, TenantSnapshot)], deletions: &[Change], guard: PruneGuard, out: &mut Plan) {
+fn guard_prune(
+    prunable: &[(&DesiredTenant, TenantSnapshot)],
+    deletions: &[Change],
+    guard: PruneGuard,
+    how: PruneOverride,
+    out: &mut Plan,
+) {
     for (tenant, snapshot) in prunable {
         let id = &tenant.identity.tenant_id;
         let deleting = deletions.iter().filter(|c| c.action == Action::Delete && c.tenant_id.eq_ignore_ascii_case(id)).count();
@@ -925,16 +985,16 @@ fn guard_prune(prunable: &[(&DesiredTenant, TenantSnapshot)], deletions: &[Chang
             })
             .count();
         let limit = match guard {
-            PruneGuard::AtMost(n) => format!("--max-prune {n}"),
+            PruneGuard::AtMost(n) => how.set_to(n),
             _ => format!("{DEFAULT_PRUNE_ALLOWANCE} objects or {DEFAULT_PRUNE_PERCENT} % of those managed, whichever is more"),
         };
         out.errors.push(PlanError {
             object: tenant.object.clone(),
             message: format!(
-                "prune refused: it would delete {deleting} of the {managed} objects entente manages in tenant {} \
-                 ({guests} of them guests), more than the {allowed} allowed ({limit}). If the manifests are \
-                 complete and this is meant, pass --max-prune {deleting}",
-                tenant.identity.initial_domain
+                "{PRUNE_REFUSED} it would delete {deleting} of the {managed} objects entente manages in tenant {} \
+                 ({guests} of them guests), more than the {allowed} allowed ({limit}). If this is meant, set {}",
+                tenant.identity.initial_domain,
+                how.set_to(deleting)
             ),
         });
     }
