@@ -25,9 +25,9 @@ fn examples() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples")
 }
 
-/// examples/ with both Tenants on the graph backend: Contoso signs in with a federated token file,
-/// Fabrikam with a client secret.
-fn write_manifests(dir: &Path, url: &str, contoso_client: &str, fabrikam_client: &str, token_file: &Path) {
+/// examples/ with both Tenants on the graph backend: Contoso signs in with a federated token file (or,
+/// without one, a client secret), Fabrikam with a client secret.
+fn write_manifests(dir: &Path, url: &str, contoso_client: &str, fabrikam_client: &str, token_file: Option<&Path>) {
     std::fs::create_dir_all(dir).unwrap();
     for e in std::fs::read_dir(examples()).unwrap() {
         let e = e.unwrap();
@@ -38,7 +38,7 @@ fn write_manifests(dir: &Path, url: &str, contoso_client: &str, fabrikam_client:
                     "  backend:\n    type: graph\n    graph:\n      clientId: {client}\n      authorityHost: {url}\n      graphEndpoint: {url}\n{extra}"
                 )
             };
-            let wif = format!("      federatedTokenFile: {}\n", token_file.display());
+            let wif = token_file.map_or_else(String::new, |f| format!("      federatedTokenFile: {}\n", f.display()));
             text = text.replace(
                 "  initialDomain: contoso.onmicrosoft.com\n",
                 &format!("  initialDomain: contoso.onmicrosoft.com\n{}", backend(contoso_client, &wif)),
@@ -98,7 +98,7 @@ async fn the_cli_converges_examples_through_the_graph_backend() {
     std::fs::write(&token_file, assertion).unwrap();
 
     let manifests = tmp.path().join("manifests");
-    write_manifests(&manifests, &handle.url(), &contoso.client_id, &fabrikam.client_id, &token_file);
+    write_manifests(&manifests, &handle.url(), &contoso.client_id, &fabrikam.client_id, Some(&token_file));
     let envs = vec![(
         format!("ENTENTE_GRAPH_CLIENT_SECRET_{}", FABRIKAM.replace('-', "_").to_ascii_uppercase()),
         fabrikam.client_secret.clone(),
@@ -139,6 +139,44 @@ async fn the_cli_converges_examples_through_the_graph_backend() {
         tokio::task::spawn_blocking(move || run(&w, &[], &a.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap();
     assert_eq!(code, 2, "{out}\n{err}");
     assert!(format!("{out}{err}").contains("ENTENTE_GRAPH_CLIENT_SECRET"), "{out}\n{err}");
+}
+
+/// The permissions the README's emulator walkthrough grants (read from README.md, so the two cannot drift).
+fn readme_permissions() -> Vec<String> {
+    let readme = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("entente directory app create").expect("the README registers an app");
+    let command: String = readme[start..].lines().take_while(|l| !l.starts_with("```")).collect::<Vec<_>>().join(" ");
+    let words: Vec<&str> = command.split_whitespace().collect();
+    words.windows(2).filter(|w| w[0] == "-p").map(|w| w[1].to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_permissions_plan_and_apply_the_examples_without_a_warning() {
+    let permissions = readme_permissions();
+    assert!(permissions.len() >= 5, "{permissions:?}");
+    let tmp = tempfile::tempdir().unwrap();
+    let world = Arc::new(LocalDirectory::open(&tmp.path().join("world.db")).unwrap());
+    for t in entente::manifest::load(&[examples()]).unwrap().desired.tenants {
+        let create = entente::core::operation::Operation::CreateTenant { identity: t.identity.clone() };
+        world.apply(&t.identity.tenant_id, &[create]).await.unwrap();
+    }
+    let key = SigningKey::generate().unwrap();
+    let config = EmulatorConfig { signing_key_pem: Some(key.to_pem().unwrap()), ..EmulatorConfig::default() };
+    let handle = emulator::start(world.clone(), config).await.unwrap();
+    let contoso = apps::create_app(&world, CONTOSO, "entente", &permissions).unwrap();
+    let fabrikam = apps::create_app(&world, FABRIKAM, "entente", &permissions).unwrap();
+    let manifests = tmp.path().join("manifests");
+    write_manifests(&manifests, &handle.url(), &contoso.client_id, &fabrikam.client_id, None);
+    let secret = |id: &str| format!("ENTENTE_GRAPH_CLIENT_SECRET_{}", id.replace('-', "_").to_ascii_uppercase());
+    let envs = vec![(secret(CONTOSO), contoso.client_secret.clone()), (secret(FABRIKAM), fabrikam.client_secret.clone())];
+    let (m, l) = (manifests.display().to_string(), tmp.path().join("state/directory.db").display().to_string());
+    for (command, expected) in [("plan", 1), ("apply", 0), ("plan", 0)] {
+        let (w, e, a) = (tmp.path().to_path_buf(), envs.clone(), [command, "-f", &m, "--directory", &l].map(String::from));
+        let (code, out, err) =
+            tokio::task::spawn_blocking(move || run(&w, &e, &a.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap();
+        assert_eq!(code, expected, "{command}:\n{out}\n{err}");
+        assert!(!err.contains("WARN") && !err.contains("403"), "{command} with the README's permissions warns:\n{err}");
+    }
 }
 
 /// `Backends` keeps one Graph directory per tenant (one token cache, one rate limiter) and builds a new one

@@ -226,7 +226,7 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         .tenants
         .iter()
         .find(|t| t.identity.tenant_id.eq_ignore_ascii_case(&tenant_id))
-        .map(engine::scope_of)
+        .map(|t| engine::scope_of(&manifests.desired, t))
         .unwrap_or_default();
     let observed = observe(&tenant_id, &scope, &routes).await;
     // Never orphan what a deleted object owns: when its ownership record is missing (the record store was

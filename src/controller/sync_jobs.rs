@@ -331,7 +331,9 @@ async fn missing_now(job: &DesiredSyncJob, routes: &Routes) -> Result<Vec<Missin
         None => Err(format!("tenant {id}: no directory is configured")),
     };
     let (source, target) = (dir(&job.source_tenant_id)?, dir(&job.target_tenant_id)?);
-    let (s, t) = futures::join!(source.snapshot(&job.source_tenant_id), target.snapshot(&job.target_tenant_id));
+    let scope = crate::directory::SnapshotScope::settings();
+    let (s, t) =
+        futures::join!(source.snapshot_of(&job.source_tenant_id, &scope), target.snapshot_of(&job.target_tenant_id, &scope));
     match (s, t) {
         (Ok(Some(s)), Ok(Some(t))) => Ok(sync::missing_in_directory(job, &s, &t)),
         (Ok(None), _) | (_, Ok(None)) => Err("a tenant does not exist in its directory".into()),

@@ -23,6 +23,25 @@ use crate::core::sync::{DirectoryUser, UserChanges};
 pub struct SnapshotScope {
     /// Display names of the groups the Tenant declares and its guests belong to.
     pub groups: BTreeSet<String>,
+    /// The kinds the manifests manage in the tenant; `None`: all. A backend that reads kinds separately
+    /// (Graph) skips the others unless it holds ownership records of them, so a drift check reads only
+    /// what it compares and needs no permission for what it does not manage.
+    pub kinds: Option<BTreeSet<crate::core::model::Kind>>,
+}
+
+impl SnapshotScope {
+    /// A tenant's settings and partner configurations (with its guests), for what sync jobs check.
+    pub fn settings() -> Self {
+        use crate::core::model::Kind;
+        SnapshotScope {
+            groups: BTreeSet::new(),
+            kinds: Some([Kind::Tenant, Kind::CrossTenantAccessPolicy, Kind::SyncJob].into()),
+        }
+    }
+
+    pub fn reads(&self, kind: crate::core::model::Kind) -> bool {
+        self.kinds.as_ref().is_none_or(|k| k.contains(&kind))
+    }
 }
 
 #[async_trait]

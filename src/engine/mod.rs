@@ -34,7 +34,7 @@ pub async fn observe(desired: &DesiredState, routes: &Routes) -> Observed {
     let targets: Vec<(String, SnapshotScope, Option<Route>)> = desired
         .tenants
         .iter()
-        .map(|t| (t.identity.tenant_id.clone(), scope_of(t), routes.get(&t.identity.tenant_id).cloned()))
+        .map(|t| (t.identity.tenant_id.clone(), scope_of(desired, t), routes.get(&t.identity.tenant_id).cloned()))
         .collect();
     let reads = targets.into_iter().map(|(id, scope, route)| async move {
         let result = match route {
@@ -47,11 +47,29 @@ pub async fn observe(desired: &DesiredState, routes: &Routes) -> Observed {
     stream::iter(reads).buffer_unordered(READ_CONCURRENCY).collect::<Vec<_>>().await.into_iter().collect()
 }
 
-/// What a tenant's manifests name, for the backends that read parts of a tenant on demand.
-pub fn scope_of(t: &DesiredTenant) -> SnapshotScope {
+/// What a tenant's manifests name, for the backends that read parts of a tenant on demand: its groups,
+/// and the kinds managed in it. Conditional access is always read: the access impact of any settings
+/// change is judged against the tenant's policies (R18).
+pub fn scope_of(desired: &DesiredState, t: &DesiredTenant) -> SnapshotScope {
     let mut groups = t.groups.clone();
     groups.extend(t.invitations.iter().flat_map(|i| i.groups.iter().cloned()));
-    SnapshotScope { groups }
+    let id = &t.identity.tenant_id;
+    let mut kinds: std::collections::BTreeSet<Kind> =
+        [Kind::Tenant, Kind::CrossTenantAccessPolicy, Kind::GuestInvitation, Kind::SyncJob, Kind::ConditionalAccessPolicy].into();
+    if !t.identity_providers.is_empty() || !t.sign_up_flows.is_empty() {
+        kinds.extend([Kind::IdentityProvider, Kind::SignUpFlow]);
+    }
+    if desired.entitlement.keys().any(|k| k.eq_ignore_ascii_case(id)) {
+        kinds.extend([Kind::ConnectedOrganization, Kind::AccessPackage]);
+    }
+    let in_organization = desired
+        .multi_tenant_organizations
+        .iter()
+        .any(|m| std::iter::once(&m.owner).chain(&m.members).any(|p| p.tenant_id.eq_ignore_ascii_case(id)));
+    if in_organization {
+        kinds.insert(Kind::MultiTenantOrganization);
+    }
+    SnapshotScope { groups, kinds: Some(kinds) }
 }
 
 /// Observes and plans in one step.

@@ -100,7 +100,7 @@ async fn snapshot_once(snapshots: &mut Snapshots, dir: &dyn Directory, tenant: &
     if let Some(s) = snapshots.get(tenant) {
         return s.clone();
     }
-    let s = dir.snapshot(tenant).await.map_err(|e| e.to_string());
+    let s = dir.snapshot_of(tenant, &crate::directory::SnapshotScope::settings()).await.map_err(|e| e.to_string());
     snapshots.insert(tenant.to_string(), s.clone());
     s
 }

@@ -440,8 +440,16 @@ impl GraphDirectory {
             members.insert(g.id.clone(), self.group_members(&g.id).await?);
         }
 
-        let conditional_access = self.read_conditional_access(&managed).await?;
         let (profile, profile_unsupported) = self.read_profile(&root).await?;
+        // Kinds the manifests do not manage and entente holds nothing of are not read at all.
+        let reads = |kinds: &[Kind]| kinds.iter().any(|k| scope.reads(*k) || managed.iter().any(|r| r.kind == *k));
+        let conditional_access =
+            if reads(&[Kind::ConditionalAccessPolicy]) { self.read_conditional_access(&managed).await? } else { None };
+        let multi_tenant_organization = if reads(&[Kind::MultiTenantOrganization]) { self.read_mto().await? } else { None };
+        let identity_config =
+            if reads(&[Kind::IdentityProvider, Kind::SignUpFlow]) { self.read_identity().await? } else { Default::default() };
+        let entitlement =
+            if reads(&[Kind::ConnectedOrganization, Kind::AccessPackage]) { self.read_entitlement().await? } else { None };
         Ok(TenantSnapshot {
             identity: self.identity().await,
             external_collaboration: mapping::collaboration(&authz, domain_list.as_ref()),
@@ -455,11 +463,11 @@ impl GraphDirectory {
             deleted_guests,
             managed,
             tombstones,
-            multi_tenant_organization: self.read_mto().await?,
+            multi_tenant_organization,
             profile,
             unsupported: profile_unsupported.into_iter().chain(super::identity::unsupported()).collect(),
-            identity_config: self.read_identity().await?,
-            entitlement: self.read_entitlement().await?,
+            identity_config,
+            entitlement,
             conditional_access,
         })
     }
