@@ -180,3 +180,27 @@ fn apply_prints_each_change_as_it_lands_in_plan_order() {
     let gina = out.find("+ GuestInvitation/default/gina-fabrikam created").expect("gina line");
     assert!(tenant < gina, "{out}");
 }
+
+#[test]
+fn on_a_terminal_apply_draws_a_progress_bar_on_stderr() {
+    // `script` (util-linux) gives the command a pseudo-terminal, as an interactive shell would.
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` to run entente on a pseudo-terminal");
+        return;
+    }
+    let ws = Workspace::new();
+    with_gina(&ws);
+    let entente = env!("CARGO_BIN_EXE_entente");
+    let command = format!("{entente} apply -f examples --directory {}", ws.db().display());
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(ws.path(""))
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("█") && text.contains("/9 "), "a bar counting the 9 changes: {text}");
+    assert!(text.contains("+ GuestInvitation/default/gina-fabrikam created"), "{text}");
+    assert!(text.contains("Apply complete: "), "{text}");
+}
