@@ -10,6 +10,7 @@ pub mod core;
 pub mod directory;
 pub mod emulator;
 pub mod engine;
+pub mod files;
 pub mod graph;
 pub mod manifest;
 pub mod sync;

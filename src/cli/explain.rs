@@ -73,7 +73,7 @@ pub async fn run(args: ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) ->
     let guest = snapshots
         .iter()
         .find(|s| s.identity.tenant_id == resource.identity.tenant_id)
-        .and_then(|s| s.guests.iter().find(|g| g.mail.eq_ignore_ascii_case(&args.user)));
+        .and_then(|s| s.guests.iter().find(|g| crate::core::validate::same_address(&g.mail, &args.user)));
     // Who the user is at home (id and groups), when the home tenant lives in the local directory.
     let home_is_local = managed_home.is_some_and(|h| {
         manifests.backends.get(&h.identity.tenant_id).is_some_and(|b| b.kind == crate::api::tenant::BackendKind::Local)

@@ -331,7 +331,7 @@ impl SecretSource for EnvSecrets {
             return Ok(Some(v));
         }
         if let Ok(file) = std::env::var("ENTENTE_GRAPH_CLIENT_SECRET_FILE") {
-            return std::fs::read_to_string(&file)
+            return crate::files::read_regular_text(std::path::Path::new(&file), crate::files::MAX_SECRET_BYTES)
                 .map(|s| Some(s.trim().to_string()))
                 .map_err(|e| format!("cannot read {file}: {e}"));
         }

@@ -39,7 +39,9 @@ pub(super) fn list(dir: &LocalDirectory, tenant: &str, out: &mut dyn Write) -> a
 pub(super) fn restore(dir: &LocalDirectory, tenant: &str, email: &str, out: &mut dyn Write) -> anyhow::Result<()> {
     let t = resolve_tenant(dir, tenant)?;
     let deleted = dir.deleted_users(&t.tenant_id)?;
-    let Some(d) = deleted.iter().find(|d| d.guest.mail.eq_ignore_ascii_case(email.trim()) || d.guest.id == email.trim()) else {
+    let Some(d) =
+        deleted.iter().find(|d| crate::core::validate::same_address(&d.guest.mail, email.trim()) || d.guest.id == email.trim())
+    else {
         anyhow::bail!(
             "the recycle bin of {} holds no user {email} (`entente directory deleted {tenant}` lists it)",
             t.initial_domain

@@ -353,7 +353,8 @@ fn unrecorded(
     });
     let guests = invitations.iter().filter(|s| deleting(s.disposition, s.obj.spec.deletion_policy)).filter(|s| {
         let key = &s.obj.spec.invited_user_email_address;
-        !recorded(&s.object, Kind::GuestInvitation, key) && snapshot.guests.iter().any(|g| g.mail.eq_ignore_ascii_case(key))
+        !recorded(&s.object, Kind::GuestInvitation, key)
+            && snapshot.guests.iter().any(|g| crate::core::validate::same_address(&g.mail, key))
     });
     partners.map(|s| s.object.clone()).chain(guests.map(|s| s.object.clone())).collect()
 }
@@ -442,14 +443,14 @@ impl Reconciled<'_> {
     fn guest(&self, object: &ObjectRef, email: &str) -> GuestKnowledge<'_> {
         let Some(after) = self.after else { return GuestKnowledge::Unknown };
         let Some(snapshot) = after else { return GuestKnowledge::Known(None) };
-        let key = email.to_ascii_lowercase();
+        let key = crate::core::validate::address_key(email);
         let by_record = snapshot
             .managed
             .iter()
             .find(|r| r.kind == Kind::GuestInvitation && r.key == key && r.object == *object)
             .and_then(|r| r.external_id.as_deref())
             .and_then(|id| snapshot.guests.iter().find(|g| g.id == id));
-        let by_mail = || snapshot.guests.iter().find(|g: &&GuestUser| g.mail.eq_ignore_ascii_case(email));
+        let by_mail = || snapshot.guests.iter().find(|g: &&GuestUser| crate::core::validate::same_address(&g.mail, email));
         GuestKnowledge::Known(by_record.or_else(by_mail))
     }
 
@@ -457,7 +458,7 @@ impl Reconciled<'_> {
     /// there in the write's own transaction, so a restart between the write and the status loses nothing.
     fn recorded_redeem_url(&self, object: &ObjectRef, email: &str) -> Option<status::RecordedUrl<'_>> {
         let snapshot = self.after.flatten()?;
-        let key = email.to_ascii_lowercase();
+        let key = crate::core::validate::address_key(email);
         let record = snapshot.managed.iter().find(|r| r.kind == Kind::GuestInvitation && r.key == key && r.object == *object)?;
         Some(status::RecordedUrl { user_id: record.external_id.as_deref()?, url: record.redeem_url.as_deref()? })
     }

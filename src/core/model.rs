@@ -270,7 +270,7 @@ pub struct DesiredInvitation {
 
 impl DesiredInvitation {
     pub fn key(&self) -> String {
-        self.email.to_ascii_lowercase()
+        super::validate::address_key(&self.email)
     }
 }
 

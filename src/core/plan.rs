@@ -239,7 +239,11 @@ pub fn plan(desired: &DesiredState, observed: &Observed, options: PlanOptions) -
         let snapshot = match observed.get(&tenant.identity.tenant_id) {
             Some(Ok(Some(s))) => s.clone(),
             Some(Ok(None)) => {
-                out.changes.push(create_tenant(tenant));
+                // A tenant is never created with an image it could not read (its name would be stored instead).
+                match profile::image_errors(tenant) {
+                    Some(message) => out.errors.push(PlanError { object: tenant.object.clone(), message }),
+                    None => out.changes.push(create_tenant(tenant)),
+                }
                 empty_snapshot(tenant)
             }
             Some(Err(e)) => {
@@ -570,7 +574,7 @@ impl<'a> TenantContext<'a> {
             tombstones: snapshot.tombstones.iter().map(|t| ((t.record.kind, t.record.key.as_str()), t)).collect(),
             group_names: snapshot.groups.iter().map(|g| (g.id.as_str(), g.display_name.as_str())).collect(),
             guests_by_id: snapshot.guests.iter().map(|g| (g.id.as_str(), g)).collect(),
-            guests_by_mail: snapshot.guests.iter().map(|g| (g.mail.to_ascii_lowercase(), g)).collect(),
+            guests_by_mail: snapshot.guests.iter().map(|g| (super::validate::address_key(&g.mail), g)).collect(),
         }
     }
 
@@ -884,7 +888,7 @@ impl TenantContext<'_> {
         let bin = &self.snapshot.deleted_guests;
         record.external_id.as_deref().and_then(|id| bin.iter().find(|d| d.guest.id == id)).or_else(|| {
             bin.iter()
-                .filter(|d| d.guest.mail.eq_ignore_ascii_case(key))
+                .filter(|d| super::validate::same_address(&d.guest.mail, key))
                 .max_by(|a, b| a.deleted_date_time.cmp(&b.deleted_date_time))
         })
     }
@@ -952,7 +956,9 @@ fn loses(g: &GuestUser, snapshot: &TenantSnapshot) -> String {
         .entitlement
         .iter()
         .flat_map(|e| &e.assignments)
-        .filter(|a| a.user_mail.eq_ignore_ascii_case(&g.mail) && matches!(a.state.as_str(), "delivered" | "pendingApproval"))
+        .filter(|a| {
+            super::validate::same_address(&a.user_mail, &g.mail) && matches!(a.state.as_str(), "delivered" | "pendingApproval")
+        })
         .map(|a| a.package.as_str())
         .collect();
     if !packages.is_empty() {
@@ -1026,7 +1032,7 @@ fn prune_change(tenant_id: &str, r: &ManagedRecord, snapshot: &TenantSnapshot, r
             .external_id
             .as_deref()
             .and_then(|id| snapshot.guests.iter().find(|g| g.id == id))
-            .or_else(|| snapshot.guests.iter().find(|g| g.mail.eq_ignore_ascii_case(&r.key)))
+            .or_else(|| snapshot.guests.iter().find(|g| super::validate::same_address(&g.mail, &r.key)))
             .map(|g| {
                 (
                     Operation::DeleteGuest { user_id: g.id.clone() },

@@ -61,7 +61,7 @@ pub(super) fn observed(tenant: &DesiredTenant, snapshot: &TenantSnapshot) -> Ten
 
 /// The branding images whose references could not be resolved to an image, as one plan error: the
 /// tenant's change is not planned, so nothing of its profile is written with a wrong or missing image.
-fn image_errors(tenant: &DesiredTenant) -> Option<String> {
+pub(super) fn image_errors(tenant: &DesiredTenant) -> Option<String> {
     let b = tenant.profile.branding.as_ref()?;
     let errors = b.image_errors();
     (!errors.is_empty())

@@ -46,14 +46,79 @@ pub fn email(value: &str) -> Result<(), String> {
     if local.len() > 64 {
         return bad("the part before @ is longer than 64 characters");
     }
-    const FORBIDDEN: &str = "~!#$%^&*()+=[]{}\\/|;:\"<>?,@ ";
+    // Characters that look like nothing, or like another address: never part of an address.
+    if let Some(c) = value.chars().find(|c| invisible(*c)) {
+        return bad(&format!("it contains U+{:04X}, an invisible, spacing or text-direction character", c as u32));
+    }
+    // `+` tags (`first+tag@`) are addresses like any other; the rest of RFC 5322's symbols are refused, as
+    // Entra refuses them in user names.
+    const FORBIDDEN: &str = "~!#$%^&*()=[]{}\\/|;:\"<>?,@ ";
     if let Some(c) = local.chars().find(|c| FORBIDDEN.contains(*c) || c.is_control()) {
         return bad(&format!("the character {c:?} is not allowed before @"));
     }
-    if local.starts_with(['.', '-']) || local.ends_with(['.', '-']) {
-        return bad("a period or hyphen cannot start or end the part before @");
+    if local.starts_with(['.', '-']) || local.ends_with(['.', '-']) || local.contains("..") {
+        return bad("a period or hyphen cannot start or end the part before @, nor two periods follow each other");
+    }
+    if !unicode_normalization::is_nfc(value) {
+        return bad(
+            "it is not in Unicode normal form C (a letter followed by a combining accent): write the accented letter itself",
+        );
+    }
+    if let Some(c) = mixed_script(local) {
+        return bad(&format!(
+            "the part before @ mixes scripts (U+{:04X} {c:?} is not in the script of its other letters), as look-alike addresses do",
+            c as u32
+        ));
     }
     domain(dom).or_else(|e| bad(&e))
+}
+
+/// Format (Cf) characters such as zero-width spaces and joiners, bidi controls and marks, the byte order
+/// mark, and every Unicode space other than nothing at all.
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00A0}' | '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{2000}'..='\u{200F}' | '\u{2028}'..='\u{202F}' | '\u{205F}'..='\u{206F}'
+        | '\u{3000}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}'
+        | '\u{E0000}'..='\u{E007F}')
+        || c.is_whitespace()
+}
+
+/// The first letter whose script differs from the local part's first letter (Common and Inherited
+/// characters such as digits, `.` and `_` go with any script).
+fn mixed_script(local: &str) -> Option<char> {
+    use unicode_script::{Script, UnicodeScript};
+    let mut first: Option<Script> = None;
+    for c in local.chars() {
+        let script = c.script();
+        if matches!(script, Script::Common | Script::Inherited | Script::Unknown) {
+            continue;
+        }
+        match first {
+            None => first = Some(script),
+            Some(s) if s != script => return Some(c),
+            Some(_) => {}
+        }
+    }
+    None
+}
+
+/// The form in which two addresses are the same address: Unicode normal form C, then lowercase (full
+/// Unicode case mapping, so `ÉLODIE@` and `élodie@` are one person).
+pub fn address_key(value: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    if value.is_ascii() {
+        return value.to_ascii_lowercase();
+    }
+    value.nfc().collect::<String>().to_lowercase()
+}
+
+/// Whether two addresses are the same address (`address_key`).
+pub fn same_address(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(b);
+    }
+    address_key(a) == address_key(b)
 }
 
 /// An absolute http(s) URL, such as an invitation's redirect URL.
@@ -123,9 +188,29 @@ mod tests {
 
     #[test]
     fn emails() {
-        for ok in ["alice@fabrikam.com", "a.b-c_d@sub.example.org", "x@a.io"] {
+        for ok in [
+            "alice@fabrikam.com",
+            "a.b-c_d@sub.example.org",
+            "x@a.io",
+            "first+tag@contoso.com",
+            "élodie@fabrikam.com",
+            "данил@fabrikam.com",
+        ] {
             assert!(email(ok).is_ok(), "{ok}");
         }
+        // Look-alikes: each refused naming the code point.
+        for (bad, named) in [
+            ("ali\u{200B}ce@fabrikam.com", "U+200B"),
+            ("ali\u{200D}ce@fabrikam.com", "U+200D"),
+            ("ali\u{00A0}ce@fabrikam.com", "U+00A0"),
+            ("\u{202E}ecila@fabrikam.com", "U+202E"),
+            ("alic\u{0435}@fabrikam.com", "U+0435"),
+            ("e\u{0301}lodie@fabrikam.com", "normal form C"),
+        ] {
+            let e = email(bad).unwrap_err();
+            assert!(e.contains(named), "{bad:?}: {e}");
+        }
+        assert_eq!(address_key("ÉLODIE@Fabrikam.com"), address_key("élodie@fabrikam.com"));
         for bad in [
             "alice",
             "@fabrikam.com",

@@ -19,8 +19,47 @@ pub fn open(path: &Path, what: &str) -> Result<Connection, DirectoryError> {
         std::fs::create_dir_all(parent)
             .map_err(|e| DirectoryError::Storage(format!("creating directory {}: {e}", parent.display())))?;
     }
+    create_private(path).map_err(|e| DirectoryError::Storage(format!("creating {what} {}: {e}", path.display())))?;
     let conn = Connection::open(path).map_err(|e| DirectoryError::Storage(format!("opening {what} {}: {e}", path.display())))?;
     prepare(conn, what)
+}
+
+/// A new state file is readable by its owner only (0600 whatever the umask): it holds app registrations,
+/// signing keys and ownership records. SQLite gives its `-wal` and `-shm` files the same mode.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes an existing state file (and its `-wal`/`-shm`) readable by its owner only, for a file that is
+/// about to hold secrets (the emulator's signing keys); `Ok(true)` when a mode was changed.
+pub fn restrict(path: &Path) -> std::io::Result<bool> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut changed = false;
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            let Ok(meta) = std::fs::metadata(&file) else { continue };
+            if meta.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+                changed = true;
+            }
+        }
+        Ok(changed)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(false)
+    }
 }
 
 /// An in-memory database with the same settings (tests).
@@ -82,6 +121,26 @@ mod tests {
     use super::*;
 
     const MIGRATIONS: &[&str] = &["CREATE TABLE a (x INTEGER);", "CREATE TABLE b (y INTEGER);"];
+
+    #[cfg(unix)]
+    #[test]
+    fn state_files_are_their_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let new = dir.path().join("new.db");
+        let mut c = open(&new, "test file").unwrap();
+        migrate(&mut c, "test file", MIGRATIONS).unwrap();
+        assert_eq!(mode(&new), 0o600);
+        assert_eq!(mode(&dir.path().join("new.db-wal")), 0o600, "SQLite's WAL file follows the database's mode");
+        // A file made by an older entente, world-readable: tightened when it is to hold secrets.
+        let old = dir.path().join("old.db");
+        std::fs::write(&old, b"").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(restrict(&old).unwrap());
+        assert_eq!(mode(&old), 0o600);
+        assert!(!restrict(&old).unwrap(), "already private");
+    }
 
     #[test]
     fn many_threads_open_a_new_file_at_once() {

@@ -363,8 +363,11 @@ async fn check_assertion(state: &Arc<State>, app: &AppRecord, assertion: &str, b
     let jwks = match &trusted.jwks {
         JwksSource::Inline(v) => v.clone(),
         JwksSource::File(path) => {
-            let text = tokio::fs::read_to_string(path)
+            let file = path.clone();
+            let text = tokio::task::spawn_blocking(move || crate::files::read_regular_text(&file, 1 << 20))
                 .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r)
                 .map_err(|e| invalid(50027, format!("cannot read the JWKS of '{iss}' from {}: {e}", path.display())))?;
             serde_json::from_str(&text).map_err(|e| invalid(50027, format!("the JWKS of '{iss}' is not JSON: {e}")))?
         }

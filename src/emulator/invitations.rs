@@ -78,7 +78,7 @@ pub(crate) async fn create(ctx: &Ctx, req: &GraphRequest) -> Result<GraphRespons
             let user = dir
                 .user(&tenant, &user_id)?
                 .ok_or_else(|| crate::directory::DirectoryError::NotFound(format!("user {user_id}")))?;
-            if !user.mail.eq_ignore_ascii_case(&address) {
+            if !crate::core::validate::same_address(&user.mail, &address) {
                 return Err(crate::directory::DirectoryError::Invalid(format!(
                     "invitedUserEmailAddress {address} is not the address of user {user_id}"
                 )));

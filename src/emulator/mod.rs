@@ -98,6 +98,14 @@ pub async fn start(dir: Arc<LocalDirectory>, config: EmulatorConfig) -> Result<E
 /// Opens the directory file at `path` and starts an emulator over it.
 pub async fn serve_file(path: &std::path::Path, config: EmulatorConfig) -> Result<EmulatorHandle, EmulatorError> {
     let dir = LocalDirectory::open(path)?;
+    // The file is about to hold the token signing keys: its owner's alone.
+    match crate::directory::state_file::restrict(path) {
+        Ok(true) => {
+            tracing::info!(file = %path.display(), "made the directory file readable by its owner only (mode 0600): it holds the emulator's signing keys")
+        }
+        Ok(false) => {}
+        Err(e) => return Err(EmulatorError::Config(format!("restricting {} to its owner: {e}", path.display()))),
+    }
     start(Arc::new(dir), config).await
 }
 

@@ -173,10 +173,19 @@ fn type_document(doc: &Document, errors: &mut Vec<ManifestError>) -> Option<Type
     };
     let kind = map.get("kind").and_then(Value::as_str).unwrap_or_default();
     let name = map.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str);
+    // A value of the wrong type is named as such, not as missing.
+    let mistyped = |v: Option<&Value>| v.filter(|v| !v.is_string() && !v.is_null()).map(|v| v.to_string());
     let namespace = map.get("metadata").and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or("default");
     ctx.object = Some(format!("{}/{namespace}/{}", if kind.is_empty() { "?" } else { kind }, name.unwrap_or("?")));
     let mut ok = true;
     match map.get("apiVersion").and_then(Value::as_str) {
+        _ if mistyped(map.get("apiVersion")).is_some() => {
+            ctx.err(
+                "apiVersion",
+                format!("must be the string {API_VERSION:?}, not {}", mistyped(map.get("apiVersion")).unwrap_or_default()),
+            );
+            ok = false;
+        }
         Some(API_VERSION) => {}
         Some(other) => {
             ctx.err("apiVersion", format!("unsupported apiVersion {other:?}; expected {API_VERSION:?}"));
@@ -188,7 +197,9 @@ fn type_document(doc: &Document, errors: &mut Vec<ManifestError>) -> Option<Type
         }
     }
     if Kind::parse(kind).is_none() {
-        let m = if kind.is_empty() {
+        let m = if let Some(found) = mistyped(map.get("kind")) {
+            format!("must be a string, one of {KINDS}; found {found}")
+        } else if kind.is_empty() {
             format!("missing; expected one of {KINDS}")
         } else {
             format!("unknown kind {kind:?}; expected one of {KINDS}")
@@ -201,6 +212,11 @@ fn type_document(doc: &Document, errors: &mut Vec<ManifestError>) -> Option<Type
         ok = false;
     }
     match name {
+        None if mistyped(map.get("metadata").and_then(|m| m.get("name"))).is_some() => {
+            let found = mistyped(map.get("metadata").and_then(|m| m.get("name"))).unwrap_or_default();
+            ctx.err("metadata.name", format!("must be a string, not {found} (quote it: name: \"{found}\")"));
+            ok = false;
+        }
         None => {
             ctx.err("metadata.name", "missing");
             ok = false;
@@ -212,6 +228,14 @@ fn type_document(doc: &Document, errors: &mut Vec<ManifestError>) -> Option<Type
         ok = false;
     }
     if !ok {
+        return None;
+    }
+    // The CRD's schema first: what `kubectl apply` would refuse is refused here, with the same reason.
+    let against_schema = super::schema_check::check(Kind::parse(kind)?, &doc.value);
+    if !against_schema.is_empty() {
+        for (field, message) in against_schema {
+            ctx.err(&field, message);
+        }
         return None;
     }
     match Kind::parse(kind)? {
@@ -238,17 +262,89 @@ fn deserialize<T: DeserializeOwned>(ctx: &mut Ctx<'_>) -> Option<T> {
         Err(e) => {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
-            ctx.err(&path, e.inner().to_string());
+            ctx.err(&path, without_secret(&path, e.inner().to_string()));
             None
         }
     }
+}
+
+/// serde's message with the value it quotes hidden when the field holds or names a secret: a secret
+/// pasted where a reference belongs (`clientSecretRef: GOCSPX-…`) must not be printed back.
+fn without_secret(path: &str, message: String) -> String {
+    if !super::schema_check::holds_secret(path) {
+        return message;
+    }
+    static QUOTED: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r#"(string|variant|value) (?:"(?:[^"\\]|\\.)*"|`[^`]*`)"#).unwrap());
+    QUOTED.replace_all(&message, "$1 (value hidden: this field holds a secret)").into_owned()
 }
 
 fn meta(m: &kube::api::ObjectMeta) -> (String, String) {
     (m.namespace.clone().unwrap_or_else(|| "default".into()), m.name.clone().unwrap_or_default())
 }
 
+/// Every `tenantRef` naming another namespace must be admitted by that Tenant's
+/// `spec.allowedNamespaces`, as the controller requires: the same manifests mean the same on both.
+fn check_cross_namespace_refs(typed: &[(&Document, Typed)], errors: &mut Vec<ManifestError>) {
+    let allowed: HashMap<(String, String), &Tenant> = typed
+        .iter()
+        .filter_map(|(_, t)| match t {
+            Typed::Tenant(t) => Some((meta(&t.metadata), t.as_ref())),
+            _ => None,
+        })
+        .collect();
+    for (doc, t) in typed {
+        if matches!(t, Typed::Tenant(_)) {
+            continue;
+        }
+        let own_ns = doc.value.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default");
+        let mut refs = Vec::new();
+        tenant_refs(doc.value.get("spec").unwrap_or(&Value::Null), "spec", &mut refs);
+        for (path, name, ns) in refs.into_iter().filter(|(_, _, ns)| ns != own_ns) {
+            let Some(tenant) = allowed.get(&(ns.clone(), name.clone())) else { continue };
+            if !tenant.spec.allows_namespace(&ns, own_ns) {
+                let kind = doc.value.get("kind").and_then(Value::as_str).unwrap_or("?");
+                let object = doc.value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("?");
+                errors.push(doc.error(
+                    Some(format!("{kind}/{own_ns}/{object}")),
+                    Some(&format!("{path}.namespace")),
+                    format!(
+                        "Tenant {ns}/{name} does not admit objects of namespace {own_ns:?}: add it to the Tenant's \
+                         spec.allowedNamespaces (now {:?})",
+                        tenant.spec.allowed_namespaces
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// (path, name, namespace) of every `tenantRef` with a namespace under `v`.
+fn tenant_refs(v: &Value, path: &str, out: &mut Vec<(String, String, String)>) {
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m {
+                let here = format!("{path}.{k}");
+                if k == "tenantRef"
+                    && let (Some(name), Some(ns)) =
+                        (child.get("name").and_then(Value::as_str), child.get("namespace").and_then(Value::as_str))
+                {
+                    out.push((here.clone(), name.to_string(), ns.to_string()));
+                }
+                tenant_refs(child, &here, out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                tenant_refs(item, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn build(typed: &[(&Document, Typed)], errors: &mut Vec<ManifestError>) -> Manifests {
+    check_cross_namespace_refs(typed, errors);
     let mut out = Manifests::default();
     let mut seen: HashMap<ObjectRef, (std::path::PathBuf, usize)> = HashMap::new();
     let mut tenant_index: HashMap<(String, String), usize> = HashMap::new();

@@ -246,6 +246,12 @@ fn package(
         if !p.approvers.is_empty() && !p.approval_required {
             ctx.err(&format!("{path}.approvers"), "approvers are only used with approvalRequired: true");
         }
+        if p.approvers.is_empty() && p.approval_required {
+            ctx.err(
+                &format!("{path}.approvers"),
+                "approvalRequired: true needs at least one approver: nobody could approve a request",
+            );
+        }
         let expiration_seconds = match p.expiration.as_deref().map(str::trim) {
             None | Some("never") => None,
             Some(d) => match validate::duration(d) {

@@ -66,11 +66,7 @@ fn read_file(manifest: &Path, reference: &str) -> Result<ImageContent, String> {
     let base = manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let path = base.join(reference);
     let shown = format!("{} (relative to {})", path.display(), manifest.display());
-    let size = std::fs::metadata(&path).map_err(|e| format!("cannot read {shown}: {e}"))?.len();
-    if size > MAX_IMAGE_BYTES as u64 {
-        return Err(format!("{shown}: {size} bytes is more than the {} MiB an image may have", MAX_IMAGE_BYTES >> 20));
-    }
-    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let bytes = crate::files::read_regular(&path, MAX_IMAGE_BYTES as u64).map_err(|e| format!("cannot read {shown}: {e}"))?;
     ImageContent::from_bytes(bytes, None).map_err(|e| format!("{shown}: {e}"))
 }
 

@@ -8,6 +8,7 @@ mod error;
 pub mod identity;
 pub mod images;
 mod mto;
+mod schema_check;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,11 +28,14 @@ pub fn load(paths: &[PathBuf]) -> Result<Manifests, ManifestErrors> {
             // Read once: a second `-` is the same stream, already at its end.
             let first = !std::mem::replace(&mut stdin_read, true);
             let mut text = String::new();
-            let read =
-                if first { std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map(|_| text) } else { Ok(text) };
+            let read = if first {
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map(|_| text).map_err(|e| e.to_string())
+            } else {
+                Ok(text)
+            };
             (PathBuf::from(STDIN_NAME), read)
         } else {
-            (file.clone(), std::fs::read_to_string(&file))
+            (file.clone(), crate::files::read_regular_text(&file, crate::files::MAX_MANIFEST_BYTES))
         };
         let text = text.map_err(|e| ManifestError {
             file: name.clone(),

@@ -106,7 +106,7 @@ impl TokenSource {
         match &self.credential {
             Credential::ClientSecret(s) => form.client_secret = Some(s.clone()),
             Credential::FederatedTokenFile(path) => {
-                let jwt = std::fs::read_to_string(path)
+                let jwt = crate::files::read_regular_text(path, crate::files::MAX_SECRET_BYTES)
                     .map_err(|e| DirectoryError::Auth(format!("cannot read the federated token file {}: {e}", path.display())))?;
                 form.client_assertion_type = Some(JWT_BEARER_ASSERTION_TYPE.into());
                 form.client_assertion = Some(jwt.trim().to_string());

@@ -109,8 +109,10 @@ pub(super) fn restore(c: &Connection, tenant_id: &str, user_id: &str, now: DateT
              WHERE tenant_id = ?1 AND (mail_lower = ?2 OR lower(user_principal_name) = lower(?3)) LIMIT 1",
         )
         .and_then(|mut s| {
-            s.query_row(params![tenant_id, u.mail.to_ascii_lowercase(), u.user_principal_name], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
+            s.query_row(params![tenant_id, crate::core::validate::address_key(&u.mail), u.user_principal_name], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
         })
         .ctx("looking up a user")?;
     if let Some((other, property)) = taken {

@@ -142,7 +142,7 @@ pub(super) fn invite(
              WHERE tenant_id = ?1 AND mail_lower = ?2",
         )
         .and_then(|mut s| {
-            s.query_row(params![tenant_id, email.to_ascii_lowercase()], |r| {
+            s.query_row(params![tenant_id, crate::core::validate::address_key(email)], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?))
             })
             .optional()
@@ -217,7 +217,7 @@ fn create_guest(c: &Connection, tenant_id: &str, email: &str, new: NewGuest<'_>)
             tenant_id,
             upn,
             email,
-            email.to_ascii_lowercase(),
+            crate::core::validate::address_key(email),
             new.display_name,
             new.user_type.as_str(),
             INVITATION,
@@ -387,7 +387,7 @@ pub(super) fn add_member(
             tenant_id,
             mail,
             mail,
-            mail.to_ascii_lowercase(),
+            crate::core::validate::address_key(mail),
             display_name,
             UserType::Member.as_str(),
             attributes_json,
@@ -418,8 +418,11 @@ pub(super) fn update(c: &Connection, tenant_id: &str, user_id: &str, patch: &Gue
         if let Some(other) = id_by_mail(c, tenant_id, mail)?.filter(|id| *id != user.id) {
             return Err(DirectoryError::Conflict(format!("{mail} is already the mail of user {other} in tenant {tenant_id}")));
         }
-        c.execute("UPDATE users SET mail = ?1, mail_lower = ?2 WHERE id = ?3", params![mail, mail.to_ascii_lowercase(), user.id])
-            .ctx("changing a user's mail")?;
+        c.execute(
+            "UPDATE users SET mail = ?1, mail_lower = ?2 WHERE id = ?3",
+            params![mail, crate::core::validate::address_key(mail), user.id],
+        )
+        .ctx("changing a user's mail")?;
         changed = true;
     }
     if let Some(enabled) = patch.account_enabled.filter(|e| *e != user.account_enabled) {
