@@ -155,3 +155,52 @@ fn an_image_that_is_not_a_regular_file_is_refused_without_reading_it() {
     let (_, tenants, _) = ws.run(&["directory", "tenants"]);
     assert!(!tenants.contains("shop"), "nothing applied: {tenants}");
 }
+
+#[test]
+fn a_secret_marker_is_keyed_with_ententes_own_key_so_it_is_no_oracle() {
+    let google = "---\napiVersion: entente.dev/v1alpha1\nkind: IdentityProvider\nmetadata: {name: google}\nspec:\n  \
+                  tenantRef: {name: contoso}\n  type: Google\n  clientId: google-app-id\n  \
+                  clientSecretRef: {name: google-oauth, key: clientSecret}\n";
+    let ws = Workspace::new();
+    ws.write("m.yaml", &format!("{TENANT}{google}"));
+    let run = |args: &[&str], secret: &str| {
+        let out = assert_cmd::Command::cargo_bin("entente")
+            .unwrap()
+            .current_dir(ws.path(""))
+            .env("ENTENTE_DIRECTORY", ws.db())
+            .env("ENTENTE_IDP_SECRET_DEFAULT_GOOGLE", secret)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let key_file = ws.path("secret-marker.key");
+    let (code, out) = run(&["plan", "-f", "m.yaml"], "Summer2024!");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("hmac-sha256 ") && !out.contains("Summer2024!"), "{out}");
+    assert!(!key_file.exists(), "a plan creates no key");
+    // The old marker was SHA-256 over a public salt: a dictionary found the password from a PR comment.
+    let unkeyed = {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(b"6f1c7a52-3d4b-4e8a-9f21-0c5d8e7b1a01/Google\0Summer2024!");
+        digest.iter().take(6).map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    assert!(!out.contains(&unkeyed), "{out}");
+
+    let (code, out) = run(&["apply", "-f", "m.yaml"], "Summer2024!");
+    assert_eq!(code, 0, "{out}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    // Another process, the same key: the same secret is unchanged, a rotated one is a change.
+    let (code, out) = run(&["plan", "-f", "m.yaml"], "Summer2024!");
+    assert_eq!(code, 0, "unchanged across processes: {out}");
+    let (code, out) = run(&["plan", "-f", "m.yaml"], "Winter2025!");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("~ IdentityProvider/default/google update") && !out.contains("Winter2025!"), "{out}");
+}

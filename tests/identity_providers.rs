@@ -208,7 +208,7 @@ async fn plan_apply_and_an_unchanged_replan_on_the_local_directory() {
     assert!(p.errors.is_empty(), "{:?}", p.errors);
     let text = serde_json::to_string(&p).unwrap();
     assert!(!text.contains("s3cret"), "a secret leaked into the plan: {text}");
-    assert!(text.contains("from Secret default/google-oauth key clientSecret, sha256 "), "{text}");
+    assert!(text.contains("from Secret default/google-oauth key clientSecret, hmac-sha256 "), "{text}");
     let report = engine::apply(&p, &routes).await;
     assert!(failures(&report).is_empty(), "{:?}", failures(&report));
 

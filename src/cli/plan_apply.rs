@@ -60,8 +60,17 @@ async fn plan_or_apply(mut args: RunArgs, apply: bool, out: &mut dyn Write, err:
         None => None,
     };
     let Some(mut manifests) = super::load_manifests(&args.paths, err)? else { return Ok(exit::ERROR) };
-    // Identity provider and API connector secrets (R17) come from the environment, never the manifests.
-    manifest::identity::resolve_secrets_from_env(&mut manifests.desired);
+    // Identity provider and API connector secrets (R17) come from the environment, never the manifests;
+    // their markers are made under the state's own key (apply makes it the first time).
+    let key_path = engine::marker_key::path_beside(&args.directory);
+    let key = match engine::marker_key::load(&key_path, apply) {
+        Ok(k) => k,
+        Err(e) => {
+            writeln!(err, "error: {e}")?;
+            return Ok(exit::ERROR);
+        }
+    };
+    manifest::identity::resolve_secrets_from_env(&mut manifests.desired, &key);
     // Branding images are compared and uploaded by content: files relative to each Tenant's manifest, https URLs fetched.
     let files = std::mem::take(&mut manifests.tenant_files);
     manifest::images::resolve_images(&mut manifests.desired, manifest::images::FileBase::ManifestFiles(&files)).await;

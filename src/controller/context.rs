@@ -58,6 +58,9 @@ pub struct Context {
     /// What Tenant reconciles report to the MultiTenantOrganization controller.
     pub(super) mto: super::mto::Shared,
     failures: Mutex<HashMap<String, u32>>,
+    /// Where the key secret markers are made under is kept (beside the directory file), and the key once read.
+    marker_key_path: PathBuf,
+    marker_key: std::sync::OnceLock<crate::core::identity::MarkerKey>,
 }
 
 /// The caches a context reads from.
@@ -79,6 +82,8 @@ impl Context {
         instance: Option<String>,
     ) -> Self {
         let recorder = Recorder::new(client.clone(), Reporter { controller: "entente".into(), instance });
+        let directory = directory.into();
+        let marker_key_path = crate::engine::marker_key::path_beside(&directory);
         Self {
             client,
             tenants: stores.tenants,
@@ -96,7 +101,18 @@ impl Context {
             multi_tenant_organizations: super::mto::empty_store(),
             mto: super::mto::Shared::default(),
             failures: Mutex::new(HashMap::new()),
+            marker_key_path,
+            marker_key: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The key secret markers are made under, made on first use and kept beside the directory file.
+    pub fn marker_key(&self) -> Result<crate::core::identity::MarkerKey, super::Error> {
+        if let Some(k) = self.marker_key.get() {
+            return Ok(k.clone());
+        }
+        let key = crate::engine::marker_key::load(&self.marker_key_path, true).map_err(super::Error::Config)?;
+        Ok(self.marker_key.get_or_init(|| key).clone())
     }
 
     /// Whether every cache has been filled once (a reconcile on a partial cache could miss objects).

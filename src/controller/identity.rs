@@ -45,7 +45,7 @@ where
 
 /// Reads every secret the desired state names from its Kubernetes Secret. A missing Secret or key, or a
 /// value that is not UTF-8, leaves it unresolved (the planner reports it); the value is never logged.
-pub(super) async fn resolve_secrets(client: &kube::Client, desired: &mut DesiredState) {
+pub(super) async fn resolve_secrets(client: &kube::Client, desired: &mut DesiredState, key: &crate::core::identity::MarkerKey) {
     for s in crate::manifest::identity::secrets_mut(desired) {
         let api: Api<Secret> = Api::namespaced(client.clone(), &s.namespace);
         let value = match api.get_opt(&s.secret_name).await {
@@ -64,6 +64,6 @@ pub(super) async fn resolve_secrets(client: &kube::Client, desired: &mut Desired
         if value.is_none() {
             tracing::warn!(secret = %s.source(), "secret not available; the object that names it is not planned");
         }
-        s.value = value.map(crate::core::identity::SecretValue::new);
+        s.value = value.map(|v| crate::core::identity::SecretValue::under(v, key.clone()));
     }
 }

@@ -249,7 +249,7 @@ async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         super::mto::convert(tenant, Live { policies: p, invitations: i, ..live_objects.clone() }, &ctx.tenants).0
     };
     let mut manifests = manifests;
-    super::identity::resolve_secrets(&ctx.client, &mut manifests.desired).await;
+    super::identity::resolve_secrets(&ctx.client, &mut manifests.desired, &ctx.marker_key()?).await;
     // Branding images by https URL only: file paths mean nothing in the cluster (a plan error names the field).
     crate::manifest::images::resolve_images(&mut manifests.desired, crate::manifest::images::FileBase::Refused).await;
     // Deleting objects in bulk (a namespace, a GitOps prune) is held past the prune guard, as `--prune` is.

@@ -11,7 +11,7 @@ use std::fmt;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use super::model::{DeletionPolicy, ObjectRef};
 use super::policy::{Refusal, RefusalReason};
@@ -137,17 +137,55 @@ impl fmt::Debug for DesiredSecret {
     }
 }
 
-/// A secret value: `Debug` and `Serialize` show `***`, never the value.
+/// The key secret markers are made under: random, kept with entente's state (`engine::marker_key`), so a
+/// marker in a plan, a record or a pull-request comment tells that a secret changed without letting
+/// anyone test guesses against it offline.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SecretValue(String);
+pub struct MarkerKey(std::sync::Arc<[u8; 32]>);
+
+impl MarkerKey {
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(std::sync::Arc::new(bytes))
+    }
+
+    /// A key for this process only (markers made under it match nothing stored): for secrets resolved
+    /// where no state is kept, such as the emulator's and tests'.
+    pub fn ephemeral() -> Self {
+        static KEY: std::sync::OnceLock<MarkerKey> = std::sync::OnceLock::new();
+        KEY.get_or_init(|| MarkerKey::from_bytes(rand::random())).clone()
+    }
+
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for MarkerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MarkerKey(***)")
+    }
+}
+
+/// A secret value and the key its markers are made under: `Debug` and `Serialize` show `***`, never
+/// the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue {
+    value: String,
+    key: MarkerKey,
+}
 
 impl SecretValue {
+    /// A value whose markers are made under this process's key (`MarkerKey::ephemeral`).
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self::under(value, MarkerKey::ephemeral())
+    }
+    /// A value whose markers are made under `key`, the one kept with entente's state.
+    pub fn under(value: impl Into<String>, key: MarkerKey) -> Self {
+        Self { value: value.into(), key }
     }
     /// The value, for the backend that sends it.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.value
     }
 }
 
@@ -163,19 +201,21 @@ impl Serialize for SecretValue {
     }
 }
 
-/// `from <source>, sha256 <first 12 hex digits of SHA-256(salt NUL value)>`: the salt is the tenant and the
-/// object's key, so the same secret in two places gives two markers. What views and records hold.
+/// `from <source>, hmac-sha256 <first 12 hex digits of HMAC-SHA256(key, salt NUL value)>`: the salt is
+/// the tenant and the object's key, so the same secret in two places gives two markers; the key is
+/// entente's own, so the marker is no oracle. What views and records hold.
 pub fn secret_marker(source: &str, salt: &str, value: &SecretValue) -> String {
-    format!("from {source}, sha256 {}", secret_hash(salt, value))
+    format!("from {source}, hmac-sha256 {}", secret_hash(salt, value))
 }
 
-/// The salted hash alone (what the local directory stores instead of the secret).
+/// The keyed hash alone (what the local directory stores instead of the secret).
 pub fn secret_hash(salt: &str, value: &SecretValue) -> String {
-    let mut h = Sha256::new();
-    h.update(salt.as_bytes());
-    h.update([0u8]);
-    h.update(value.0.as_bytes());
-    h.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(value.key.bytes()).expect("HMAC takes a key of any length");
+    mac.update(salt.as_bytes());
+    mac.update(&[0u8]);
+    mac.update(value.value.as_bytes());
+    mac.finalize().into_bytes().iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
 /// One identity provider, as the manifests ask for it.
@@ -390,6 +430,19 @@ mod tests {
         assert!(!a.contains("s3cret"));
         assert_ne!(a, b);
         assert_eq!(format!("{:?}", SecretValue::new("s3cret")), "***");
+        // Under another key, the same secret has another marker: nobody without entente's key can test a guess.
+        let k1 = MarkerKey::from_bytes([1; 32]);
+        let k2 = MarkerKey::from_bytes([2; 32]);
+        let m1 = secret_marker("env X", "t/Google", &SecretValue::under("Summer2024!", k1.clone()));
+        assert_eq!(m1, secret_marker("env X", "t/Google", &SecretValue::under("Summer2024!", k1)));
+        assert_ne!(m1, secret_marker("env X", "t/Google", &SecretValue::under("Summer2024!", k2)));
+        let public = {
+            use sha2::Digest;
+            let mut h = Sha256::new();
+            h.update(b"t/Google\0Summer2024!");
+            h.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect::<String>()
+        };
+        assert!(!m1.contains(&public), "not the old unkeyed digest");
         assert_eq!(serde_json::to_string(&SecretValue::new("s3cret")).unwrap(), "\"***\"");
     }
 

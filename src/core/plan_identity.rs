@@ -199,7 +199,7 @@ fn salt(tenant_id: &str, key: &str) -> String {
 fn observed_marker(hash: Option<&str>, recorded: Option<&str>) -> Option<String> {
     match (hash, recorded) {
         (Some(h), Some(r)) if r.ends_with(&format!("sha256 {h}")) => Some(r.to_string()),
-        (Some(h), _) => Some(format!("set outside entente, sha256 {h}")),
+        (Some(h), _) => Some(format!("set outside entente, hmac-sha256 {h}")),
         // The backend cannot read secrets back (Graph): the marker last applied stands for it.
         (None, r) => r.map(str::to_string),
     }

@@ -3,6 +3,7 @@
 //! `observe` reads each tenant of the desired state from its directory in bulk (tenants concurrently),
 //! the pure `core::plan::plan` decides, and `apply` executes each change's operations in plan order.
 
+pub mod marker_key;
 pub mod routes;
 pub mod sync;
 pub mod writer_lock;

@@ -374,10 +374,10 @@ pub fn secrets_mut(desired: &mut DesiredState) -> Vec<&mut DesiredSecret> {
 
 /// The CLI's secrets: each from its environment variable (`DesiredSecret::env_var`). A missing one stays
 /// unresolved, and the planner says which variable to set.
-pub fn resolve_secrets_from_env(desired: &mut DesiredState) {
+pub fn resolve_secrets_from_env(desired: &mut DesiredState, key: &crate::core::identity::MarkerKey) {
     for s in secrets_mut(desired) {
         if let Ok(v) = std::env::var(&s.env_var) {
-            s.value = Some(SecretValue::new(v));
+            s.value = Some(SecretValue::under(v, key.clone()));
         }
     }
 }
