@@ -359,3 +359,25 @@ async fn organization_unknown_paths_and_methods() {
     assert_eq!(bad_json.status(), StatusCode::BAD_REQUEST);
     env.assert_contract_clean();
 }
+
+#[tokio::test]
+async fn a_body_nested_past_any_graph_payload_is_a_400_not_an_abort() {
+    let env = env().await;
+    let token = env.token(&env.contoso).await;
+    for depth in [200, 10_000, 100_000] {
+        let body = format!("{{\"invitedUserEmailAddress\": {}1{}}}", "[".repeat(depth), "]".repeat(depth));
+        let resp = env
+            .http
+            .post(env.url("/v1.0/invitations"))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("the emulator answers");
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "depth {depth}");
+    }
+    // Still serving.
+    let ok = env.invite(&token, "after@adatum.com").await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{:?}", ok.body);
+}

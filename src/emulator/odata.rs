@@ -690,4 +690,21 @@ mod tests {
         assert!(error_of(&chain).contains("more than 500 comparisons"));
         assert!(error_of(&vec!["mail eq 'a'"; 500].join(" or ")).starts_with("parsed"));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+        /// Any clause, of OData's own tokens or of arbitrary text, is parsed or refused: never a panic,
+        /// and a parsed one can be matched.
+        #[test]
+        fn no_filter_clause_panics(clause in r#"([a-zA-Z]{1,8}|eq|ne|and|or|not|in|startswith|null|true|'[^']{0,6}'|[0-9]{1,4}|[(),/ ]|.){0,60}"#) {
+            if let Ok(toks) = lex(&clause) {
+                let mut p = Parser { toks, pos: 0, depth: 0, terms: 0 };
+                if let Ok(e) = p.or() {
+                    let user = json!({"mail": "a@b.c", "userType": "Guest"});
+                    let _ = matches(&e, user.as_object().unwrap());
+                }
+            }
+        }
+    }
 }
