@@ -7,7 +7,6 @@
 //! appeared since are left for the next plan, not applied unreviewed.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -75,15 +74,7 @@ impl SavedPlan {
 
     pub fn read(path: &Path) -> Result<SavedPlan, String> {
         let name = path.display();
-        let file = std::fs::File::open(path).map_err(|e| format!("cannot read plan file {name}: {e}"))?;
-        if !file.metadata().map_err(|e| format!("cannot read plan file {name}: {e}"))?.is_file() {
-            return Err(format!("plan file {name} is not a regular file"));
-        }
-        let mut bytes = Vec::new();
-        file.take(MAX_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read plan file {name}: {e}"))?;
-        if bytes.len() as u64 > MAX_BYTES {
-            return Err(format!("plan file {name} is larger than {MAX_BYTES} bytes: not a plan entente wrote"));
-        }
+        let bytes = crate::files::read_regular(path, MAX_BYTES).map_err(|e| format!("cannot read plan file {name}: {e}"))?;
         let v: Value = serde_json::from_slice(&bytes)
             .map_err(|e| format!("plan file {name} is not a plan written by `entente plan --out`: {e}"))?;
         match v.get("format").and_then(Value::as_str) {

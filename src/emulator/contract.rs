@@ -152,7 +152,7 @@ impl Contract {
         };
         match path {
             Some(p) => {
-                let text = std::fs::read_to_string(&p)
+                let text = crate::files::read_regular_text(&p, crate::files::MAX_MANIFEST_BYTES)
                     .map_err(|e| EmulatorError::Config(format!("reading the OpenAPI document {}: {e}", p.display())))?;
                 Self::from_yaml(&text, &p.display().to_string())
             }

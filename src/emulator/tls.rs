@@ -37,7 +37,10 @@ fn config_error(what: &str, e: impl std::fmt::Display) -> EmulatorError {
 
 /// Reads a certificate chain and key given by the user.
 pub fn from_files(cert: &Path, key: &Path) -> Result<TlsIdentity, EmulatorError> {
-    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| config_error(&format!("reading {}", p.display()), e));
+    let read = |p: &Path| {
+        crate::files::read_regular_text(p, crate::files::MAX_SECRET_BYTES)
+            .map_err(|e| config_error(&format!("reading {}", p.display()), e))
+    };
     Ok(TlsIdentity { cert_chain_pem: read(cert)?, key_pem: read(key)? })
 }
 
@@ -61,7 +64,8 @@ fn ca_params() -> Result<CertificateParams, EmulatorError> {
 pub fn self_signed(dir: &Path, hosts: &[String]) -> Result<(TlsIdentity, PathBuf), EmulatorError> {
     let (ca_file, ca_key_file) = ca_files(dir);
     let ca_key = if ca_file.exists() && ca_key_file.exists() {
-        let pem = std::fs::read_to_string(&ca_key_file).map_err(|e| config_error("reading the CA key", e))?;
+        let pem = crate::files::read_regular_text(&ca_key_file, crate::files::MAX_SECRET_BYTES)
+            .map_err(|e| config_error("reading the CA key", e))?;
         KeyPair::from_pem(&pem).map_err(|e| config_error("the CA key", e))?
     } else {
         std::fs::create_dir_all(dir).map_err(|e| config_error(&format!("creating {}", dir.display()), e))?;
@@ -93,7 +97,8 @@ pub fn self_signed(dir: &Path, hosts: &[String]) -> Result<(TlsIdentity, PathBuf
     leaf.not_after = day(chrono::Utc::now() + chrono::Duration::days(90));
     let key = KeyPair::generate().map_err(|e| config_error("generating the server key", e))?;
     let cert = leaf.signed_by(&key, &issuer).map_err(|e| config_error("signing the server certificate", e))?;
-    let ca_pem = std::fs::read_to_string(&ca_file).map_err(|e| config_error("reading the CA certificate", e))?;
+    let ca_pem = crate::files::read_regular_text(&ca_file, crate::files::MAX_SECRET_BYTES)
+        .map_err(|e| config_error("reading the CA certificate", e))?;
     Ok((TlsIdentity { cert_chain_pem: format!("{}{ca_pem}", cert.pem()), key_pem: key.serialize_pem() }, ca_file))
 }
 
