@@ -116,6 +116,7 @@ fn a_reference_from_a_namespace_the_tenant_does_not_admit_is_refused() {
                   tenantRef: {name: contoso, namespace: default}\n  invitedUserEmailAddress: alice@fabrikam.com\n";
     let err = refused(&format!("{TENANT}{invite}"), "GuestInvitation/team-b/alice", &["spec.tenantRef.namespace"], None);
     assert!(err.contains("does not admit objects of namespace \"team-b\""), "{err}");
+    refused(&format!("{TENANT}  allowedNamespaces: [Team_B]\n"), "Tenant/default/contoso", &["spec.allowedNamespaces[0]"], None);
     let ws = Workspace::new();
     ws.write("ok.yaml", &format!("{TENANT}  allowedNamespaces: [team-b]\n{invite}"));
     let (code, out, err) = ws.run(&["plan", "-f", "ok.yaml"]);

@@ -662,6 +662,12 @@ fn tenant(
     let s = &t.spec;
     let before = ctx.errors.len();
     ctx.check("spec.tenantId", validate::guid(&s.tenant_id));
+    // The CRD's CEL rule for allowedNamespaces, so the CLI refuses what the API server refuses.
+    for (i, n) in s.allowed_namespaces.iter().enumerate() {
+        if n != "*" {
+            ctx.check(&format!("spec.allowedNamespaces[{i}]"), super::schema_check::dns_label(n));
+        }
+    }
     ctx.check("spec.initialDomain", validate::domain(&s.initial_domain));
     let tenant_id = s.tenant_id.to_ascii_lowercase();
     if let Some(other) = ids.insert(tenant_id.clone(), object.to_string()) {
