@@ -16,6 +16,7 @@ use crate::core::model::DeletionPolicy;
     group = "entente.dev",
     version = "v1alpha1",
     kind = "AccessPackage",
+    doc = "An access package of a tenant's entitlement management: the groups and applications it gives, and its assignment policies (who may request, approval, expiry) (R16).",
     namespaced,
     status = "AccessPackageStatus",
     shortname = "apkg",

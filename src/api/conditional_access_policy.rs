@@ -16,6 +16,7 @@ use crate::core::model::DeletionPolicy;
     group = "entente.dev",
     version = "v1alpha1",
     kind = "ConditionalAccessPolicy",
+    doc = "A conditional access policy of a tenant for guests and external users: which external user types and tenants, which applications, and whether it requires MFA or blocks (R18).",
     namespaced,
     status = "ConditionalAccessPolicyStatus",
     shortname = "cap",

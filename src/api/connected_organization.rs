@@ -15,6 +15,7 @@ use crate::core::model::DeletionPolicy;
     group = "entente.dev",
     version = "v1alpha1",
     kind = "ConnectedOrganization",
+    doc = "A connected organization of a tenant's entitlement management: an external organization (by tenant id or domain) whose users may request access packages (R16).",
     namespaced,
     status = "ConnectedOrganizationStatus",
     shortname = "corg",

@@ -17,6 +17,7 @@ use crate::core::settings::{
     group = "entente.dev",
     version = "v1alpha1",
     kind = "CrossTenantAccessPolicy",
+    doc = "A tenant's cross-tenant access settings for one partner tenant (B2B collaboration and direct connect, inbound trust of MFA and devices, automatic redemption, identity synchronization). Every setting is optional: an absent one inherits the tenant's default configuration (R2).",
     namespaced,
     status = "CrossTenantAccessPolicyStatus",
     shortname = "xtap",

@@ -16,6 +16,7 @@ pub const DEFAULT_REDIRECT_URL: &str = "https://myapps.microsoft.com";
     group = "entente.dev",
     version = "v1alpha1",
     kind = "GuestInvitation",
+    doc = "An invitation of an external user into a tenant: the address, display name, user type, groups and invitation message. entente invites once (an address already in the tenant is adopted, never invited again); status shows the guest's user id and redemption state.",
     namespaced,
     status = "GuestInvitationStatus",
     shortname = "gi",

@@ -18,6 +18,7 @@ use crate::core::model::DeletionPolicy;
     group = "entente.dev",
     version = "v1alpha1",
     kind = "IdentityProvider",
+    doc = "An identity provider of a tenant for self-service sign-up: email one-time passcode, Google, Facebook, Microsoft account, or a SAML/WS-Fed federation. Secrets are named by reference (clientSecretRef), never written in the object (R17).",
     namespaced,
     status = "IdentityProviderStatus",
     shortname = "idp",

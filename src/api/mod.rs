@@ -42,6 +42,33 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         AccessPackage::crd(),
         ConditionalAccessPolicy::crd(),
     ]
+    .into_iter()
+    .map(kubernetes_formats)
+    .collect()
+}
+
+/// schemars names Rust's unsigned integers `uint32`/`uint64`, formats the API server does not know (it
+/// warns on every apply); they are `int32`/`int64` with `minimum: 0`, which schemars already sets.
+fn kubernetes_formats(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::String(f)) = m.get_mut("format") {
+                    match f.as_str() {
+                        "uint8" | "uint16" | "uint32" | "int8" | "int16" => *f = "int32".into(),
+                        "uint64" | "uint" => *f = "int64".into(),
+                        _ => {}
+                    }
+                }
+                m.values_mut().for_each(walk);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(&crd).expect("a CRD always serializes");
+    walk(&mut v);
+    serde_json::from_value(v).unwrap_or(crd)
 }
 
 /// All CRDs as one multi-document YAML stream, as committed under `crds/`.

@@ -19,6 +19,7 @@ use crate::core::sync::{AttributeMapping, LeavingScope, SyncCounts, SyncJobState
     group = "entente.dev",
     version = "v1alpha1",
     kind = "MultiTenantOrganization",
+    doc = "A multi-tenant organization: its owner, its members, and the partner configurations and sync jobs entente generates between every pair of members (R15).",
     namespaced,
     status = "MultiTenantOrganizationStatus",
     shortname = "mto",

@@ -17,6 +17,7 @@ use crate::core::model::DeletionPolicy;
     group = "entente.dev",
     version = "v1alpha1",
     kind = "SignUpFlow",
+    doc = "A self-service sign-up user flow of a tenant: the identity providers it offers, the attributes it collects, its API connectors and applications (R17).",
     namespaced,
     status = "SignUpFlowStatus",
     shortname = "suf",

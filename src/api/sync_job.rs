@@ -20,6 +20,7 @@ pub const PROVISION_ON_DEMAND_ANNOTATION: &str = "entente.dev/provision-on-deman
     group = "entente.dev",
     version = "v1alpha1",
     kind = "SyncJob",
+    doc = "Cross-tenant synchronization: users of the source tenant (spec.tenantRef) appear in the target tenant as B2B collaboration users, without invitations, kept up to date as they change and removed when they leave scope (R13).",
     namespaced,
     status = "SyncJobStatus",
     shortname = "sj",

@@ -17,6 +17,7 @@ use crate::core::tenant_profile::{CompanyBranding, MicrosoftCloudSettings, SelfS
     group = "entente.dev",
     version = "v1alpha1",
     kind = "Tenant",
+    doc = "A directory tenant entente manages: its identity (tenantId, initialDomain), where it lives (backend: the local directory or Microsoft Graph), its external collaboration settings and default cross-tenant access, the security groups it must have, and, for an external tenant, its branding and self-service options. Every other entente object names a Tenant in spec.tenantRef.",
     namespaced,
     status = "TenantStatus",
     shortname = "tnt",
