@@ -26,6 +26,16 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// Creates `path` for writing, readable by its owner only (0600 whatever the umask); an error of kind
+/// `AlreadyExists` when it is there (so two processes never both make it).
+pub fn create_new_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
 /// `read_regular`, as UTF-8 text.
 pub fn read_regular_text(path: &Path, limit: u64) -> Result<String, String> {
     String::from_utf8(read_regular(path, limit)?).map_err(|_| "not UTF-8 text".to_string())

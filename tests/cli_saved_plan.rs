@@ -147,9 +147,7 @@ fn target_narrows_plan_apply_and_prune_to_the_named_objects_and_their_tenant() {
     // Prune: everything applied, then two guests leave the manifests; only the targeted one is deleted.
     assert_eq!(ws.run(&["apply", "-f", "examples"]).0, 0);
     std::fs::remove_file(ws.path("examples/gina.yaml")).unwrap();
-    let invitations = std::fs::read_to_string(ws.path("examples/invitations.yaml")).unwrap();
-    let kept: Vec<&str> = invitations.split("\n---\n").filter(|d| !d.contains("name: alice-fabrikam")).collect();
-    ws.write("examples/invitations.yaml", &kept.join("\n---\n"));
+    ws.drop_documents(&ws.path("examples/invitations.yaml"), &["alice-fabrikam"]);
     let (code, out, err) = ws.run(&["apply", "-f", "examples", "--prune", "--target", "GuestInvitation/default/gina-fabrikam"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("- GuestInvitation/default/gina-fabrikam deleted <gina@fabrikam.com>"), "{out}");

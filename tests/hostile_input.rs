@@ -165,18 +165,8 @@ fn a_secret_marker_is_keyed_with_ententes_own_key_so_it_is_no_oracle() {
     let ws = Workspace::new();
     ws.write("m.yaml", &format!("{TENANT}{google}"));
     let run = |args: &[&str], secret: &str| {
-        let out = assert_cmd::Command::cargo_bin("entente")
-            .unwrap()
-            .current_dir(ws.path(""))
-            .env("ENTENTE_DIRECTORY", ws.db())
-            .env("ENTENTE_IDP_SECRET_DEFAULT_GOOGLE", secret)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-        )
+        let (code, out, err) = ws.run_with(args, "", &[("ENTENTE_IDP_SECRET_DEFAULT_GOOGLE", secret)]);
+        (code, format!("{out}{err}"))
     };
     let key_file = ws.path("secret-marker.key");
     let (code, out) = run(&["plan", "-f", "m.yaml"], "Summer2024!");

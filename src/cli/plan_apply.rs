@@ -199,7 +199,8 @@ async fn plan_or_apply(mut args: RunArgs, apply: bool, out: &mut dyn Write, err:
         return Ok(exit::ERROR);
     }
     let text = args.output == Output::Text;
-    let (report, counts) = apply_with_progress(&plan, &routes, text.then_some(&mut *out))
+    let standing = render::standing_refusals(&plan);
+    let (report, counts) = apply_with_progress(&plan, &routes, &standing, text.then_some(&mut *out))
         .await
         .map_err(|e| anyhow::anyhow!("writing the apply's progress: {e}"))?;
     let failed = report.results.iter().any(|r| matches!(r, ChangeResult::Failed { .. } | ChangeResult::Skipped { .. }));
@@ -211,7 +212,7 @@ async fn plan_or_apply(mut args: RunArgs, apply: bool, out: &mut dyn Write, err:
     };
     match args.output {
         Output::Text => {
-            render::write_apply_tail(out, &plan, &render::standing_refusals(&plan))?;
+            render::write_apply_tail(out, &plan, &standing)?;
             super::sync::write_outcomes(out, &jobs, &names)?;
             if with_sync && failed {
                 writeln!(out, "Sync jobs not run: a change above failed.")?;
@@ -233,6 +234,7 @@ async fn plan_or_apply(mut args: RunArgs, apply: bool, out: &mut dyn Write, err:
 async fn apply_with_progress(
     plan: &crate::core::plan::Plan,
     routes: &Routes,
+    standing: &std::collections::BTreeSet<crate::core::model::ObjectRef>,
     mut out: Option<&mut dyn Write>,
 ) -> std::io::Result<(engine::ApplyReport, ApplyCounts)> {
     let total = plan.changes.iter().filter(|c| c.action.writes()).count() as u64;
@@ -243,7 +245,6 @@ async fn apply_with_progress(
         }
         bar
     });
-    let standing = render::standing_refusals(plan);
     let mut counts = ApplyCounts::default();
     let mut written: std::io::Result<()> = Ok(());
     let report = engine::apply_reporting(plan, routes, |change, result| {

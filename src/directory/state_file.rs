@@ -27,11 +27,7 @@ pub fn open(path: &Path, what: &str) -> Result<Connection, DirectoryError> {
 /// A new state file is readable by its owner only (0600 whatever the umask): it holds app registrations,
 /// signing keys and ownership records. SQLite gives its `-wal` and `-shm` files the same mode.
 fn create_private(path: &Path) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
+    match crate::files::create_new_private(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),

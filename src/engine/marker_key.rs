@@ -28,11 +28,7 @@ pub fn load(path: &Path, create: bool) -> Result<MarkerKey, String> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
+    match crate::files::create_new_private(path) {
         Ok(mut f) => {
             f.write_all(format!("{hex}\n").as_bytes()).map_err(|e| format!("writing {}: {e}", path.display()))?;
             f.sync_all().map_err(|e| format!("writing {}: {e}", path.display()))?;

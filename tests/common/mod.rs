@@ -25,10 +25,15 @@ impl Workspace {
     }
     /// `run`, with `stdin` on standard input.
     pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
+        self.run_with(args, stdin, &[])
+    }
+    /// `run`, with `stdin` on standard input and `envs` set.
+    pub fn run_with(&self, args: &[&str], stdin: &str, envs: &[(&str, &str)]) -> (i32, String, String) {
         let out = Command::cargo_bin("entente")
             .expect("binary")
             .current_dir(self.dir.path())
             .env("ENTENTE_DIRECTORY", self.db())
+            .envs(envs.iter().copied())
             .args(args)
             .write_stdin(stdin)
             .output()
@@ -46,6 +51,13 @@ impl Workspace {
         }
         std::fs::write(&p, text).unwrap();
         p
+    }
+    /// Takes the documents naming any of `names` (`metadata.name`) out of the multi-document file `file`.
+    pub fn drop_documents(&self, file: &Path, names: &[&str]) {
+        let text = std::fs::read_to_string(file).unwrap();
+        let kept: Vec<&str> =
+            text.split("\n---\n").filter(|d| !names.iter().any(|n| d.contains(&format!("name: {n}")))).collect();
+        std::fs::write(file, kept.join("\n---\n")).unwrap();
     }
     /// A copy of `examples/` in the scratch dir, to edit.
     pub fn copy_examples(&self) -> PathBuf {
